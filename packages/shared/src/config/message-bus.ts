@@ -1,0 +1,34 @@
+import { boolean, host, integer, port } from "./fields.js";
+import type { ConfigOf } from "./config.js";
+import { loadConfig } from "./config.js";
+
+/** config/message_bus.yaml: the document's host/pub_port/sub_port, plus the broker's own section. */
+export const messageBusSchema = {
+  host: host("127.0.0.1", "MESSAGE_BUS_HOST"),
+  pub_port: port(5555, "MESSAGE_BUS_PUB_PORT"),
+  sub_port: port(5556, "MESSAGE_BUS_SUB_PORT"),
+  broker: {
+    metrics_host: host("127.0.0.1", "MESSAGE_BUS_METRICS_HOST"),
+    metrics_port: port(9464, "MESSAGE_BUS_METRICS_PORT"),
+    send_hwm: integer(100_000, { min: 1, env: "MESSAGE_BUS_SEND_HWM" }),
+    recv_hwm: integer(100_000, { min: 1, env: "MESSAGE_BUS_RECV_HWM" }),
+    count_messages: boolean(true, "MESSAGE_BUS_COUNT_MESSAGES"),
+  },
+};
+
+export type MessageBusConfig = ConfigOf<typeof messageBusSchema>;
+
+export const DEFAULT_MESSAGE_BUS_CONFIG_FILE = "config/message_bus.yaml";
+
+export function loadMessageBusConfig(env: NodeJS.ProcessEnv = process.env): MessageBusConfig {
+  return loadConfig(messageBusSchema, { file: env.MESSAGE_BUS_CONFIG ?? DEFAULT_MESSAGE_BUS_CONFIG_FILE, env });
+}
+
+/** ZeroMQ binds IP addresses and interfaces; `localhost` (the document's default) means the loopback address. */
+export function bindAddress(hostName: string): string {
+  return hostName === "localhost" ? "127.0.0.1" : hostName;
+}
+
+export function tcpEndpoint(hostName: string, portNumber: number): string {
+  return `tcp://${hostName.includes(":") ? `[${hostName}]` : hostName}:${portNumber}`;
+}

@@ -1,0 +1,4 @@
+export * from "./config/index.js";
+export * from "./logger/index.js";
+export * from "./ops/index.js";
+export * from "./wire/index.js";

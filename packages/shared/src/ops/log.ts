@@ -1,0 +1,22 @@
+export type ServiceLogLevel = "debug" | "info" | "warn" | "error";
+
+export interface ServiceLog {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * The services' own log: one JSON object per line on stdout, which Promtail picks up from the container.
+ * Services never log through the bus, so a bus or Loki problem cannot feed back into itself.
+ */
+export function serviceLog(service: string, minLevel: ServiceLogLevel = "info", write: (line: string) => void = (l) => process.stdout.write(l)): ServiceLog {
+  const order: ServiceLogLevel[] = ["debug", "info", "warn", "error"];
+  const min = order.indexOf(minLevel);
+  const emit = (level: ServiceLogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+    if (order.indexOf(level) < min) return;
+    write(`${JSON.stringify({ time: new Date().toISOString(), level, service, msg, ...fields })}\n`);
+  };
+  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
+}

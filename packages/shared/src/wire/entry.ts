@@ -1,0 +1,29 @@
+import type { LogLevelName } from "./level.js";
+
+/** A decoded aico.core.LogEntry with wire defaults filled in; names are sanitized (see sanitizeName). */
+export interface LogEntry {
+  /** Nanoseconds since the Unix epoch; bigint because nanosecond times exceed Number's exact range. */
+  timestampNs: bigint;
+  level: LogLevelName;
+  subsystem: string;
+  module: string;
+  function: string;
+  message: string;
+  /** The topic the entry travelled on (the LogEntry's own `topic` field when the producer set one). */
+  topic: string;
+  metadata: Record<string, string>;
+  filePath: string;
+  lineNumber: number;
+  userUuid: string;
+  sessionId: string;
+  traceId: string;
+  extra: Record<string, string>;
+}
+
+export function nsToTimestamp(ns: bigint): { seconds: number; nanos: number } {
+  return { seconds: Number(ns / 1_000_000_000n), nanos: Number(ns % 1_000_000_000n) };
+}
+
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}

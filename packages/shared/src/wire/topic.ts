@@ -1,0 +1,51 @@
+/** Longest subsystem or module name kept; longer wire values are cut so topics and labels stay bounded. */
+export const MAX_NAME_LENGTH = 64;
+
+/** What a name becomes when nothing usable is left after sanitizing. */
+export const UNKNOWN_NAME = "unknown";
+
+const UNSAFE = /[^a-z0-9_-]+/g;
+
+/**
+ * Lower-cases, turns every run of characters outside [a-z0-9_-] into `_` (AICO maps spaces the same way),
+ * and bounds the length, so a name is safe as a topic segment and as a Loki label value.
+ */
+export function sanitizeName(raw: string): string {
+  const cleaned = raw.toLowerCase().replace(UNSAFE, "_").slice(0, MAX_NAME_LENGTH);
+  return cleaned === "" || cleaned === "_" ? UNKNOWN_NAME : cleaned;
+}
+
+export type TopicStyle = "dot" | "slash";
+
+export interface LogTopic {
+  style: TopicStyle;
+  subsystem: string;
+  module: string;
+}
+
+/** Topic our own clients publish on: the document's `logs.<subsystem>.<module>`. */
+export function logTopic(subsystem: string, module: string): string {
+  return `logs.${sanitizeName(subsystem)}.${sanitizeName(module)}`;
+}
+
+/**
+ * Parses both topic styles found in the wild: ours, `logs.<subsystem>.<module>`, and AICO's,
+ * `logs/<subsystem>/<module>/v1`. Missing parts become "unknown"; names come back sanitized.
+ * Returns undefined when the topic is not a log topic at all.
+ */
+export function parseLogTopic(topic: string): LogTopic | undefined {
+  let style: TopicStyle;
+  let parts: string[];
+  if (topic.startsWith("logs.")) {
+    style = "dot";
+    parts = topic.slice(5).split(".");
+  } else if (topic.startsWith("logs/")) {
+    style = "slash";
+    parts = topic.slice(5).split("/");
+    if (parts.length > 2 && /^v\d+$/.test(parts[parts.length - 1] ?? "")) parts.pop();
+  } else {
+    return undefined;
+  }
+  const [subsystem = "", ...rest] = parts;
+  return { style, subsystem: sanitizeName(subsystem), module: sanitizeName(rest.join("_")) };
+}

@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { Proxy, Subscriber, XPublisher, XSubscriber } from "zeromq";
+import type { MessageBusConfig, OpsServer, ServiceLog } from "@aixcl/shared";
+import { bindAddress, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
+import { BrokerMetrics } from "./metrics.js";
+import { SubscriptionSet } from "./subscriptions.js";
+
+export interface RunningBroker {
+  /** Where publishers connect (XSUB). */
+  readonly pubEndpoint: string;
+  /** Where subscribers connect (XPUB). */
+  readonly subEndpoint: string;
+  readonly ops: OpsServer;
+  readonly metrics: BrokerMetrics;
+  /** Stops forwarding, closes the sockets and the HTTP server. */
+  close(): Promise<void>;
+}
+
+function bindSpec(host: string, port: number): string {
+  // ZeroMQ spells "any free port" as *, not 0.
+  return port === 0 ? `tcp://${bindAddress(host)}:*` : tcpEndpoint(bindAddress(host), port);
+}
+
+/** Counts TCP peers from the socket's monitor events; must be attached before the proxy owns the socket. */
+function countPeers(socket: XSubscriber | XPublisher, gauge: { inc(): void; dec(): void }): void {
+  socket.events.on("accept", () => gauge.inc());
+  socket.events.on("disconnect", () => gauge.dec());
+}
+
+interface Stage {
+  run: Promise<void>;
+  terminate(): void;
+}
+
+function runProxy(frontend: XSubscriber, backend: XPublisher, log: ServiceLog): Stage {
+  const proxy = new Proxy(frontend, backend);
+  const run = proxy.run().catch((error: Error) => log.error("proxy stopped", { error: error.message }));
+  return { run, terminate: () => proxy.terminate() };
+}
+
+/**
+ * Starts the message bus: XSUB bound on pub_port (publishers connect), XPUB bound on sub_port (subscribers
+ * connect), forwarded by libzmq's own proxy on worker threads. JavaScript only observes, through sockets that
+ * never change what publishers are asked for:
+ * - a probe (an XPUB connected where the subscribers' subscriptions arrive) sees each distinct subscription;
+ * - with count_messages, the bus runs as two proxies joined over inproc, and a tap on the joint subscribes to
+ *   exactly the prefixes the probe saw, so it counts what is forwarded without widening any subscription.
+ *   A catch-all tap would make every publisher believe someone listens, defeating the logger's
+ *   hold-until-subscribed guarantee.
+ */
+export async function startBroker(config: MessageBusConfig, log: ServiceLog = serviceLog("broker")): Promise<RunningBroker> {
+  const { broker } = config;
+  const metrics = new BrokerMetrics();
+  const id = randomUUID();
+  const hwm = { receiveHighWaterMark: broker.recv_hwm, sendHighWaterMark: broker.send_hwm, linger: 0 };
+
+  const frontend = new XSubscriber(hwm);
+  const backend = new XPublisher(hwm);
+  countPeers(frontend, metrics.peers.labels("publishers"));
+  countPeers(backend, metrics.peers.labels("subscribers"));
+  let pubEndpoint: string;
+  let subEndpoint: string;
+  try {
+    await frontend.bind(bindSpec(config.host, config.pub_port));
+    pubEndpoint = frontend.lastEndpoint ?? "";
+    await backend.bind(bindSpec(config.host, config.sub_port));
+    subEndpoint = backend.lastEndpoint ?? "";
+  } catch (error) {
+    frontend.close();
+    backend.close();
+    throw new Error(
+      `cannot bind the message bus on ${config.host} ports ${config.pub_port}/${config.sub_port}: ${(error as Error).message}. ` +
+        "Is another broker running? Change pub_port/sub_port in config/message_bus.yaml or MESSAGE_BUS_PUB_PORT/MESSAGE_BUS_SUB_PORT.",
+    );
+  }
+
+  // The XSUB that receives the subscribers' subscriptions: the frontend itself, or the second stage's.
+  const subscriptionsInproc = `inproc://aixcl-broker-${id}-subscriptions`;
+  const stages: Stage[] = [];
+  const observers: { socket: XPublisher | Subscriber; loop: Promise<void> }[] = [];
+  let tap: Subscriber | undefined;
+  if (broker.count_messages) {
+    const jointInproc = `inproc://aixcl-broker-${id}-joint`;
+    const joint = new XPublisher(hwm);
+    const jointIn = new XSubscriber(hwm);
+    await joint.bind(jointInproc);
+    jointIn.connect(jointInproc);
+    await jointIn.bind(subscriptionsInproc);
+    tap = new Subscriber({ receiveHighWaterMark: broker.send_hwm, linger: 0 });
+    tap.connect(jointInproc);
+    const counted = tap;
+    observers.push({ socket: counted, loop: (async () => {
+      for await (const frames of counted) metrics.countMessage(frames);
+    })().catch(() => undefined) });
+    stages.push(runProxy(frontend, joint, log), runProxy(jointIn, backend, log));
+  } else {
+    await frontend.bind(subscriptionsInproc);
+    stages.push(runProxy(frontend, backend, log));
+  }
+
+  const subscriptions = new SubscriptionSet();
+  const probe = new XPublisher({ linger: 0 });
+  probe.connect(subscriptionsInproc);
+  observers.push({ socket: probe, loop: (async () => {
+    for await (const [frame] of probe) {
+      if (!frame || !subscriptions.apply(frame)) continue;
+      metrics.subscriptions.set(subscriptions.size);
+      const prefix = frame.subarray(1);
+      if (frame[0] === 1) tap?.subscribe(prefix);
+      else tap?.unsubscribe(prefix);
+    }
+  })().catch(() => undefined) });
+
+  const stop = async () => {
+    for (const stage of stages) stage.terminate();
+    await Promise.all(stages.map((stage) => stage.run));
+    for (const observer of observers) observer.socket.close();
+    await Promise.all(observers.map((observer) => observer.loop));
+  };
+
+  let ops: OpsServer;
+  try {
+    ops = await startOpsServer({
+      host: broker.metrics_host,
+      port: broker.metrics_port,
+      registry: metrics.registry,
+      health: () => ({ proxy: !frontend.closed && !backend.closed }),
+    });
+  } catch (error) {
+    await stop();
+    throw new Error(`cannot serve metrics on ${broker.metrics_host}:${broker.metrics_port}: ${(error as Error).message}`);
+  }
+  log.info("broker started", { pubEndpoint, subEndpoint, metrics: `${ops.url}/metrics`, countMessages: broker.count_messages });
+
+  let closed: Promise<void> | undefined;
+  const close = async () => {
+    await stop();
+    await ops.close();
+    log.info("broker stopped");
+  };
+  return {
+    pubEndpoint,
+    subEndpoint,
+    ops,
+    metrics,
+    close: () => (closed ??= close()),
+  };
+}

@@ -1,0 +1,69 @@
+import { Subscriber, XPublisher } from "zeromq";
+import type { MessageBusConfig } from "@aixcl/shared";
+import { messageBusSchema } from "@aixcl/shared";
+import type { RunningBroker } from "../src/index.js";
+import { startBroker } from "../src/index.js";
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A broker on loopback with ephemeral (or given) ports and its metrics server on a free port. */
+export function testBroker(ports: { pub?: number; sub?: number } = {}, overrides: Partial<MessageBusConfig["broker"]> = {}): Promise<RunningBroker> {
+  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
+  return startBroker(
+    {
+      host: "127.0.0.1",
+      pub_port: ports.pub ?? 0,
+      sub_port: ports.sub ?? 0,
+      broker: { ...defaults, metrics_port: 0, ...overrides },
+    },
+    silent,
+  );
+}
+
+export function portOf(endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
+}
+
+/**
+ * Keeps a receive outstanding at all times, as a real subscriber does: zeromq.js only processes a socket's
+ * internal commands (such as re-sending subscriptions after a reconnect) while an operation is pending.
+ */
+export class Collector {
+  readonly messages: Buffer[][] = [];
+  private readonly loop: Promise<void>;
+
+  constructor(readonly socket: Subscriber) {
+    this.loop = (async () => {
+      for await (const frames of socket) this.messages.push(frames);
+    })().catch(() => undefined);
+  }
+
+  /** Resolves with the first `count` messages, or with what arrived when the deadline passed. */
+  async take(count: number, timeoutMs = 5000): Promise<Buffer[][]> {
+    await until(() => this.messages.length >= count, timeoutMs, `${count} messages`).catch(() => undefined);
+    return this.messages.splice(0, count);
+  }
+
+  async close(): Promise<void> {
+    this.socket.close();
+    await this.loop;
+  }
+}
+
+/** Resolves once the publisher-side socket has seen subscriptions covering every one of `topics`. */
+export async function untilSubscribed(pub: XPublisher, ...topics: string[]): Promise<void> {
+  pub.receiveTimeout = 5000;
+  const prefixes: string[] = [];
+  while (!topics.every((t) => prefixes.some((p) => t.startsWith(p)))) {
+    const [frame] = await pub.receive();
+    if (frame && frame[0] === 1) prefixes.push(frame.subarray(1).toString());
+  }
+}
+
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
