@@ -1,16 +1,17 @@
 import { defineConfig } from "vitest/config";
 
+// Workspace packages export their TypeScript sources under this condition, so tests run on the sources
+// without a build. Vite applies resolve.conditions to the client environment only; tests run in the SSR one.
+const conditions = ["aixcl-source"];
+
 export default defineConfig({
-  resolve: {
-    // Workspace packages export their TypeScript sources under this condition, so tests run without a build.
-    conditions: ["aixcl-source"],
-  },
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
   test: {
     include: ["**/test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/dist/**"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
-    // Real sockets and real Loki processes: files run in parallel, tests inside a file in order.
-    fileParallelism: true,
+    server: { deps: { inline: [/@aixcl\//] } },
   },
 });

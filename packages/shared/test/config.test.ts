@@ -30,7 +30,7 @@ describe("message bus configuration", () => {
 
   it("fills defaults for an empty file", () => {
     const config = loadConfig(messageBusSchema, { file: file(""), env: {} });
-    expect(config).toMatchObject({ host: "127.0.0.1", pub_port: 5555, sub_port: 5556, broker: { send_hwm: 100_000, count_messages: true } });
+    expect(config).toMatchObject({ host: "127.0.0.1", pub_port: 5555, sub_port: 5556, broker: { send_hwm: 20_000, count_messages: true, no_drop: false } });
   });
 
   it("environment variables override the file", () => {

@@ -20,6 +20,16 @@ describe("BoundedQueue", () => {
     expect(out).toEqual(Array.from({ length: 1000 }, (_, i) => i));
   });
 
+  it("peek shows the head without removing it", () => {
+    const q = new BoundedQueue<string>(2);
+    expect(q.peek()).toBeUndefined();
+    q.push("a");
+    q.push("b");
+    expect([q.peek(), q.size]).toEqual(["a", 2]);
+    q.push("c");
+    expect(q.peek()).toBe("b");
+  });
+
   it("rejects a capacity below 1", () => {
     expect(() => new BoundedQueue(0)).toThrow(/capacity/);
   });

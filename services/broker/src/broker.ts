@@ -53,9 +53,10 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   const metrics = new BrokerMetrics();
   const id = randomUUID();
   const hwm = { receiveHighWaterMark: broker.recv_hwm, sendHighWaterMark: broker.send_hwm, linger: 0 };
+  const publisherSide = { ...hwm, noDrop: broker.no_drop };
 
   const frontend = new XSubscriber(hwm);
-  const backend = new XPublisher(hwm);
+  const backend = new XPublisher(publisherSide);
   countPeers(frontend, metrics.peers.labels("publishers"));
   countPeers(backend, metrics.peers.labels("subscribers"));
   let pubEndpoint: string;
@@ -81,7 +82,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   let tap: Subscriber | undefined;
   if (broker.count_messages) {
     const jointInproc = `inproc://aixcl-broker-${id}-joint`;
-    const joint = new XPublisher(hwm);
+    const joint = new XPublisher(publisherSide);
     const jointIn = new XSubscriber(hwm);
     await joint.bind(jointInproc);
     jointIn.connect(jointInproc);

@@ -161,6 +161,24 @@ describe("logger before the bus is reachable", () => {
     expect(log.stats()).toMatchObject({ buffered: 0, published: 5 });
   });
 
+  it("waits out a full send queue instead of losing entries (NODROP answers EAGAIN at the high-water mark)", async () => {
+    const b = await broker({}, { no_drop: true, send_hwm: 10, recv_hwm: 10 });
+    const socket = new Subscriber({ linger: 0, receiveHighWaterMark: 10 });
+    socket.connect(b.subEndpoint);
+    socket.subscribe("logs.");
+    const log = createLogger({ subsystem: "s", module: "m", endpoint: b.pubEndpoint, maxBuffered: 50_000 });
+    cleanup.push(() => log.close(), () => socket.close());
+    await until(() => log.connected, 5000, "logger wired");
+    // Nobody reads yet: the 10-deep queues along the way fill and the logger has to wait.
+    for (let i = 0; i < 20_000; i++) log.info(`m${i}`);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(log.stats().buffered).toBeGreaterThan(0);
+    const sub = new Collector(socket);
+    const got = await sub.take(20_000, 20_000);
+    expect(got.map((f) => (decodeLogMessage(f) as { entry: LogEntry }).entry.message)).toEqual(Array.from({ length: 20_000 }, (_, i) => `m${i}`));
+    expect(log.stats()).toMatchObject({ published: 20_000, buffered: 0, dropped: { buffer_full: 0 } });
+  });
+
   it("close() flushes what is held and counts what could not be delivered", async () => {
     const b = await broker();
     const sub = subscriber(b, "logs.");

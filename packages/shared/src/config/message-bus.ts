@@ -10,9 +10,10 @@ export const messageBusSchema = {
   broker: {
     metrics_host: host("127.0.0.1", "MESSAGE_BUS_METRICS_HOST"),
     metrics_port: port(9464, "MESSAGE_BUS_METRICS_PORT"),
-    send_hwm: integer(100_000, { min: 1, env: "MESSAGE_BUS_SEND_HWM" }),
-    recv_hwm: integer(100_000, { min: 1, env: "MESSAGE_BUS_RECV_HWM" }),
+    send_hwm: integer(20_000, { min: 1, env: "MESSAGE_BUS_SEND_HWM" }),
+    recv_hwm: integer(20_000, { min: 1, env: "MESSAGE_BUS_RECV_HWM" }),
     count_messages: boolean(true, "MESSAGE_BUS_COUNT_MESSAGES"),
+    no_drop: boolean(false, "MESSAGE_BUS_NO_DROP"),
   },
 };
 

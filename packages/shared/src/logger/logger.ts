@@ -73,6 +73,24 @@ function stringify(extra: Extra | undefined): Record<string, string> {
 
 type Frames = [Buffer, Uint8Array];
 
+/** How long the pump waits before retrying when the socket's send queue is full. */
+const FULL_QUEUE_RETRY_MS = 2;
+
+/**
+ * Sends, or returns false after a short wait when the send queue is at its high-water mark: with NODROP an
+ * XPUB answers EAGAIN there (zeromq.js does not wait for it), and the entry must stay queued, not be lost.
+ */
+async function sendOrWait(socket: XPublisher, frames: Frames): Promise<boolean> {
+  try {
+    await socket.send(frames);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "EAGAIN") throw error;
+    await new Promise((resolve) => setTimeout(resolve, FULL_QUEUE_RETRY_MS));
+    return false;
+  }
+}
+
 /**
  * Creates an application logger that publishes LogEntry messages to the broker. Logging never blocks: entries
  * are encoded and queued, and a background pump hands them to the socket. The socket is an XPUB, so the
@@ -106,9 +124,11 @@ export function createLogger(options: LoggerOptions): Logger {
     pumping = true;
     try {
       while (wanted && !socket.closed) {
-        const frames = queue.shift();
+        const frames = queue.peek();
         if (!frames) break;
-        await socket.send(frames);
+        if (!(await sendOrWait(socket, frames))) continue;
+        // While the send was under way, a full queue may have evicted this very entry.
+        if (queue.peek() === frames) queue.shift();
         stats.published++;
       }
     } catch {

@@ -22,6 +22,10 @@ export class BoundedQueue<T> {
     return evicted;
   }
 
+  peek(): T | undefined {
+    return this.count === 0 ? undefined : this.items[this.head];
+  }
+
   shift(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];
