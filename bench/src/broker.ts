@@ -107,7 +107,7 @@ async function brokerRole(variant: Partial<MessageBusConfig["broker"]>): Promise
   const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
   const broker = await startBroker(
-    { host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults, metrics_port: 0, ...variant } },
+    { host: "127.0.0.1", pub_port: 0, sub_port: 0, keys_dir: "", broker: { ...defaults, metrics_port: 0, ...variant } },
     silent,
   );
   process.send?.({ pub: broker.pubEndpoint, sub: broker.subEndpoint });

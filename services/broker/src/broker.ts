@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { Proxy, Subscriber, XPublisher, XSubscriber } from "zeromq";
 import type { MessageBusConfig, OpsServer, ServiceLog } from "@aixcl/shared";
-import { bindAddress, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
+import { bindAddress, curveEnabled, loadBrokerKeys, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
 import { BrokerMetrics } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
+import { authenticate } from "./zap.js";
 
 export interface RunningBroker {
   /** Where publishers connect (XSUB). */
@@ -21,10 +22,17 @@ function bindSpec(host: string, port: number): string {
   return port === 0 ? `tcp://${bindAddress(host)}:*` : tcpEndpoint(bindAddress(host), port);
 }
 
-/** Counts TCP peers from the socket's monitor events; must be attached before the proxy owns the socket. */
-function countPeers(socket: XSubscriber | XPublisher, gauge: { inc(): void; dec(): void }): void {
-  socket.events.on("accept", () => gauge.inc());
-  socket.events.on("disconnect", () => gauge.dec());
+/**
+ * Counts TCP peers and refused handshakes from the socket's monitor events; must be attached before the
+ * proxy owns the socket.
+ */
+function observePeers(socket: XSubscriber | XPublisher, side: "publishers" | "subscribers", metrics: BrokerMetrics): void {
+  const peers = metrics.peers.labels(side);
+  socket.events.on("accept", () => peers.inc());
+  socket.events.on("disconnect", () => peers.dec());
+  socket.events.on("handshake:error:auth", () => metrics.handshakeFailures.labels(side, "auth").inc());
+  socket.events.on("handshake:error:protocol", () => metrics.handshakeFailures.labels(side, "protocol").inc());
+  socket.events.on("handshake:error:other", () => metrics.handshakeFailures.labels(side, "other").inc());
 }
 
 interface Stage {
@@ -55,10 +63,25 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   const hwm = { receiveHighWaterMark: broker.recv_hwm, sendHighWaterMark: broker.send_hwm, linger: 0 };
   const publisherSide = { ...hwm, noDrop: broker.no_drop };
 
-  const frontend = new XSubscriber(hwm);
-  const backend = new XPublisher(publisherSide);
-  countPeers(frontend, metrics.peers.labels("publishers"));
-  countPeers(backend, metrics.peers.labels("subscribers"));
+  const keys = curveEnabled(config.keys_dir) ? loadBrokerKeys(config.keys_dir) : undefined;
+  const zapDomain = `aixcl-${id}`;
+  const security = keys ? { curveServer: true, curveSecretKey: keys.secretKey, zapDomain } : {};
+  metrics.curve.set(keys ? 1 : 0);
+  if (config.keys_dir !== "" && !keys) log.warn("no broker.secret in keys_dir: the bus runs plaintext; create keys with `./aixcl keys`", { keysDir: config.keys_dir });
+  const withdraw = keys
+    ? await authenticate(zapDomain, {
+        allowed: keys.allowed,
+        onDecision: (outcome) =>
+          outcome.allowed
+            ? metrics.authDecisions.labels("allowed", "listed").inc()
+            : metrics.authDecisions.labels("denied", outcome.reason).inc(),
+      })
+    : async () => undefined;
+
+  const frontend = new XSubscriber({ ...hwm, ...security });
+  const backend = new XPublisher({ ...publisherSide, ...security });
+  observePeers(frontend, "publishers", metrics);
+  observePeers(backend, "subscribers", metrics);
   let pubEndpoint: string;
   let subEndpoint: string;
   try {
@@ -69,6 +92,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   } catch (error) {
     frontend.close();
     backend.close();
+    await withdraw();
     throw new Error(
       `cannot bind the message bus on ${config.host} ports ${config.pub_port}/${config.sub_port}: ${(error as Error).message}. ` +
         "Is another broker running? Change pub_port/sub_port in config/message_bus.yaml or MESSAGE_BUS_PUB_PORT/MESSAGE_BUS_SUB_PORT.",
@@ -117,6 +141,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
     await Promise.all(stages.map((stage) => stage.run));
     for (const observer of observers) observer.socket.close();
     await Promise.all(observers.map((observer) => observer.loop));
+    await withdraw();
   };
 
   let ops: OpsServer;
@@ -131,7 +156,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
     await stop();
     throw new Error(`cannot serve metrics on ${broker.metrics_host}:${broker.metrics_port}: ${(error as Error).message}`);
   }
-  log.info("broker started", { pubEndpoint, subEndpoint, metrics: `${ops.url}/metrics`, countMessages: broker.count_messages });
+  log.info("broker started", { pubEndpoint, subEndpoint, metrics: `${ops.url}/metrics`, countMessages: broker.count_messages, curve: keys ? `${keys.allowed.length} allowed client keys` : "off" });
 
   let closed: Promise<void> | undefined;
   const close = async () => {

@@ -1,4 +1,4 @@
-import { ConfigError, loadMessageBusConfig, serviceLog } from "@aixcl/shared";
+import { ConfigError, KeyFileError, loadMessageBusConfig, serviceLog } from "@aixcl/shared";
 import type { RunningBroker } from "./broker.js";
 import { startBroker } from "./broker.js";
 
@@ -29,7 +29,7 @@ try {
   broker = startBroker(loadMessageBusConfig(), log);
   await broker;
 } catch (error) {
-  const bad = error instanceof ConfigError;
+  const bad = error instanceof ConfigError || error instanceof KeyFileError;
   log.error(bad ? "bad configuration, not starting" : "cannot start", { error: (error as Error).message });
   process.exit(bad ? 78 : 1);
 }

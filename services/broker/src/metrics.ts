@@ -36,6 +36,23 @@ export class BrokerMetrics {
     labelNames: ["side"],
     registers: [this.registry],
   });
+  readonly curve = new Gauge({
+    name: "aixcl_broker_curve_enabled",
+    help: "1 when the bus requires CurveZMQ with an allow-list of client keys, 0 when it runs plaintext.",
+    registers: [this.registry],
+  });
+  readonly authDecisions = new Counter({
+    name: "aixcl_broker_auth_decisions_total",
+    help: "CURVE client authentication decisions (ZAP), by result and reason.",
+    labelNames: ["result", "reason"],
+    registers: [this.registry],
+  });
+  readonly handshakeFailures = new Counter({
+    name: "aixcl_broker_handshake_failures_total",
+    help: "Connections refused during the handshake, by side and kind (auth: key not allowed; protocol: e.g. a plaintext peer on a CURVE port).",
+    labelNames: ["side", "kind"],
+    registers: [this.registry],
+  });
   private readonly byFamily = {
     logs: { messages: this.messages.labels("logs"), bytes: this.bytes.labels("logs") },
     other: { messages: this.messages.labels("other"), bytes: this.bytes.labels("other") },

@@ -169,8 +169,10 @@ describe("logger before the bus is reachable", () => {
     const log = createLogger({ subsystem: "s", module: "m", endpoint: b.pubEndpoint, maxBuffered: 50_000 });
     cleanup.push(() => log.close(), () => socket.close());
     await until(() => log.connected, 5000, "logger wired");
-    // Nobody reads yet: the 10-deep queues along the way fill and the logger has to wait.
-    for (let i = 0; i < 20_000; i++) log.info(`m${i}`);
+    // Nobody reads yet: the 10-deep queues and the kernel's socket buffers along the way fill (2 KB entries,
+    // 40 MB in all) and the logger has to wait.
+    const pad = "x".repeat(2000);
+    for (let i = 0; i < 20_000; i++) log.info(`m${i}`, { pad });
     await new Promise((r) => setTimeout(r, 300));
     expect(log.stats().buffered).toBeGreaterThan(0);
     const sub = new Collector(socket);

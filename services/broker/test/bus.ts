@@ -7,13 +7,18 @@ import { startBroker } from "../src/index.js";
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** A broker on loopback with ephemeral (or given) ports and its metrics server on a free port. */
-export function testBroker(ports: { pub?: number; sub?: number } = {}, overrides: Partial<MessageBusConfig["broker"]> = {}): Promise<RunningBroker> {
+export function testBroker(
+  ports: { pub?: number; sub?: number } = {},
+  overrides: Partial<MessageBusConfig["broker"]> = {},
+  top: Partial<Pick<MessageBusConfig, "keys_dir">> = {},
+): Promise<RunningBroker> {
   const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
   return startBroker(
     {
       host: "127.0.0.1",
       pub_port: ports.pub ?? 0,
       sub_port: ports.sub ?? 0,
+      keys_dir: top.keys_dir ?? "",
       broker: { ...defaults, metrics_port: 0, ...overrides },
     },
     silent,

@@ -96,6 +96,13 @@ function build(schema: Schema, values: Record<string, unknown>, path: string, fi
   return out;
 }
 
+/** Every key at its default: what an empty file gives without the environment. For tests and tools. */
+export function defaultsOf<S extends Schema>(schema: S): ConfigOf<S> {
+  return Object.fromEntries(
+    Object.entries(schema).map(([key, node]) => [key, isField(node) ? node.default : defaultsOf(node)]),
+  ) as ConfigOf<S>;
+}
+
 /**
  * Reads a YAML file against a schema, applies environment overrides, fills defaults and validates every value.
  * The first problem stops the load with a ConfigError naming the key and the reason.

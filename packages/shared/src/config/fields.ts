@@ -47,6 +47,14 @@ export function string(defaultValue: string, env?: string): Field<string> {
   });
 }
 
+/** A file or directory path; the empty string means "not set". */
+export function optionalPath(env?: string): Field<string> {
+  return field("", env, (value) => {
+    if (typeof value !== "string") throw new InvalidValue(`expected a path, got ${describe(value)}`);
+    return value.trim();
+  });
+}
+
 export function oneOf<const T extends string>(choices: readonly T[], defaultValue: T, env?: string): Field<T> {
   return field(defaultValue, env, (value) => {
     if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) {

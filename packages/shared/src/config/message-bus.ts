@@ -1,4 +1,4 @@
-import { boolean, host, integer, port } from "./fields.js";
+import { boolean, host, integer, optionalPath, port } from "./fields.js";
 import type { ConfigOf } from "./config.js";
 import { loadConfig } from "./config.js";
 
@@ -7,6 +7,7 @@ export const messageBusSchema = {
   host: host("127.0.0.1", "MESSAGE_BUS_HOST"),
   pub_port: port(5555, "MESSAGE_BUS_PUB_PORT"),
   sub_port: port(5556, "MESSAGE_BUS_SUB_PORT"),
+  keys_dir: optionalPath("MESSAGE_BUS_KEYS_DIR"),
   broker: {
     metrics_host: host("127.0.0.1", "MESSAGE_BUS_METRICS_HOST"),
     metrics_port: port(9464, "MESSAGE_BUS_METRICS_PORT"),

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { XPublisher } from "zeromq";
 import { tcpEndpoint } from "../config/message-bus.js";
+import type { ClientKeys } from "../curve/keys.js";
+import { clientKeysFromEnv, curveClientOptions } from "../curve/keys.js";
 import type { LogEntry } from "../wire/entry.js";
 import { nowNs } from "../wire/entry.js";
 import { encodeAicoMessage, encodeLogEntry } from "../wire/encode.js";
@@ -22,6 +24,11 @@ export interface LoggerOptions {
    * logs/<subsystem>/<module>/v1 and an AicoMessage envelope, as real AICO producers send.
    */
   format?: "aixcl" | "aico";
+  /**
+   * CurveZMQ keys for a broker that requires them. Default: from MESSAGE_BUS_KEYS_DIR and
+   * MESSAGE_BUS_CLIENT_NAME (see clientKeysFromEnv); plaintext when those name no keys.
+   */
+  curve?: ClientKeys;
 }
 
 /** Fields of a LogEntry that only the caller knows; all optional. */
@@ -110,7 +117,8 @@ export function createLogger(options: LoggerOptions): Logger {
   // NODROP makes a full send queue wait instead of discarding, so every loss is ours and counted. IMMEDIATE
   // drops the pipe (and with it the subscriptions) while the broker is away, so entries wait in our bounded
   // queue rather than in a pipe to nowhere.
-  const socket = new XPublisher({ noDrop: true, immediate: true, linger: closeTimeoutMs });
+  const curve = options.curve ?? clientKeysFromEnv(process.env);
+  const socket = new XPublisher({ noDrop: true, immediate: true, linger: closeTimeoutMs, ...(curve ? curveClientOptions(curve) : {}) });
   socket.connect(options.endpoint ?? defaultEndpoint(process.env));
 
   const prefixes = new Set<string>();

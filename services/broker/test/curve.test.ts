@@ -1,0 +1,108 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { curveKeyPair, Subscriber } from "zeromq";
+import type { LogEntry } from "@aixcl/shared";
+import { createLogger, curveClientOptions, decodeLogMessage, generateKeys, loadClientKeys, z85Decode } from "@aixcl/shared";
+import { decideZap } from "../src/zap.js";
+import { Collector, testBroker, until } from "./bus.js";
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function metric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.slice(0, l.lastIndexOf(" ")) === sample);
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+async function curveBus() {
+  const dir = mkdtempSync(join(tmpdir(), "aixcl-curve-"));
+  generateKeys(dir, ["app", "log-consumer"]);
+  const broker = await testBroker({}, {}, { keys_dir: dir });
+  cleanup.push(() => broker.close());
+  return { dir, broker };
+}
+
+function subscribe(endpoint: string, options: ConstructorParameters<typeof Subscriber>[0] = {}): Collector {
+  const socket = new Subscriber({ linger: 0, ...options });
+  socket.connect(endpoint);
+  socket.subscribe("logs.");
+  const collector = new Collector(socket);
+  cleanup.push(() => collector.close());
+  return collector;
+}
+
+describe("CurveZMQ with an allow-list", () => {
+  it("delivers between allow-listed clients, encrypted end to end", async () => {
+    const { dir, broker } = await curveBus();
+    expect(await metric(broker.ops.url, "aixcl_broker_curve_enabled")).toBe(1);
+    const sub = subscribe(broker.subEndpoint, curveClientOptions(loadClientKeys(dir, "log-consumer")));
+    const log = createLogger({ subsystem: "s", module: "m", endpoint: broker.pubEndpoint, curve: loadClientKeys(dir, "app") });
+    cleanup.push(() => log.close());
+    await until(() => log.connected, 5000, "allowed logger to see the subscription");
+    log.info("secret hello");
+    const [frames] = await sub.take(1);
+    expect((decodeLogMessage(frames ?? []) as { entry: LogEntry }).entry.message).toBe("secret hello");
+    expect(await metric(broker.ops.url, 'aixcl_broker_auth_decisions_total{result="allowed",reason="listed"}')).toBe(2);
+  });
+
+  it("refuses and counts an unknown client key, on either side", async () => {
+    const { dir, broker } = await curveBus();
+    const stranger = curveKeyPair();
+    const serverKey = loadClientKeys(dir, "app").serverKey;
+    const strangerOptions = { curveServerKey: serverKey, curvePublicKey: stranger.publicKey, curveSecretKey: stranger.secretKey };
+    const sub = subscribe(broker.subEndpoint, strangerOptions);
+    const log = createLogger({ subsystem: "s", module: "m", endpoint: broker.pubEndpoint, curve: { serverKey, ...stranger } });
+    cleanup.push(() => log.close());
+    await until(async () => (await metric(broker.ops.url, 'aixcl_broker_auth_decisions_total{result="denied",reason="unknown_key"}')) >= 2, 5000, "two denials");
+    expect(await metric(broker.ops.url, 'aixcl_broker_handshake_failures_total{side="publishers",kind="auth"}')).toBeGreaterThanOrEqual(1);
+    expect(await metric(broker.ops.url, 'aixcl_broker_handshake_failures_total{side="subscribers",kind="auth"}')).toBeGreaterThanOrEqual(1);
+    log.info("must not arrive");
+    expect(log.connected).toBe(false);
+    expect(await sub.take(1, 500)).toEqual([]);
+  });
+
+  it("refuses and counts plaintext peers when keys are configured", async () => {
+    const { broker } = await curveBus();
+    const sub = subscribe(broker.subEndpoint);
+    const log = createLogger({ subsystem: "s", module: "m", endpoint: broker.pubEndpoint });
+    cleanup.push(() => log.close());
+    await until(async () => (await metric(broker.ops.url, 'aixcl_broker_handshake_failures_total{side="subscribers",kind="protocol"}')) >= 1, 5000, "plaintext subscriber refused");
+    await until(async () => (await metric(broker.ops.url, 'aixcl_broker_handshake_failures_total{side="publishers",kind="protocol"}')) >= 1, 5000, "plaintext publisher refused");
+    log.info("must not arrive");
+    expect(log.connected).toBe(false);
+    expect(await sub.take(1, 500)).toEqual([]);
+  });
+
+  it("a keys_dir without broker keys runs plaintext and says so", async () => {
+    const broker = await testBroker({}, {}, { keys_dir: mkdtempSync(join(tmpdir(), "aixcl-nokeys-")) });
+    cleanup.push(() => broker.close());
+    expect(await metric(broker.ops.url, "aixcl_broker_curve_enabled")).toBe(0);
+  });
+});
+
+describe("ZAP decisions", () => {
+  const client = curveKeyPair();
+  const key = Buffer.from(z85Decode(client.publicKey) as Uint8Array);
+  const policies = new Map([["aixcl-1", { allowed: [{ key, name: "app" }], onDecision() {} }]]);
+  const request = (overrides: Partial<Record<"version" | "domain" | "mechanism", string>>, credentials: Buffer[] = [key]) => [
+    Buffer.from("peer"), Buffer.alloc(0), Buffer.from(overrides.version ?? "1.0"), Buffer.from("7"), Buffer.from(overrides.domain ?? "aixcl-1"),
+    Buffer.from("127.0.0.1"), Buffer.alloc(0), Buffer.from(overrides.mechanism ?? "CURVE"), ...credentials,
+  ];
+
+  it.each([
+    ["a listed key", request({}), { allowed: true, client: "app" }, "200"],
+    ["an unknown key", request({}, [Buffer.alloc(32, 1)]), { allowed: false, reason: "unknown_key" }, "400"],
+    ["another mechanism", request({ mechanism: "PLAIN" }, [Buffer.from("u"), Buffer.from("p")]), { allowed: false, reason: "unsupported_mechanism" }, "400"],
+    ["an unknown domain", request({ domain: "other" }), { allowed: false, reason: "unknown_domain" }, "400"],
+    ["a wrong version", request({ version: "2.0" }), { allowed: false, reason: "malformed" }, "500"],
+  ])("%s", (_, frames, outcome, status) => {
+    const decision = decideZap(frames, policies);
+    expect(decision.outcome).toEqual(outcome);
+    expect(decision.reply.map(String).slice(2, 5)).toEqual(["1.0", "7", status]);
+  });
+});
