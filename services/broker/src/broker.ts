@@ -78,7 +78,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
       })
     : async () => undefined;
 
-  const frontend = new XSubscriber({ ...hwm, ...security });
+  const frontend = new XSubscriber({ ...hwm, ...security, maxMessageSize: broker.max_message_bytes });
   const backend = new XPublisher({ ...publisherSide, ...security });
   observePeers(frontend, "publishers", metrics);
   observePeers(backend, "subscribers", metrics);

@@ -120,6 +120,27 @@ describe("subscription filtering", () => {
   });
 });
 
+describe("oversized messages", () => {
+  it("are refused at the socket; the sender reconnects and what follows gets through", async () => {
+    const b = await broker({}, { max_message_bytes: 64 * 1024 });
+    const sub = subscriber(b, "logs.");
+    const pub = new XPublisher({ linger: 0 });
+    cleanup.push(() => pub.close());
+    pub.connect(b.pubEndpoint);
+    await untilSubscribed(pub, "logs.");
+    await pub.send(["logs.a.b", Buffer.alloc(32 * 1024)]);
+    expect((await sub.take(1))[0]?.[1]?.length).toBe(32 * 1024);
+    await pub.send(["logs.a.b", Buffer.alloc(2 * 1024 * 1024)]);
+    expect(await sub.take(1, 1000)).toEqual([]);
+    // Messages sent while the publisher is reconnecting may be lost; keep sending until one arrives.
+    await until(async () => {
+      await pub.send(["logs.a.b", "small"]);
+      return sub.messages.length > 0;
+    }, 5000, "a small message after the reconnect");
+    expect((await sub.take(1))[0]?.[1]?.toString()).toBe("small");
+  });
+});
+
 describe("broker restart", () => {
   it("a subscriber that stays connected receives what is published after the broker comes back", async () => {
     const first = await testBroker();

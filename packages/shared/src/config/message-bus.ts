@@ -1,4 +1,4 @@
-import { boolean, host, integer, optionalPath, port } from "./fields.js";
+import { boolean, bytes, host, integer, optionalPath, port } from "./fields.js";
 import type { ConfigOf } from "./config.js";
 import { loadConfig } from "./config.js";
 
@@ -15,6 +15,7 @@ export const messageBusSchema = {
     recv_hwm: integer(20_000, { min: 1, env: "MESSAGE_BUS_RECV_HWM" }),
     count_messages: boolean(true, "MESSAGE_BUS_COUNT_MESSAGES"),
     no_drop: boolean(false, "MESSAGE_BUS_NO_DROP"),
+    max_message_bytes: bytes(1024 * 1024, "MESSAGE_BUS_MAX_MESSAGE_BYTES"),
   },
 };
 
