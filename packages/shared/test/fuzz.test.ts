@@ -40,7 +40,10 @@ function mutate(next: () => number, input: Uint8Array): Uint8Array {
   const pick = (n: number) => Math.floor(next() * n);
   switch (pick(6)) {
     case 0: // flip bits
-      for (let i = 0, n = 1 + pick(8); i < n; i++) bytes[pick(bytes.length)] ^= 1 << pick(8);
+      for (let i = 0, n = 1 + pick(8); i < n; i++) {
+        const at = pick(bytes.length);
+        bytes[at] = (bytes[at] ?? 0) ^ (1 << pick(8));
+      }
       return bytes;
     case 1: // truncate
       return bytes.subarray(0, pick(bytes.length));

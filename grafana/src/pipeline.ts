@@ -1,0 +1,120 @@
+import { DashboardBuilder, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
+import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
+import { PanelBuilder as StatPanel } from "@grafana/grafana-foundation-sdk/stat";
+import { PROMETHEUS, TAG, lines, promql } from "./common.js";
+
+export const PIPELINE_UID = "aixcl-logging-pipeline";
+
+const RATE = "[$__rate_interval]";
+
+export function pipelineDashboard(): Dashboard {
+  return new DashboardBuilder("AIXCL - Logging Pipeline")
+    .uid(PIPELINE_UID)
+    .description("Health of every hop: message bus broker, log consumer, Promtail, Loki")
+    .tags([TAG, "pipeline"])
+    .time({ from: "now-1h", to: "now" })
+    .refresh("30s")
+    .withRow(new RowBuilder("Message bus"))
+    .withPanel(
+      lines(PROMETHEUS, "Broker throughput", "Messages per second through the broker, by topic family", "msg/s")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (family) (rate(aixcl_broker_messages_total${RATE}))`, "{{family}}")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Consumer throughput", "Messages received from the bus and entries Loki accepted, per second", "reqps")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum(rate(aixcl_log_consumer_messages_received_total${RATE}))`, "received"))
+        .withTarget(promql(`sum(rate(aixcl_log_consumer_entries_pushed_total${RATE}))`, "pushed")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Push latency p99", "99th percentile of push attempts to Loki, by HTTP status", "s")
+        .span(8)
+        .height(8)
+        .withTarget(
+          promql(
+            `histogram_quantile(0.99, sum by (le, status_code) (rate(aixcl_log_consumer_push_duration_seconds_bucket${RATE})))`,
+            "{{status_code}}",
+          ),
+        ),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Push retries", "Push attempts that will be retried, by reason", "short")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (reason) (increase(aixcl_log_consumer_push_retries_total${RATE}))`, "{{reason}}")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Dropped entries", "Entries that will never reach Loki, by reason", "short")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (reason) (increase(aixcl_log_consumer_dropped_entries_total${RATE}))`, "{{reason}}")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Decode errors", "Bus messages that could not be decoded, by reason", "short")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (reason) (increase(aixcl_log_consumer_decode_errors_total${RATE}))`, "{{reason}}")),
+    )
+    .withPanel(
+      new StatPanel()
+        .datasource(PROMETHEUS)
+        .title("Consumer buffer fill")
+        .description("Bytes buffered in memory as a share of buffer.max_bytes; at 100% the oldest batches are dropped")
+        .span(8)
+        .height(8)
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .withTarget(
+          promql(
+            "sum(aixcl_log_consumer_buffer_bytes) / sum(aixcl_log_consumer_buffer_limit_bytes)",
+            "fill",
+          ),
+        ),
+    )
+    .withRow(new RowBuilder("Loki"))
+    .withPanel(
+      lines(PROMETHEUS, "Loki ingestion (lines)", "Lines received by Loki's distributor per second", "reqps")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum(rate(loki_distributor_lines_received_total${RATE}))`, "lines/s")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Loki ingestion (bytes)", "Bytes received by Loki's distributor per second", "Bps")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum(rate(loki_distributor_bytes_received_total${RATE}))`, "bytes/s")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Loki discarded samples", "Entries Loki refused, by reason (rate limits, too old, line too long, ...)", "short")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (reason) (increase(loki_discarded_samples_total${RATE}))`, "{{reason}}")),
+    )
+    .withRow(new RowBuilder("Promtail"))
+    .withPanel(
+      new StatPanel()
+        .datasource(PROMETHEUS)
+        .title("Promtail targets")
+        .description("Containers Promtail is currently reading")
+        .span(8)
+        .height(8)
+        .unit("short")
+        .withTarget(promql("sum(promtail_targets_active_total)", "targets")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Promtail sent entries", "Entries Promtail delivered to Loki per second", "reqps")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum(rate(promtail_sent_entries_total${RATE}))`, "sent")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Promtail dropped entries", "Entries Promtail gave up on, by reason", "short")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (reason) (increase(promtail_dropped_entries_total${RATE}))`, "{{reason}}")),
+    )
+    .build();
+}

@@ -1,0 +1,188 @@
+/**
+ * Log data for checking the dashboards' queries against a real Loki.
+ *
+ * Application logs take the real path: createLogger -> broker -> log consumer -> Loki. Container logs are
+ * pushed with the labels Promtail's shipped config gives them (compose_project, compose_service, container,
+ * stream, job and, for JSON lines, level): Promtail discovers containers through a Docker engine, which these
+ * machines do not have. One container line is authentic Loki output: the query log Loki writes for a search,
+ * as the Loki container's own log would carry it.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger, messageBusSchema, serviceLog } from "@aixcl/shared";
+import type { MessageBusConfig } from "@aixcl/shared";
+import { startBroker } from "@aixcl/broker";
+import type { RunningBroker } from "@aixcl/broker";
+import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
+import type { RunningConsumer } from "@aixcl/log-consumer";
+import { startLoki } from "@aixcl/testkit";
+import type { LokiHandle, LokiStream } from "@aixcl/testkit";
+
+export const PROJECT = "aixcl";
+/** Text a user searches for; it also ends up in Loki's own query log. */
+export const SEARCH = "checkout failed";
+
+/** What is logged on the bus, in order; `traced` entries carry the fixture's trace id. */
+export const BUS_ENTRIES = [
+  { service: "checkout", module: "payment", level: "info", message: "charging card", traced: true },
+  { service: "checkout", module: "payment", level: "error", message: "card declined by issuer", traced: true },
+  { service: "checkout", module: "cart", level: "debug", message: "cart loaded", traced: false },
+  { service: "checkout", module: "cart", level: "warning", message: "cart service slow", traced: false },
+  { service: "inventory", module: "stock", level: "critical", message: "stock database unreachable", traced: false },
+] as const;
+
+export const CONTAINERS = {
+  api: { service: "api", container: "aixcl-api-1", stream: "stdout" },
+  db: { service: "db", container: "aixcl-db-1", stream: "stderr" },
+  loki: { service: "loki", container: "aixcl-loki-1", stream: "stderr" },
+} as const;
+
+export interface LogFixture {
+  loki: LokiHandle;
+  /** Trace id carried by two bus entries (structured metadata) and two api container lines (JSON field). */
+  trace: string;
+  /** The Loki query-log line pushed as the loki container's log. */
+  queryEcho: string;
+  stop(): Promise<void>;
+}
+
+function ns(ms: number): string {
+  return `${BigInt(ms) * 1_000_000n}`;
+}
+
+async function pushContainerLogs(loki: LokiHandle, trace: string, queryEcho: string): Promise<void> {
+  const t = Date.now() - 5_000;
+  const labels = (c: (typeof CONTAINERS)[keyof typeof CONTAINERS], extra: Record<string, string> = {}) => ({
+    compose_project: PROJECT,
+    compose_service: c.service,
+    container: c.container,
+    stream: c.stream,
+    job: "containers",
+    ...extra,
+  });
+  const streams: LokiStream[] = [
+    {
+      stream: labels(CONTAINERS.api, { level: "info" }),
+      values: [
+        [ns(t), JSON.stringify({ level: "info", msg: "GET /orders 200", trace_id: trace })],
+        [ns(t + 2), JSON.stringify({ level: "info", msg: "GET /health 200" })],
+      ],
+    },
+    {
+      stream: labels(CONTAINERS.api, { level: "error" }),
+      values: [[ns(t + 1), JSON.stringify({ level: "error", msg: `${SEARCH}: card declined`, trace_id: trace })]],
+    },
+    {
+      // logfmt, as Prometheus/Loki/Grafana write it: Promtail promotes no level, Loki detects one.
+      stream: labels(CONTAINERS.db),
+      values: [
+        [ns(t + 3), 'ts=2026-11-21T03:00:00Z level=error msg="could not write checkpoint: disk full"'],
+        [ns(t + 4), 'ts=2026-11-21T03:00:01Z level=info msg="checkpoint complete"'],
+      ],
+    },
+    { stream: labels(CONTAINERS.loki), values: [[ns(t + 5), queryEcho]] },
+    {
+      // Another compose project on the same machine: never part of the aixcl dashboards.
+      stream: { compose_project: "other", compose_service: "api", container: "other-api-1", stream: "stdout", job: "containers" },
+      values: [[ns(t + 6), `${SEARCH} in another project, error`]],
+    },
+  ];
+  await loki.push(streams);
+}
+
+/**
+ * Runs a search like the dashboard's through Loki and returns the line Loki logged about it: what the loki
+ * container would ship to itself in the stack.
+ */
+async function lokiQueryEcho(loki: LokiHandle): Promise<string> {
+  const marker = randomUUID();
+  const query = `{compose_project="${PROJECT}"} |~ "(?i)${SEARCH}" != "${marker}"`;
+  await loki.queryRange(query);
+  for (let waited = 0; waited < 5_000; waited += 100) {
+    const line = loki.logs().split("\n").find((l) => l.includes(marker) && l.includes("query_hash="));
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Loki logged no query line for ${query}; its log:\n${loki.logs().slice(-3000)}`);
+}
+
+export interface Bus {
+  broker: RunningBroker;
+  consumer: RunningConsumer;
+  stop(): Promise<void>;
+}
+
+/** The real message bus in process: broker on free ports, log consumer pushing to `lokiUrl`. */
+export async function startBus(lokiUrl: string): Promise<Bus> {
+  const busConfig: MessageBusConfig = {
+    host: "127.0.0.1",
+    pub_port: 0,
+    sub_port: 0,
+    keys_dir: "",
+    broker: {
+      ...(Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"]),
+      metrics_host: "127.0.0.1",
+      metrics_port: 0,
+    },
+  };
+  const broker = await startBroker(busConfig, serviceLog("broker", "error"));
+  try {
+    const configFile = join(mkdtempSync(join(tmpdir(), "aixcl-grafana-consumer-")), "log_consumer.yaml");
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        bus: { host: "127.0.0.1", sub_port: Number(/:(\d+)$/.exec(broker.subEndpoint)?.[1]) },
+        loki: { url: lokiUrl },
+        batch: { max_wait: "200ms" },
+        ops: { port: 0 },
+      }),
+    );
+    const consumer = await startConsumer(loadConsumerConfig({ LOG_CONSUMER_CONFIG: configFile }), { log: serviceLog("log-consumer", "error") });
+    return {
+      broker,
+      consumer,
+      async stop() {
+        await consumer.stop();
+        await broker.close();
+      },
+    };
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+}
+
+export async function startLogFixture(): Promise<LogFixture> {
+  const loki = await startLoki();
+  let bus: Bus | undefined;
+  const stop = async () => {
+    await bus?.stop();
+    await loki.stop();
+  };
+  try {
+    const trace = randomUUID().replaceAll("-", "");
+    const queryEcho = await lokiQueryEcho(loki);
+    await pushContainerLogs(loki, trace, queryEcho);
+
+    bus = await startBus(loki.url);
+    const loggers = new Map<string, ReturnType<typeof createLogger>>();
+    for (const e of BUS_ENTRIES) {
+      const key = `${e.service}/${e.module}`;
+      let logger = loggers.get(key);
+      if (!logger) {
+        logger = createLogger({ subsystem: e.service, module: e.module, endpoint: bus.broker.pubEndpoint });
+        loggers.set(key, logger);
+      }
+      logger.log(e.level, e.message, {}, { function: "handle", filePath: `src/${e.module}.ts`, lineNumber: 7, ...(e.traced ? { traceId: trace } : {}) });
+    }
+    await Promise.all([...loggers.values()].map((l) => l.close()));
+    await loki.waitFor('{service=~".+"}', BUS_ENTRIES.length, 20_000);
+    await loki.waitFor(`{compose_project=~".+"}`, 7, 10_000);
+    return { loki, trace, queryEcho, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
