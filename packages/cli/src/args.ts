@@ -1,0 +1,182 @@
+import { parseDuration } from "./duration.js";
+
+/**
+ * Argument parsing for the TypeScript subcommands of ./aixcl. Pure: no I/O, so ./aixcl's forwarding and the
+ * docs test can check a command line without running it.
+ */
+
+export const DEFAULT_LOKI_URL = "http://127.0.0.1:3100";
+/** Every container of the compose project: what `logs tail` shows when no query is given. */
+export const DEFAULT_TAIL_QUERY = '{compose_project="aixcl"}';
+export const DEFAULT_QUERY_LIMIT = 100;
+/** Loki's default limits_config.max_entries_limit_per_query. */
+export const MAX_LIMIT = 5000;
+export const DEFAULT_SINCE_MS = 3_600_000;
+export const DEFAULT_BUS_TEST_TIMEOUT_MS = 30_000;
+
+export interface OutputOptions {
+  lokiUrl: string;
+  since: number;
+  limit: number;
+  json: boolean;
+}
+
+export type Command =
+  | { kind: "help" }
+  | ({ kind: "query"; logql: string } & OutputOptions)
+  | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
+  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined };
+
+/** A command line that cannot be run; the message says what is wrong and how to do it right. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export const USAGE = `Usage:
+  logs query <LogQL> [--since <duration>] [--limit <n>] [--json]
+      Run a LogQL query (log or metric) over the last <duration> (default 1h) and print the result,
+      oldest first. Log queries print the newest <n> entries (default ${DEFAULT_QUERY_LIMIT}, at most ${MAX_LIMIT}).
+  logs tail [<LogQL>] [--follow] [--since <duration>] [--limit <n>] [--json]
+      Print the newest <n> entries of a log query (default ${DEFAULT_TAIL_QUERY}); with --follow (-f), keep
+      streaming new entries until Ctrl-C.
+  bus test [--timeout <duration>] [--bus <endpoint>]
+      Publish a uniquely tagged LogEntry through the broker and wait until Loki returns it (default 30s).
+      Exit status 0 when it arrived, 1 otherwise.
+  help
+
+Options for every command: --loki <url> (default $LOKI_URL, else ${DEFAULT_LOKI_URL}).
+Durations: 30s, 15m, 1h, 1h30m, 7d. --bus defaults to tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555.`;
+
+interface Spec {
+  /** Options taking a value. */
+  values: string[];
+  /** Boolean flags, with their short aliases. */
+  flags: Record<string, string>;
+  /** Positional arguments: [required, optional]. */
+  positional: [number, number];
+}
+
+const SPECS: Record<"query" | "tail" | "bus-test", Spec> = {
+  query: { values: ["--since", "--limit", "--loki"], flags: { "--json": "--json" }, positional: [1, 0] },
+  tail: {
+    values: ["--since", "--limit", "--loki"],
+    flags: { "--json": "--json", "--follow": "--follow", "-f": "--follow" },
+    positional: [0, 1],
+  },
+  "bus-test": { values: ["--timeout", "--bus", "--loki"], flags: {}, positional: [0, 0] },
+};
+
+const NAMES: Record<keyof typeof SPECS, string> = { query: "logs query", tail: "logs tail", "bus-test": "bus test" };
+
+interface Parsed {
+  values: Map<string, string>;
+  flags: Set<string>;
+  positional: string[];
+}
+
+function parseOptions(kind: keyof typeof SPECS, args: string[]): Parsed {
+  const spec = SPECS[kind];
+  const name = NAMES[kind];
+  const out: Parsed = { values: new Map(), flags: new Set(), positional: [] };
+  let onlyPositional = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (onlyPositional || !arg.startsWith("-") || arg === "-") {
+      out.positional.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      onlyPositional = true;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const key = eq > 0 ? arg.slice(0, eq) : arg;
+    if (spec.values.includes(key)) {
+      const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
+      if (value === undefined || value === "") throw new UsageError(`${name}: ${key} needs a value`);
+      out.values.set(key, value);
+    } else if (spec.flags[key] !== undefined && eq < 0) {
+      out.flags.add(spec.flags[key]);
+    } else {
+      const known = [...spec.values, ...Object.keys(spec.flags)];
+      throw new UsageError(`${name}: unknown option ${key}${known.length ? ` (options: ${known.join(", ")})` : " (it takes no options)"}`);
+    }
+  }
+  const [required, optional] = spec.positional;
+  if (out.positional.length < required) throw new UsageError(`${name}: the LogQL query is missing, e.g. ${name} '{service="loki"} |= "error"'`);
+  if (out.positional.length > required + optional) {
+    const extra = out.positional[required + optional] as string;
+    throw new UsageError(
+      required + optional === 0
+        ? `${name}: unexpected argument ${JSON.stringify(extra)}`
+        : `${name}: unexpected argument ${JSON.stringify(extra)}; quote the whole LogQL query as one argument`,
+    );
+  }
+  return out;
+}
+
+function duration(name: string, key: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`${name}: ${key} ${JSON.stringify(text)} is not a duration (examples: 30s, 15m, 1h, 7d)`);
+  return ms;
+}
+
+function limit(name: string, text: string | undefined): number {
+  if (text === undefined) return DEFAULT_QUERY_LIMIT;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= MAX_LIMIT)) throw new UsageError(`${name}: --limit must be a whole number from 1 to ${MAX_LIMIT}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function lokiUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
+  const raw = text ?? (env.LOKI_URL || DEFAULT_LOKI_URL);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`${name}: Loki URL ${JSON.stringify(raw)} is not a URL (e.g. http://127.0.0.1:3100)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: Loki URL ${JSON.stringify(raw)} must be http:// or https://`);
+  return raw.replace(/\/+$/, "");
+}
+
+function query(name: string, text: string): string {
+  if (text.trim() === "") throw new UsageError(`${name}: the LogQL query is empty`);
+  return text;
+}
+
+/** Parses the arguments after the program name. Throws UsageError. */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Command {
+  const [group, sub, ...rest] = argv;
+  if (group === undefined || group === "help" || group === "--help" || group === "-h") return { kind: "help" };
+  if (group === "logs" && (sub === "query" || sub === "tail")) {
+    const name = NAMES[sub];
+    if (rest.includes("--help") || rest.includes("-h")) return { kind: "help" };
+    const parsed = parseOptions(sub, rest);
+    const common = {
+      lokiUrl: lokiUrl(name, parsed.values.get("--loki"), env),
+      since: duration(name, "--since", parsed.values.get("--since"), DEFAULT_SINCE_MS),
+      limit: limit(name, parsed.values.get("--limit")),
+      json: parsed.flags.has("--json"),
+    };
+    if (sub === "query") return { kind: "query", logql: query(name, parsed.positional[0] as string), ...common };
+    return { kind: "tail", logql: query(name, parsed.positional[0] ?? DEFAULT_TAIL_QUERY), follow: parsed.flags.has("--follow"), ...common };
+  }
+  if (group === "bus" && sub === "test") {
+    if (rest.includes("--help") || rest.includes("-h")) return { kind: "help" };
+    const parsed = parseOptions("bus-test", rest);
+    const endpoint = parsed.values.get("--bus");
+    if (endpoint !== undefined && !/^tcp:\/\/.+:\d+$/.test(endpoint)) {
+      throw new UsageError(`bus test: --bus ${JSON.stringify(endpoint)} must look like tcp://<host>:<port> (the broker's publisher port, 5555)`);
+    }
+    return {
+      kind: "bus-test",
+      lokiUrl: lokiUrl("bus test", parsed.values.get("--loki"), env),
+      timeoutMs: duration("bus test", "--timeout", parsed.values.get("--timeout"), DEFAULT_BUS_TEST_TIMEOUT_MS),
+      endpoint,
+    };
+  }
+  const shown = [group, sub].filter((s) => s !== undefined).join(" ");
+  throw new UsageError(`unknown command ${JSON.stringify(shown)}; commands: logs query, logs tail, bus test, help`);
+}

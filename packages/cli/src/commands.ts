@@ -1,0 +1,175 @@
+import { randomUUID } from "node:crypto";
+import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createLogger } from "@aixcl/shared";
+import type { Command } from "./args.js";
+import { formatDuration } from "./duration.js";
+import { formatEntry, formatSeries } from "./format.js";
+import { LokiClient, LokiError } from "./loki.js";
+import type { LogEntryOut } from "./loki.js";
+
+export interface Output {
+  write(text: string): unknown;
+}
+
+export interface CliIO {
+  stdout: Output;
+  stderr: Output;
+  env: NodeJS.ProcessEnv;
+  /** Aborts `logs tail --follow` (Ctrl-C) and waits in `bus test`. */
+  signal: AbortSignal;
+}
+
+type QueryCommand = Extract<Command, { kind: "query" }>;
+type TailCommand = Extract<Command, { kind: "tail" }>;
+type BusTestCommand = Extract<Command, { kind: "bus-test" }>;
+
+export async function runQuery(cmd: QueryCommand, io: CliIO): Promise<number> {
+  const loki = new LokiClient(cmd.lokiUrl);
+  const end = new Date();
+  const result = await loki.queryRange(cmd.logql, { start: new Date(end.getTime() - cmd.since), end, limit: cmd.limit, signal: io.signal });
+  if (result.type === "matrix") {
+    for (const series of result.series) for (const line of formatSeries(series, cmd.json)) io.stdout.write(`${line}\n`);
+    if (result.series.length === 0) io.stderr.write("no series matched\n");
+    return 0;
+  }
+  for (const entry of result.entries) io.stdout.write(`${formatEntry(entry, cmd.json)}\n`);
+  if (result.entries.length === 0) io.stderr.write(`no entries in the last ${formatDuration(cmd.since)}\n`);
+  else if (result.entries.length === cmd.limit) io.stderr.write(`(newest ${cmd.limit} entries shown; raise --limit or narrow --since for more)\n`);
+  return 0;
+}
+
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 30_000;
+
+export async function runTail(cmd: TailCommand, io: CliIO): Promise<number> {
+  const loki = new LokiClient(cmd.lokiUrl);
+  const end = new Date();
+  // The backlog comes from query_range: it validates the query with a readable error before any websocket.
+  const backlog = await loki.queryRange(cmd.logql, { start: new Date(end.getTime() - cmd.since), end, limit: cmd.limit, signal: io.signal });
+  if (backlog.type !== "streams") {
+    throw new LokiError("logs tail needs a log query (a stream selector and filters), not a metric query; use logs query for metrics", 400);
+  }
+  for (const entry of backlog.entries) io.stdout.write(`${formatEntry(entry, cmd.json)}\n`);
+  if (!cmd.follow) return 0;
+
+  // Resume after the newest entry printed; Loki's tail then sends everything from there on, so nothing
+  // between the backlog and the live stream is lost, also across reconnects.
+  let nextNs = backlog.entries.length > 0 ? (backlog.entries.at(-1) as LogEntryOut).ts + 1n : BigInt(end.getTime()) * 1_000_000n;
+  let delay = RECONNECT_MIN_MS;
+  io.stderr.write(`following ${cmd.logql} (Ctrl-C to stop)\n`);
+  while (!io.signal.aborted) {
+    const ended = await loki.tail(
+      cmd.logql,
+      nextNs,
+      (entries) => {
+        for (const entry of entries) {
+          if (entry.ts < nextNs) continue;
+          io.stdout.write(`${formatEntry(entry, cmd.json)}\n`);
+          nextNs = entry.ts + 1n;
+        }
+        delay = RECONNECT_MIN_MS;
+      },
+      (count) => io.stderr.write(`Loki dropped ${count} entries from the tail (too many for one tail); use logs query for the gap\n`),
+      io.signal,
+    );
+    if (ended.reason === "aborted") break;
+    if (!ended.opened && !(await loki.ready())) {
+      io.stderr.write(`Loki at ${cmd.lokiUrl} is not reachable; retrying in ${formatDuration(delay)}\n`);
+    } else {
+      // Loki ends every tail after querier.tail_max_duration (1h by default); reconnecting is routine.
+      io.stderr.write(`tail connection ended (${ended.detail}); reconnecting in ${formatDuration(delay)}\n`);
+    }
+    await sleep(delay, undefined, { signal: io.signal }).catch(() => undefined);
+    delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+  }
+  return 0;
+}
+
+/** Where the bus test's entry goes: its own subsystem, so its stream never mixes with real application logs. */
+export const BUS_TEST_SUBSYSTEM = "aixcl_cli";
+export const BUS_TEST_MODULE = "bus_test";
+
+function tcpReachable(endpoint: string, timeoutMs: number): Promise<string | undefined> {
+  const match = /^tcp:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(endpoint);
+  if (!match) return Promise.resolve(`cannot parse ${endpoint}`);
+  return new Promise((resolve) => {
+    const socket = connect({ host: match[1] as string, port: Number(match[2]), timeout: timeoutMs });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve("timed out");
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+function busEndpoint(cmd: BusTestCommand, env: NodeJS.ProcessEnv): string {
+  if (cmd.endpoint) return cmd.endpoint;
+  const host = env.MESSAGE_BUS_HOST || "127.0.0.1";
+  return `tcp://${host === "localhost" ? "127.0.0.1" : host}:${env.MESSAGE_BUS_PUB_PORT || 5555}`;
+}
+
+/**
+ * Publishes one uniquely tagged entry through the broker and polls Loki until it is there: proves the whole
+ * path producer -> broker -> log-consumer -> Loki. Each failure names the hop that failed.
+ */
+export async function runBusTest(cmd: BusTestCommand, io: CliIO): Promise<number> {
+  const started = Date.now();
+  const deadline = started + cmd.timeoutMs;
+  const endpoint = busEndpoint(cmd, io.env);
+  const loki = new LokiClient(cmd.lokiUrl);
+  const fail = (message: string) => {
+    io.stderr.write(`FAIL: ${message}\n`);
+    return 1;
+  };
+
+  if (!(await loki.ready())) return fail(`Loki at ${cmd.lokiUrl} is not ready (GET /ready). Check: ./aixcl status`);
+  const brokerProblem = await tcpReachable(endpoint, 3000);
+  if (brokerProblem) return fail(`the broker is not reachable at ${endpoint} (${brokerProblem}). Check: ./aixcl status`);
+
+  const tag = `bus-test-${randomUUID()}`;
+  const logger = createLogger({ subsystem: BUS_TEST_SUBSYSTEM, module: BUS_TEST_MODULE, endpoint, closeTimeoutMs: 5000 });
+  io.stderr.write(`publishing ${tag} to ${endpoint} ...\n`);
+  // The logger holds entries until some subscriber wants logs.aixcl_cli.*: that is the log-consumer.
+  while (!logger.connected && Date.now() < deadline && !io.signal.aborted) await sleep(50);
+  if (!logger.connected) {
+    await logger.close();
+    return fail(
+      `the broker at ${endpoint} accepted the connection, but nobody subscribes to logs. within ${formatDuration(Date.now() - started)}: ` +
+        "is the log-consumer running? Check: ./aixcl status; ./aixcl logs log-consumer",
+    );
+  }
+  logger.info(`aixcl bus test ${tag}`, { bus_test_id: tag }, { function: "runBusTest" });
+  const stats = await logger.close();
+  if (stats.published !== 1) return fail(`the entry could not be handed to the broker (${JSON.stringify(stats.dropped)})`);
+  const published = Date.now();
+  io.stderr.write(`published; waiting for Loki to return it ...\n`);
+
+  const logql = `{service="${BUS_TEST_SUBSYSTEM}"} |= "${tag}"`;
+  let lastError = "";
+  while (Date.now() < deadline && !io.signal.aborted) {
+    try {
+      const result = await loki.queryRange(logql, { start: new Date(started - 60_000), end: new Date(Date.now() + 60_000), limit: 10, signal: io.signal });
+      const found = result.type === "streams" ? result.entries.find((e) => e.line.includes(tag)) : undefined;
+      if (found) {
+        io.stdout.write(
+          `OK: ${tag} went producer -> broker (${endpoint}) -> log-consumer -> Loki in ${formatDuration(Date.now() - published)}\n` +
+            `    stream ${JSON.stringify(found.labels)}, structured metadata ${JSON.stringify(found.metadata)}\n`,
+        );
+        return 0;
+      }
+    } catch (error) {
+      if (!(error instanceof LokiError)) throw error;
+      lastError = ` (last query error: ${error.message})`;
+    }
+    await sleep(250, undefined, { signal: io.signal }).catch(() => undefined);
+  }
+  return fail(
+    `the entry reached the broker and a subscriber, but Loki did not return it within ${formatDuration(cmd.timeoutMs)}${lastError}. ` +
+      `Query: ${logql}. Check the consumer: ./aixcl logs log-consumer, and its metrics on port 9465 (/metrics)`,
+  );
+}

@@ -1,0 +1,36 @@
+import { parseArgs, UsageError, USAGE } from "./args.js";
+import type { CliIO } from "./commands.js";
+import { runBusTest, runQuery, runTail } from "./commands.js";
+import { LokiError } from "./loki.js";
+
+/** Exit statuses: 0 success, 1 the operation failed, 2 the command line is wrong. */
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
+  let cmd;
+  try {
+    cmd = parseArgs(argv, io.env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr.write(`error: ${error.message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    switch (cmd.kind) {
+      case "help":
+        io.stdout.write(`${USAGE}\n`);
+        return 0;
+      case "query":
+        return await runQuery(cmd, io);
+      case "tail":
+        return await runTail(cmd, io);
+      case "bus-test":
+        return await runBusTest(cmd, io);
+    }
+  } catch (error) {
+    if (error instanceof LokiError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return 1;
+    }
+    if ((error as Error).name === "AbortError") return 0;
+    throw error;
+  }
+}

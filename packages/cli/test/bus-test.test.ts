@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningBroker } from "@aixcl/broker";
+import { startBroker } from "@aixcl/broker";
+import type { RunningConsumer } from "@aixcl/log-consumer";
+import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
+import type { MessageBusConfig, ServiceLog } from "@aixcl/shared";
+import { messageBusSchema } from "@aixcl/shared";
+import type { LokiHandle } from "@aixcl/testkit";
+import { freePort, repoRoot, requireComponent, startLoki } from "@aixcl/testkit";
+import { BUS_TEST_MODULE, BUS_TEST_SUBSYSTEM } from "../src/index.js";
+import { runCli } from "./helpers.js";
+
+const loki = requireComponent("loki");
+if (loki.skip) console.warn(`SKIPPED packages/cli/test/bus-test.test.ts: ${loki.skip}`);
+
+const silent: ServiceLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+function broker(): Promise<RunningBroker> {
+  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
+  return startBroker({ host: "127.0.0.1", pub_port: 0, sub_port: 0, keys_dir: "", broker: { ...defaults, metrics_port: 0 } }, silent);
+}
+
+/** The real consumer from the shipped config file, subscribed to `b` and pushing to `lokiUrl`. */
+async function consumer(b: RunningBroker, lokiUrl: string): Promise<RunningConsumer> {
+  const config = loadConsumerConfig({
+    LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
+    LOKI_URL: lokiUrl,
+    MESSAGE_BUS_HOST: "127.0.0.1",
+    MESSAGE_BUS_SUB_PORT: b.subEndpoint.slice(b.subEndpoint.lastIndexOf(":") + 1),
+    LOG_CONSUMER_OPS_PORT: String(await freePort()),
+    // A dead Loki must not hold the test's consumer in backoff for minutes at stop().
+    LOG_CONSUMER_FLUSH_DEADLINE: "1s",
+  });
+  return startConsumer(config, { log: silent });
+}
+
+describe.skipIf(loki.skip !== undefined)("bus test through the real broker, log-consumer and Loki", () => {
+  let handle: LokiHandle;
+  let bus: RunningBroker;
+
+  beforeAll(async () => {
+    handle = await startLoki();
+    bus = await broker();
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await handle?.stop();
+  });
+
+  it("exits 0 once the tagged entry is queryable in Loki, and the entry is really there", async () => {
+    const c = await consumer(bus, handle.url);
+    try {
+      const r = await runCli(["bus", "test", "--bus", bus.pubEndpoint, "--loki", handle.url, "--timeout", "30s"]);
+      expect(r.stderr).not.toContain("FAIL");
+      expect(r.code).toBe(0);
+      const tag = /OK: (bus-test-[0-9a-f-]{36}) went producer -> broker/.exec(r.stdout)?.[1];
+      expect(tag).toBeDefined();
+      const streams = await handle.queryRange(`{service="${BUS_TEST_SUBSYSTEM}"} |= "${tag}"`);
+      expect(streams).toHaveLength(1);
+      expect(streams[0]?.stream).toMatchObject({ service: BUS_TEST_SUBSYSTEM, level: "info" });
+      expect(streams[0]?.values[0]?.[1]).toBe(`aixcl bus test ${tag}`);
+      expect(streams[0]?.values[0]?.[2]).toMatchObject({ module: BUS_TEST_MODULE, extra_bus_test_id: tag });
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("two runs use different tags, so a run never passes on an earlier run's entry", async () => {
+    const c = await consumer(bus, handle.url);
+    try {
+      const tags = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await runCli(["bus", "test", "--bus", bus.pubEndpoint, "--loki", handle.url]);
+        expect(r.code).toBe(0);
+        tags.push(/OK: (\S+)/.exec(r.stdout)?.[1]);
+      }
+      expect(tags[0]).not.toBe(tags[1]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("fails naming the log-consumer when nobody subscribes", async () => {
+    const r = await runCli(["bus", "test", "--bus", bus.pubEndpoint, "--loki", handle.url, "--timeout", "2s"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAIL: the broker at tcp:\/\/127\.0\.0\.1:\d+ accepted the connection, but nobody subscribes to logs\. .*is the log-consumer running\?/);
+  });
+
+  it("fails naming Loki when the consumer cannot deliver", async () => {
+    const deadLoki = `http://127.0.0.1:${await freePort()}`;
+    const c = await consumer(bus, deadLoki);
+    try {
+      const r = await runCli(["bus", "test", "--bus", bus.pubEndpoint, "--loki", handle.url, "--timeout", "3s"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("the entry reached the broker and a subscriber, but Loki did not return it within");
+      expect(r.stderr).toContain("./aixcl logs log-consumer");
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("fails naming the broker when nothing listens on the bus endpoint", async () => {
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const r = await runCli(["bus", "test", "--bus", endpoint, "--loki", handle.url, "--timeout", "2s"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`FAIL: the broker is not reachable at ${endpoint} (ECONNREFUSED). Check: ./aixcl status`);
+  });
+
+  it("fails naming Loki when Loki is not ready", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const r = await runCli(["bus", "test", "--bus", bus.pubEndpoint, "--loki", url, "--timeout", "2s"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`FAIL: Loki at ${url} is not ready (GET /ready)`);
+  });
+});

@@ -1,0 +1,419 @@
+/**
+ * ./aixcl's argument handling and messages. No Docker engine is involved: a recording fake `docker`
+ * (test/stack/fake-docker/docker) comes first on PATH, logs every invocation and answers from FAKE_DOCKER_*
+ * variables. What Docker itself does with those invocations is covered by the compose tests, the
+ * healthcheck tests against the real components, and the TypeScript commands' tests against real Loki.
+ */
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const fakeDockerDir = join(root, "test/stack/fake-docker");
+const ALL_HEALTHY = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
+
+interface Result {
+  status: number;
+  stdout: string;
+  stderr: string;
+  /** docker invocations, each as its argument list. */
+  calls: string[][];
+}
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "aixcl-cli-"));
+  for (const f of ["aixcl", ".env.example", "docker-compose.yml"]) copyFileSync(join(root, f), join(dir, f));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function aixcl(args: string[], env: Record<string, string> = {}, options: { input?: string; path?: string; cwd?: string } = {}): Result {
+  const log = join(dir, "docker-calls.log");
+  writeFileSync(log, "");
+  const r = spawnSync("bash", [join(dir, "aixcl"), ...args], {
+    cwd: options.cwd ?? dir,
+    input: options.input ?? "",
+    encoding: "utf8",
+    timeout: 20_000,
+    env: {
+      PATH: options.path ?? `${fakeDockerDir}:${process.env.PATH}`,
+      HOME: dir,
+      FAKE_DOCKER_LOG: log,
+      AIXCL_START_TIMEOUT: "4",
+      ...env,
+    },
+  });
+  const calls = readFileSync(log, "utf8")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => l.split("\x1f"));
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls };
+}
+
+/** The compose subcommand and its arguments of each `docker compose` call, after the global options. */
+function composeCalls(r: Result): string[][] {
+  return r.calls
+    .filter((c) => c[0] === "compose" && c[1] === "--project-name")
+    .map((c) => {
+      expect(c.slice(0, 7)).toEqual(["compose", "--project-name", "aixcl", "--project-directory", dir, "--file", join(dir, "docker-compose.yml")]);
+      return c.slice(7);
+    });
+}
+
+const started = () => aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+
+describe("help and unknown commands", () => {
+  it("help lists every command; no arguments shows the same", () => {
+    const help = aixcl(["help"]);
+    expect(help.status).toBe(0);
+    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "bus test", "help"]) {
+      expect(help.stdout).toContain(cmd);
+    }
+    expect(aixcl([]).stdout).toBe(help.stdout);
+    expect(aixcl(["--help"]).stdout).toBe(help.stdout);
+    expect(help.calls).toEqual([]);
+  });
+
+  it("an unknown command exits 2 and points to help", () => {
+    const r = aixcl(["frobnicate"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("error: unknown command 'frobnicate'\nRun ./aixcl help for the commands.\n");
+    expect(r.calls).toEqual([]);
+  });
+
+  it.each([
+    [["help", "me"], "help takes no arguments"],
+    [["start", "now"], "start takes no arguments"],
+    [["stop", "loki"], "stop takes no arguments"],
+    [["status", "-v"], "status takes no arguments"],
+    [["restart", "loki", "grafana"], "restart takes at most one service"],
+    [["restart", "nginx"], "unknown service 'nginx'; services: loki promtail prometheus grafana broker log-consumer"],
+    [["logs"], "logs needs a service, 'query <LogQL>' or 'tail [<LogQL>]'"],
+    [["logs", "nginx"], "unknown service 'nginx'"],
+    [["logs", "loki", "--since", "5m"], "logs loki: unknown option '--since' (options: --follow, --tail <n>)"],
+    [["logs", "loki", "--tail", "many"], "--tail needs a number of lines"],
+    [["logs", "loki", "--tail=x"], "--tail needs a number of lines"],
+    [["bus"], "bus has one subcommand: ./aixcl bus test"],
+    [["bus", "send"], "bus has one subcommand: ./aixcl bus test"],
+    [["clean", "--all"], "clean: unknown option '--all' (options: --volumes, --yes)"],
+  ])("%j exits 2: %s", (args, message) => {
+    const r = aixcl(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+    expect(r.calls).toEqual([]);
+  });
+});
+
+describe("start: prerequisites, each with its own message, before anything is created", () => {
+  function expectNothingDone(r: Result) {
+    expect(r.status).toBe(1);
+    expect(existsSync(join(dir, ".env"))).toBe(false);
+    expect(composeCalls(r)).toEqual([]);
+  }
+
+  it("no docker command", () => {
+    // A PATH with what the script needs, but no docker.
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    for (const tool of ["bash", "dirname", "sed", "tail", "head", "base64", "tr", "cut", "awk", "mv", "date", "sleep", "grep", "cat"]) {
+      const found = spawnSync("bash", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
+      if (found) symlinkSync(found, join(bin, tool));
+    }
+    const r = aixcl(["start"], {}, { path: bin });
+    expectNothingDone(r);
+    expect(r.stderr).toContain("error: Docker is not installed (no 'docker' command on PATH). Install Docker Engine or Docker Desktop: https://docs.docker.com/get-docker/");
+  });
+
+  it("engine not running", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_ENGINE: "down" });
+    expectNothingDone(r);
+    expect(r.stderr).toContain("error: Docker is installed but its engine is not reachable:\n  Cannot connect to the Docker daemon at unix:///var/run/docker.sock.");
+    expect(r.stderr).toContain("Start Docker (Docker Desktop, or: sudo systemctl start docker)");
+  });
+
+  it("Compose v2 missing", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_COMPOSE: "missing" });
+    expectNothingDone(r);
+    expect(r.stderr).toContain("error: Docker Compose v2 is not installed ('docker compose' does not work). Install the Compose plugin:");
+  });
+
+  it("Compose too old", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_COMPOSE: "2.17.3" });
+    expectNothingDone(r);
+    expect(r.stderr).toContain("error: Docker Compose 2.17.3 is too old: 2.20.0 or newer is needed.");
+  });
+
+  it.each(["2.20.0", "v2.29.1-desktop.1", "2.40.3", "5.0.0"])("Compose %s is accepted", (version) => {
+    expect(aixcl(["start"], { FAKE_DOCKER_COMPOSE: version, FAKE_DOCKER_PS: ALL_HEALTHY }).status).toBe(0);
+  });
+});
+
+describe("start", () => {
+  it("creates .env once with a generated password, builds and starts the project, waits, prints URLs but not the password", () => {
+    const r = started();
+    expect(r.status).toBe(0);
+    const env = readFileSync(join(dir, ".env"), "utf8");
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(env)?.[1] ?? "";
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(statSync(join(dir, ".env")).mode & 0o777).toBe(0o600);
+    expect(composeCalls(r)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
+    expect(composeCalls(r)[1]?.[0]).toBe("ps");
+    expect(r.stderr).toContain("Created .env with a generated Grafana admin password");
+    expect(r.stderr).toContain(`Grafana      http://127.0.0.1:3000  (user admin, password: GRAFANA_ADMIN_PASSWORD in ${join(dir, ".env")})`);
+    expect(r.stderr).toContain("Loki         http://127.0.0.1:3100  (ready: http://127.0.0.1:3100/ready)");
+    expect(r.stderr).toContain("Broker       tcp://127.0.0.1:5555 (publish), :5556 (subscribe), http://127.0.0.1:9464/metrics");
+    expect(r.stderr).toContain("./aixcl bus test");
+    expect(`${r.stdout}${r.stderr}`).not.toContain(password);
+
+    const again = started();
+    expect(again.status).toBe(0);
+    expect(again.stderr).not.toContain("Created .env");
+    expect(readFileSync(join(dir, ".env"), "utf8")).toBe(env);
+  });
+
+  it("two checkouts get different passwords", () => {
+    started();
+    const first = readFileSync(join(dir, ".env"), "utf8");
+    rmSync(join(dir, ".env"));
+    started();
+    expect(readFileSync(join(dir, ".env"), "utf8")).not.toBe(first);
+  });
+
+  it("works from any directory: .env and compose paths are the checkout's", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY }, { cwd: tmpdir() });
+    expect(r.status).toBe(0);
+    expect(existsSync(join(dir, ".env"))).toBe(true);
+  });
+
+  it("passes --project-name aixcl even when COMPOSE_PROJECT_NAME says otherwise", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, COMPOSE_PROJECT_NAME: "other" });
+    expect(r.status).toBe(0);
+    expect(composeCalls(r).length).toBeGreaterThan(1);
+  });
+
+  it("uses the host ports from .env in the URLs it prints", () => {
+    writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\nGRAFANA_PORT=3300\n");
+    const r = started();
+    expect(r.stderr).toContain("Grafana      http://127.0.0.1:3300");
+  });
+
+  it.each([
+    ["GRAFANA_ADMIN_PASSWORD=\n", ".env has no GRAFANA_ADMIN_PASSWORD. Set one (12 characters or more), or delete .env"],
+    ["# no password line\n", ".env has no GRAFANA_ADMIN_PASSWORD."],
+    ["GRAFANA_ADMIN_PASSWORD=admin\n", "GRAFANA_ADMIN_PASSWORD in .env is too weak"],
+    ["GRAFANA_ADMIN_PASSWORD=short\n", "GRAFANA_ADMIN_PASSWORD in .env is too weak"],
+  ])("refuses an .env with %j", (content, message) => {
+    writeFileSync(join(dir, ".env"), content);
+    const r = started();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`error: ${message}`);
+    expect(composeCalls(r)).toEqual([]);
+  });
+
+  it("a new .env next to existing Grafana data resets Grafana's admin password to it, over stdin", () => {
+    const stdinLog = join(dir, "exec-stdin");
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_VOLUMES: "aixcl_grafana-data", FAKE_DOCKER_STDIN_LOG: stdinLog });
+    expect(r.status).toBe(0);
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(readFileSync(join(dir, ".env"), "utf8"))?.[1];
+    expect(composeCalls(r)).toContainEqual(["exec", "-T", "grafana", "grafana", "cli", "admin", "reset-admin-password", "--password-from-stdin"]);
+    expect(readFileSync(stdinLog, "utf8")).toBe(password);
+    expect(r.calls.flat().join(" ")).not.toContain(password);
+  });
+
+  it("does not touch Grafana's password when .env already existed", () => {
+    started();
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_VOLUMES: "aixcl_grafana-data" });
+    expect(composeCalls(r).some((c) => c[0] === "exec")).toBe(false);
+  });
+
+  it("when compose up fails, says how to diagnose", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_UP_EXIT: "1" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("error: docker compose could not start the stack (see above). Diagnose a service with: ./aixcl logs <service>");
+  });
+
+  it("shows each service's progress and, on timeout, which are not healthy and how to diagnose them", () => {
+    const ps = ALL_HEALTHY.replace("promtail running healthy", "promtail running unhealthy").replace("grafana running healthy", "grafana running starting");
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ps, AIXCL_START_TIMEOUT: "0" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/\[0s\] loki {10}running, healthy/);
+    expect(r.stderr).toMatch(/\[0s\] promtail {6}running, unhealthy/);
+    expect(r.stderr).toContain("Not healthy after 0s: promtail grafana");
+    expect(r.stderr).toContain("  diagnose with: ./aixcl logs promtail\n  diagnose with: ./aixcl logs grafana\n");
+    expect(r.stderr).not.toContain("AIXCL logging stack is up");
+  });
+
+  it("reports a service compose has not created", () => {
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY.replace("broker running healthy\n", ""), AIXCL_START_TIMEOUT: "0" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/\[0s\] broker +not-created\n/);
+    expect(r.stderr).toContain("Not healthy after 0s: broker");
+  });
+});
+
+describe("stop, restart, status", () => {
+  it("stop stops the project and says data is kept", () => {
+    started();
+    const r = aixcl(["stop"]);
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([["stop"]]);
+    expect(r.stderr).toContain("Logs, metrics and dashboards are kept");
+  });
+
+  it("commands other than start and status need a started checkout", () => {
+    for (const args of [["stop"], ["restart"], ["logs", "loki"], ["logs", "query", "{a=\"b\"}"], ["bus", "test"]]) {
+      const r = aixcl(args);
+      expect(r.status, args.join(" ")).toBe(1);
+      expect(r.stderr).toContain("The stack has not been started from this checkout (there is no .env). Run: ./aixcl start");
+    }
+  });
+
+  it("restart <service> restarts it and waits for it only", () => {
+    started();
+    const r = aixcl(["restart", "loki"], { FAKE_DOCKER_PS: ALL_HEALTHY.replace("grafana running healthy", "grafana exited -") });
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)[0]).toEqual(["restart", "loki"]);
+    expect(r.stderr).toMatch(/loki {10}running, healthy/);
+    expect(r.stderr).not.toContain("grafana");
+  });
+
+  it("restart without a service restarts everything", () => {
+    started();
+    const r = aixcl(["restart"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+    expect(composeCalls(r)[0]).toEqual(["restart"]);
+    expect(r.status).toBe(0);
+  });
+
+  it("status prints a table of service, state, health and URL; exit 0 only when all are healthy", () => {
+    started();
+    const ok = aixcl(["status"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+    expect(ok.status).toBe(0);
+    const lines = ok.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^SERVICE\s+STATE\s+HEALTH\s+URL$/);
+    expect(lines).toHaveLength(7);
+    expect(lines[1]).toMatch(/^loki\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:3100$/);
+    expect(lines[3]).toMatch(/^prometheus\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:9090$/);
+    expect(lines[6]).toMatch(/^log-consumer\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:9465\/metrics$/);
+
+    const bad = aixcl(["status"], { FAKE_DOCKER_PS: ALL_HEALTHY.replace("loki running healthy", "loki restarting -") });
+    expect(bad.status).toBe(3);
+    expect(bad.stdout).toMatch(/^loki\s+restarting\s+-\s+http/m);
+  });
+
+  it("status before the first start says so, exit 3", () => {
+    const r = aixcl(["status"]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain("Run: ./aixcl start");
+  });
+});
+
+describe("logs", () => {
+  beforeEach(() => {
+    started();
+  });
+
+  it.each([
+    [["logs", "loki"], ["logs", "--tail", "200", "loki"]],
+    [["logs", "grafana", "--follow"], ["logs", "--tail", "200", "--follow", "grafana"]],
+    [["logs", "log-consumer", "-f", "--tail", "50"], ["logs", "--tail", "50", "--follow", "log-consumer"]],
+    [["logs", "broker", "--tail=5"], ["logs", "--tail", "5", "broker"]],
+  ])("%j runs docker compose %j", (args, expected) => {
+    const r = aixcl(args);
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([expected]);
+  });
+
+  it.each([
+    [["logs", "query", '{compose_service="loki"} |= "level=error"', "--since", "15m"]],
+    [["logs", "tail"]],
+    [["logs", "tail", '{service="api"}', "--follow"]],
+    [["bus", "test", "--timeout", "1m"]],
+  ])("%j runs in the cli container with its arguments unchanged", (args) => {
+    const r = aixcl(args, { FAKE_DOCKER_RUNNING: "loki\nbroker\n" });
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([["ps", "--status", "running", "--services"], ["run", "--rm", "--no-deps", "-T", "cli", ...args]]);
+  });
+
+  it("passes the container's exit status through", () => {
+    expect(aixcl(["bus", "test"], { FAKE_DOCKER_RUNNING: "loki\n", FAKE_DOCKER_RUN_EXIT: "1" }).status).toBe(1);
+    expect(aixcl(["logs", "query"], { FAKE_DOCKER_RUNNING: "loki\n", FAKE_DOCKER_RUN_EXIT: "2" }).status).toBe(2);
+  });
+
+  it("refuses to run them while Loki is down, saying how to start it", () => {
+    const r = aixcl(["logs", "query", "{a=\"b\"}"], { FAKE_DOCKER_RUNNING: "grafana\n" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("error: Loki is not running. Start the stack first: ./aixcl start");
+    expect(composeCalls(r).some((c) => c[0] === "run")).toBe(false);
+  });
+});
+
+describe("clean", () => {
+  it("without a terminal and without --yes, removes nothing", () => {
+    started();
+    const r = aixcl(["clean"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("error: clean asks for confirmation, and there is no terminal to ask on: add --yes to confirm.");
+    expect(composeCalls(r)).toEqual([]);
+  });
+
+  it("--yes keeps the data volumes", () => {
+    started();
+    const r = aixcl(["clean", "--yes"]);
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans"]]);
+    expect(r.stderr).toContain("logs, metrics and dashboards are kept; add --volumes to delete them too");
+  });
+
+  it("--volumes --yes deletes the data and says so first", () => {
+    started();
+    const r = aixcl(["clean", "--volumes", "-y"]);
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
+    expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings");
+    expect(existsSync(join(dir, ".env"))).toBe(true);
+  });
+
+  it("works without .env (nothing to interpolate the password from)", () => {
+    const r = aixcl(["clean", "--yes"]);
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans"]]);
+  });
+
+  const hasScript = spawnSync("script", ["--version"]).status === 0;
+  it.skipIf(!hasScript)("asks on a terminal; anything but yes removes nothing", () => {
+    started();
+    // util-linux `script` gives the command a pseudo-terminal and feeds it our stdin.
+    const run = (answer: string) =>
+      spawnSync("script", ["-qec", `bash ${join(dir, "aixcl")} clean`, "/dev/null"], {
+      input: answer,
+      encoding: "utf8",
+      env: { PATH: `${fakeDockerDir}:${process.env.PATH}`, FAKE_DOCKER_LOG: join(dir, "docker-calls.log"), HOME: dir },
+    });
+    writeFileSync(join(dir, "docker-calls.log"), "");
+    const no = run("n\n");
+    expect(no.status).toBe(1);
+    expect(no.stdout).toContain("Continue? [y/N]");
+    expect(no.stdout).toContain("Nothing removed.");
+    expect(readFileSync(join(dir, "docker-calls.log"), "utf8")).not.toContain("down");
+    const yes = run("y\n");
+    expect(yes.status).toBe(0);
+    expect(readFileSync(join(dir, "docker-calls.log"), "utf8")).toContain("down");
+  });
+});
+
+describe("./aixcl and docker-compose.yml agree", () => {
+  it("the services ./aixcl waits for are exactly the compose services that `up` starts", () => {
+    const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, { profiles?: string[] }> };
+    const started = Object.entries(compose.services)
+      .filter(([, s]) => !s.profiles?.length)
+      .map(([name]) => name);
+    const script = readFileSync(join(root, "aixcl"), "utf8");
+    const listed = /^SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ");
+    expect(listed?.sort()).toEqual(started.sort());
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * docker-compose.yml through compose-go, the loader Docker Compose itself uses (test/stack/compose-config is
+ * a ten-line Go wrapper, pinned in its go.mod): the compose-spec schema validation and the ${VAR} interpolation
+ * that `docker compose config` performs, run without a Docker engine. Go is already required to build the
+ * real components, so like them this runs in CI and may skip elsewhere.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const goFound = spawnSync("bash", ["-c", "command -v go || ls /usr/local/go/bin/go"], { encoding: "utf8" }).stdout.trim().split("\n")[0] ?? "";
+const skip = goFound === "" ? "no Go toolchain (needed to build compose-go, as for the components)" : undefined;
+if (skip && process.env.CI === "true") throw new Error(`CI=true and ${skip}`);
+if (skip) console.warn(`SKIPPED test/stack/compose-config.test.ts: ${skip}`);
+
+interface Port {
+  host_ip?: string;
+  target: number;
+  published?: string;
+}
+interface Resolved {
+  name: string;
+  services: Record<string, { ports?: Port[]; environment?: Record<string, string>; volumes?: { source: string; target: string; read_only?: boolean }[]; profiles?: string[] }>;
+}
+
+describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads it (compose-go)", () => {
+  let dir: string;
+  let bin: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "aixcl-compose-config-"));
+    bin = join(dir, "compose-config");
+    execFileSync(goFound, ["build", "-o", bin, "."], { cwd: join(root, "test/stack/compose-config"), stdio: "pipe", timeout: 600_000 });
+  }, 600_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function load(envText: string, composeFile = join(root, "docker-compose.yml")) {
+    const envFile = join(dir, "test.env");
+    writeFileSync(envFile, envText);
+    const r = spawnSync(bin, [composeFile, root, envFile], { encoding: "utf8", timeout: 60_000 });
+    return { status: r.status, stderr: r.stderr, project: r.status === 0 ? (JSON.parse(r.stdout) as Resolved) : undefined };
+  }
+
+  /** .env as ./aixcl start writes it: .env.example with a generated password. */
+  const dotEnv = (password = "k3Jq9sZpW2xYv8LmN4bT6cRd1fGh5aEu") =>
+    readFileSync(join(root, ".env.example"), "utf8").replace(/^GRAFANA_ADMIN_PASSWORD=$/m, `GRAFANA_ADMIN_PASSWORD=${password}`);
+
+  it("loads and validates with the .env ./aixcl start creates, every port on 127.0.0.1", () => {
+    const r = load(dotEnv());
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const project = r.project as Resolved;
+    expect(project.name).toBe("aixcl");
+    expect(Object.keys(project.services).sort()).toEqual(["broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
+    const ports = Object.values(project.services).flatMap((s) => s.ports ?? []);
+    expect(ports).toHaveLength(8);
+    for (const p of ports) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
+    expect(project.services.grafana?.environment?.GF_SECURITY_ADMIN_PASSWORD).toBe("k3Jq9sZpW2xYv8LmN4bT6cRd1fGh5aEu");
+    const socket = project.services.promtail?.volumes?.find((v) => v.target === "/var/run/docker.sock");
+    expect(socket).toMatchObject({ source: "/var/run/docker.sock", read_only: true });
+  });
+
+  it("takes host ports and the Docker socket path from .env", () => {
+    const r = load(`${dotEnv()}\nGRAFANA_PORT=3300\nDOCKER_SOCKET=/run/user/1000/docker.sock\n`);
+    expect(r.status).toBe(0);
+    expect(r.project?.services.grafana?.ports?.[0]).toMatchObject({ host_ip: "127.0.0.1", published: "3300", target: 3000 });
+    expect(r.project?.services.promtail?.volumes?.find((v) => v.target === "/var/run/docker.sock")?.source).toBe("/run/user/1000/docker.sock");
+  });
+
+  it("refuses to load without a Grafana password, saying how to get one", () => {
+    for (const envText of ["", readFileSync(join(root, ".env.example"), "utf8")]) {
+      const r = load(envText);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("required variable GRAFANA_ADMIN_PASSWORD is missing a value: GRAFANA_ADMIN_PASSWORD is not set; run ./aixcl start, which creates .env");
+    }
+  });
+
+  it("validates against the compose schema (a misspelt key fails, so the check can fail)", () => {
+    const broken = join(dir, "docker-compose.yml");
+    copyFileSync(join(root, "docker-compose.yml"), broken);
+    writeFileSync(broken, readFileSync(broken, "utf8").replace("    mem_limit: 1g", "    mem_limt: 1g"));
+    const r = load(dotEnv(), broken);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/mem_limt/);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * The rules docker-compose.yml must follow, as a pure function over the parsed file so the rules themselves
+ * can be tested against broken variants (compose.test.ts). Each problem names the service and what to change.
+ */
+
+export type Doc = Record<string, unknown>;
+type Service = Record<string, unknown>;
+
+/** Services built from this repository: they get the full hardening (non-root, read-only, no capabilities). */
+export const OWN_SERVICES = ["broker", "log-consumer", "cli"];
+/** The only capability a service may add back: Promtail reading other users' files in /var/log. */
+const ALLOWED_CAP_ADD = ["DAC_READ_SEARCH"];
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function asList(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function services(doc: Doc): Record<string, Service> {
+  return asRecord(doc.services) as Record<string, Service>;
+}
+
+/** KEY: value or KEY=value environment entries as a map. */
+export function environment(service: Service): Record<string, string> {
+  const env = service.environment;
+  if (Array.isArray(env)) {
+    return Object.fromEntries(
+      env.map((e) => {
+        const s = String(e);
+        const i = s.indexOf("=");
+        return i < 0 ? [s, ""] : [s.slice(0, i), s.slice(i + 1)];
+      }),
+    );
+  }
+  return Object.fromEntries(Object.entries(asRecord(env)).map(([k, v]) => [k, String(v)]));
+}
+
+export interface Mount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+  bind: boolean;
+}
+
+/** Volumes in short (`src:dst[:ro]`) or long syntax. */
+export function mounts(service: Service): Mount[] {
+  return asList(service.volumes).map((v) => {
+    if (typeof v === "string") {
+      // ${VAR:-/default} may hold a colon-free path; split on the colons outside ${...}.
+      const parts = v.split(/:(?![^{]*\})/);
+      const [source = "", target = "", mode = ""] = parts.length === 1 ? ["", parts[0] ?? "", ""] : parts;
+      return { source, target, readOnly: mode.split(",").includes("ro"), bind: /^[.$/~]/.test(source) };
+    }
+    const m = asRecord(v);
+    return { source: String(m.source ?? ""), target: String(m.target ?? ""), readOnly: m.read_only === true, bind: m.type === "bind" };
+  });
+}
+
+function portProblems(name: string, service: Service): string[] {
+  const problems: string[] = [];
+  for (const p of asList(service.ports)) {
+    if (typeof p === "string" || typeof p === "number") {
+      // The host port may come from .env (${GRAFANA_PORT:-3000}); the address never does.
+      if (!/^127\.0\.0\.1:(\d+|\$\{[A-Z0-9_]+:-\d+\}):\d+(\/(tcp|udp))?$/.test(String(p))) problems.push(`${name}: port "${p}" must be published as 127.0.0.1:<host port>:<container port>`);
+    } else {
+      const hostIp = asRecord(p).host_ip;
+      if (hostIp !== "127.0.0.1") problems.push(`${name}: port ${JSON.stringify(p)} must set host_ip: 127.0.0.1`);
+    }
+  }
+  return problems;
+}
+
+function imageProblems(name: string, service: Service, all: Record<string, Service>): string[] {
+  const image = typeof service.image === "string" ? service.image : "";
+  if (image === "") return [`${name}: no image; pin one (repository:version), or name the built image`];
+  const digest = image.includes("@sha256:");
+  const tag = /:([^/:@]+)(@|$)/.exec(image)?.[1];
+  if (!digest && tag === undefined) return [`${name}: image ${image} has no tag; pin a version`];
+  if (tag === "latest") return [`${name}: image ${image} uses latest; pin a version`];
+  if (service.build !== undefined) {
+    return service.pull_policy === "build" ? [] : [`${name}: built image ${image} needs pull_policy: build (never pull a registry image of that name)`];
+  }
+  const builtElsewhere = Object.values(all).some((s) => s.build !== undefined && s.image === image);
+  if (builtElsewhere) return service.pull_policy === "never" ? [] : [`${name}: ${image} is built by another service; set pull_policy: never`];
+  if (!digest && !/^v?\d+(\.\d+)+$/.test(tag ?? "")) return [`${name}: image ${image} must be pinned to a version (x.y.z), got tag ${tag}`];
+  return [];
+}
+
+function isReadinessGated(service: Service): boolean {
+  const deps = asRecord(service.depends_on);
+  const conditions = Object.values(deps).map((d) => asRecord(d).condition);
+  return asList(service.profiles).length > 0 && service.restart === "no" && conditions.length > 0 && conditions.every((c) => c === "service_healthy");
+}
+
+function healthProblems(name: string, service: Service): string[] {
+  const hc = asRecord(service.healthcheck);
+  const test = asList(hc.test);
+  if (service.healthcheck !== undefined && hc.disable !== true && test.length > 1 && test[0] !== "NONE") return [];
+  if (isReadinessGated(service)) return [];
+  return [`${name}: needs a healthcheck (or, for a one-off tools service, depends_on every dependency with condition: service_healthy)`];
+}
+
+function hardeningProblems(name: string, service: Service): string[] {
+  const problems: string[] = [];
+  if (!asList(service.cap_drop).includes("ALL")) problems.push(`${name}: cap_drop must include ALL`);
+  for (const cap of asList(service.cap_add)) {
+    if (!ALLOWED_CAP_ADD.includes(String(cap))) problems.push(`${name}: cap_add ${cap} is not allowed`);
+  }
+  if (!asList(service.security_opt).some((o) => /^no-new-privileges(:true)?$/.test(String(o)))) {
+    problems.push(`${name}: security_opt must include no-new-privileges:true`);
+  }
+  if (service.privileged === true) problems.push(`${name}: privileged containers are not allowed`);
+  for (const ns of ["network_mode", "pid", "ipc", "userns_mode"]) {
+    if (service[ns] === "host") problems.push(`${name}: ${ns}: host is not allowed (use the stack's bridge network)`);
+  }
+  if (OWN_SERVICES.includes(name)) {
+    const user = String(service.user ?? "");
+    if (user === "" || /^(0|root)(:|$)/.test(user)) problems.push(`${name}: must run as a non-root user`);
+    if (service.read_only !== true) problems.push(`${name}: must have read_only: true`);
+  }
+  return problems;
+}
+
+function socketProblems(name: string, service: Service): string[] {
+  return mounts(service)
+    .filter((m) => /docker\.sock|podman\.sock/.test(`${m.source} ${m.target}`) && !m.readOnly)
+    .map((m) => `${name}: the Docker socket ${m.source} must be mounted read-only (:ro)`);
+}
+
+function grafanaProblems(all: Record<string, Service>): string[] {
+  const grafana = Object.entries(all).find(([, s]) => String(s.image ?? "").startsWith("grafana/grafana:"));
+  if (!grafana) return ["no grafana/grafana service"];
+  const [name, service] = grafana;
+  const env = environment(service);
+  const problems: string[] = [];
+  if (env.GF_AUTH_ANONYMOUS_ENABLED !== "false") problems.push(`${name}: GF_AUTH_ANONYMOUS_ENABLED must be "false"`);
+  if (env.GF_USERS_ALLOW_SIGN_UP !== "false") problems.push(`${name}: GF_USERS_ALLOW_SIGN_UP must be "false"`);
+  if (!/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/.test(env.GF_SECURITY_ADMIN_PASSWORD ?? "")) {
+    problems.push(`${name}: GF_SECURITY_ADMIN_PASSWORD must be \${GRAFANA_ADMIN_PASSWORD:?message}: required, no default`);
+  }
+  if (env.GF_SECURITY_ADMIN_PASSWORD__FILE !== undefined || env.GF_AUTH_DISABLE_LOGIN_FORM === "true") {
+    problems.push(`${name}: the admin password must come from GRAFANA_ADMIN_PASSWORD only`);
+  }
+  return problems;
+}
+
+/** Every rule; an empty list means the file is fine. */
+export function composeProblems(doc: Doc): string[] {
+  const problems: string[] = [];
+  if (doc.name !== "aixcl") problems.push(`name must be "aixcl" (Promtail's filter and the dashboards match on it), got ${JSON.stringify(doc.name)}`);
+  const all = services(doc);
+  const networks = Object.keys(asRecord(doc.networks));
+  if (networks.length !== 1) problems.push(`exactly one network expected, got ${networks.length}`);
+  for (const [name, service] of Object.entries(all)) {
+    problems.push(...imageProblems(name, service, all), ...portProblems(name, service), ...healthProblems(name, service));
+    problems.push(...hardeningProblems(name, service), ...socketProblems(name, service));
+    const nets = Array.isArray(service.networks) ? service.networks : Object.keys(asRecord(service.networks));
+    if (nets.length !== 1 || nets[0] !== networks[0]) problems.push(`${name}: must be on the stack's network ${networks[0]} only`);
+    if (Array.isArray(service.depends_on)) problems.push(`${name}: depends_on must use the long form with condition: service_healthy`);
+    for (const [dep, spec] of Object.entries(asRecord(service.depends_on))) {
+      if (asRecord(spec).condition !== "service_healthy") problems.push(`${name}: depends_on ${dep} must wait for condition: service_healthy`);
+    }
+    if (service.mem_limit === undefined && asRecord(asRecord(asRecord(service.deploy).resources).limits).memory === undefined) {
+      problems.push(`${name}: needs a memory limit (mem_limit)`);
+    }
+    if (asList(service.profiles).length === 0 && !["unless-stopped", "always"].includes(String(service.restart))) {
+      problems.push(`${name}: needs restart: unless-stopped`);
+    }
+  }
+  problems.push(...grafanaProblems(all));
+  return problems;
+}

@@ -1,0 +1,270 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, posix } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import type { Doc } from "./compose-rules.js";
+import { composeProblems, environment, mounts, services } from "./compose-rules.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const read = (path: string) => readFileSync(join(root, path), "utf8");
+// Compose resolves YAML merge keys (<<: *anchor); the yaml package does so only when asked.
+const load = (text: string) => parse(text, { merge: true }) as Doc;
+const composeText = read("docker-compose.yml");
+const compose = () => load(composeText);
+const svc = (name: string) => {
+  const s = services(compose())[name];
+  if (!s) throw new Error(`docker-compose.yml has no service ${name}`);
+  return s;
+};
+/** The parsed file with one service's key replaced, to show a rule catches it. */
+function withChange(name: string, key: string, value: unknown): Doc {
+  const doc = compose();
+  const s = services(doc)[name] as Record<string, unknown>;
+  if (value === undefined) delete s[key];
+  else s[key] = value;
+  return doc;
+}
+
+describe("docker-compose.yml follows the stack's rules", () => {
+  it("has no problems", () => {
+    expect(composeProblems(compose())).toEqual([]);
+  });
+
+  it("runs the six services under the project name aixcl, plus the on-demand cli", () => {
+    const doc = compose();
+    expect(doc.name).toBe("aixcl");
+    expect(Object.keys(services(doc)).sort()).toEqual(["broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
+  });
+
+  describe("each rule catches what it is for", () => {
+    it.each([
+      ["loki", "image", "grafana/loki:latest", "loki: image grafana/loki:latest uses latest; pin a version"],
+      ["loki", "image", "grafana/loki", "loki: image grafana/loki has no tag; pin a version"],
+      ["prometheus", "image", "prom/prometheus:main", "prometheus: image prom/prometheus:main must be pinned to a version (x.y.z), got tag main"],
+      ["broker", "pull_policy", undefined, "broker: built image aixcl-broker:local needs pull_policy: build"],
+      ["grafana", "ports", ["3000:3000"], 'grafana: port "3000:3000" must be published as 127.0.0.1:<host port>:<container port>'],
+      ["grafana", "ports", ["0.0.0.0:3000:3000"], 'grafana: port "0.0.0.0:3000:3000" must be published'],
+      ["grafana", "ports", [{ target: 3000, published: 3000 }], "grafana: port"],
+      ["loki", "healthcheck", undefined, "loki: needs a healthcheck"],
+      ["loki", "healthcheck", { test: ["NONE"] }, "loki: needs a healthcheck"],
+      ["promtail", "network_mode", "host", "promtail: network_mode: host is not allowed"],
+      ["promtail", "pid", "host", "promtail: pid: host is not allowed"],
+      ["promtail", "privileged", true, "promtail: privileged containers are not allowed"],
+      ["promtail", "cap_add", ["SYS_ADMIN"], "promtail: cap_add SYS_ADMIN is not allowed"],
+      ["loki", "cap_drop", undefined, "loki: cap_drop must include ALL"],
+      ["grafana", "security_opt", [], "grafana: security_opt must include no-new-privileges:true"],
+      ["broker", "user", undefined, "broker: must run as a non-root user"],
+      ["log-consumer", "user", "root", "log-consumer: must run as a non-root user"],
+      ["broker", "read_only", false, "broker: must have read_only: true"],
+      ["broker", "mem_limit", undefined, "broker: needs a memory limit"],
+      ["broker", "restart", "no", "broker: needs restart: unless-stopped"],
+      ["grafana", "depends_on", ["loki"], "grafana: depends_on must use the long form with condition: service_healthy"],
+      ["grafana", "depends_on", { loki: { condition: "service_started" } }, "grafana: depends_on loki must wait for condition: service_healthy"],
+      ["promtail", "volumes", ["/var/run/docker.sock:/var/run/docker.sock"], "promtail: the Docker socket /var/run/docker.sock must be mounted read-only (:ro)"],
+      ["promtail", "volumes", ["${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:rw"], "promtail: the Docker socket ${DOCKER_SOCKET"],
+      ["loki", "ports", ["127.0.0.1:${LOKI_PORT:-3100}"], "loki: port"],
+      ["loki", "ports", ["${LOKI_HOST:-127.0.0.1}:3100:3100"], "loki: port"],
+      ["promtail", "networks", ["default"], "promtail: must be on the stack's network aixcl only"],
+    ])("%s.%s = %j", (name, key, value, problem) => {
+      const found = composeProblems(withChange(name, key, value));
+      expect(found.some((p) => p.startsWith(problem))).toBe(true);
+    });
+
+    it("the one-off cli service needs its readiness gate when it has no healthcheck", () => {
+      expect(composeProblems(withChange("cli", "depends_on", undefined))).toContain(
+        "cli: needs a healthcheck (or, for a one-off tools service, depends_on every dependency with condition: service_healthy)",
+      );
+    });
+
+    it.each([
+      ["GF_AUTH_ANONYMOUS_ENABLED", "true", 'grafana: GF_AUTH_ANONYMOUS_ENABLED must be "false"'],
+      ["GF_USERS_ALLOW_SIGN_UP", "true", 'grafana: GF_USERS_ALLOW_SIGN_UP must be "false"'],
+      ["GF_SECURITY_ADMIN_PASSWORD", "admin", "grafana: GF_SECURITY_ADMIN_PASSWORD must be ${GRAFANA_ADMIN_PASSWORD:?message}"],
+      ["GF_SECURITY_ADMIN_PASSWORD", "${GRAFANA_ADMIN_PASSWORD:-admin}", "grafana: GF_SECURITY_ADMIN_PASSWORD must be"],
+    ])("grafana %s=%s", (key, value, problem) => {
+      const doc = compose();
+      const grafana = services(doc).grafana as Record<string, unknown>;
+      grafana.environment = { ...environment(grafana), [key]: value };
+      expect(composeProblems(doc).some((p) => p.startsWith(problem))).toBe(true);
+    });
+
+    it("a project name other than aixcl", () => {
+      expect(composeProblems({ ...compose(), name: "logging" })[0]).toMatch(/^name must be "aixcl"/);
+    });
+  });
+});
+
+describe("docker-compose.yml agrees with the files it mounts", () => {
+  it("every bind-mounted file or directory of the repository exists (Docker would create an empty directory instead)", () => {
+    for (const [name, service] of Object.entries(services(compose()))) {
+      for (const m of mounts(service).filter((x) => x.source.startsWith("./"))) {
+        expect(existsSync(join(root, m.source)), `${name} mounts ${m.source}`).toBe(true);
+      }
+    }
+  });
+
+  it("every named volume is declared, and data lives on the four named volumes", () => {
+    const declared = Object.keys((compose().volumes ?? {}) as object);
+    expect(declared.sort()).toEqual(["grafana-data", "loki-data", "prometheus-data", "promtail-positions"]);
+    for (const [name, service] of Object.entries(services(compose()))) {
+      for (const m of mounts(service).filter((x) => !x.bind && x.source !== "")) expect(declared, `${name} uses volume ${m.source}`).toContain(m.source);
+    }
+  });
+
+  it("Loki runs as uid 10001 with every path of its config on the loki-data volume at /loki, which the image creates for that uid", () => {
+    const loki = svc("loki");
+    expect(loki.user).toBe("10001:10001");
+    const data = mounts(loki).find((m) => m.source === "loki-data");
+    expect(data?.target).toBe("/loki");
+    const config = parse(read("loki/loki-config.yml")) as Record<string, Record<string, unknown>>;
+    const paths: string[] = [];
+    const collect = (node: unknown, key = "") => {
+      if (typeof node === "string" && /(path_prefix|_directory|working_directory)$/.test(key)) paths.push(node);
+      else if (node && typeof node === "object") for (const [k, v] of Object.entries(node)) collect(v, k);
+    };
+    collect(config);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p === "/loki" || p.startsWith("/loki/"), `${p} in loki-config.yml`).toBe(true);
+  });
+
+  it("Loki's healthcheck uses the loki binary itself: the image has no shell, wget or curl", () => {
+    const test = (svc("loki").healthcheck as { test: string[] }).test;
+    expect(test.slice(0, 3)).toEqual(["CMD", "/usr/bin/loki", "-health"]);
+    expect(test.join(" ")).not.toMatch(/wget|curl|CMD-SHELL|\bsh\b/);
+  });
+
+  it("each service reads the config file it mounts", () => {
+    const configs: Record<string, [string, string]> = {
+      loki: ["./loki/loki-config.yml", "-config.file="],
+      promtail: ["./promtail/promtail-config.yml", "-config.file="],
+      prometheus: ["./prometheus/prometheus.yml", "--config.file="],
+    };
+    for (const [name, [source, flag]] of Object.entries(configs)) {
+      const s = svc(name);
+      const mount = mounts(s).find((m) => m.source === source);
+      expect(mount?.readOnly, `${name} mounts ${source} read-only`).toBe(true);
+      expect(s.command as string[], `${name} command`).toContain(`${flag}${mount?.target}`);
+    }
+  });
+
+  it("Promtail expands ${VAR} in its config, keeps positions on a named volume and reads /var/log read-only", () => {
+    const promtail = svc("promtail");
+    const config = parse(read("promtail/promtail-config.yml")) as { positions: { filename: string } };
+    if (read("promtail/promtail-config.yml").includes("${")) expect(promtail.command as string[]).toContain("-config.expand-env=true");
+    const positionsDir = posix.dirname(config.positions.filename);
+    const positions = mounts(promtail).find((m) => m.target === positionsDir);
+    expect(positions?.source).toBe("promtail-positions");
+    expect(mounts(promtail).find((m) => m.target === "/var/log")).toMatchObject({ source: "/var/log", readOnly: true });
+  });
+
+  it("every Prometheus scrape target is a compose service on a port that service listens on", () => {
+    const config = parse(read("prometheus/prometheus.yml")) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+    const all = services(compose());
+    const targets = config.scrape_configs.flatMap((j) => j.static_configs.flatMap((s) => s.targets));
+    expect(targets.length).toBeGreaterThanOrEqual(6);
+    for (const target of targets) {
+      const [host, port] = target.split(":");
+      if (host === "localhost") continue;
+      const service = all[host as string];
+      expect(service, `scrape target ${target}`).toBeDefined();
+      const containerPorts = ((service?.ports ?? []) as string[]).map((p) => String(p).split(":").at(-1));
+      expect(containerPorts, `scrape target ${target}`).toContain(port);
+    }
+  });
+
+  it("Grafana gets the provisioning directory and every dashboard file lies under a dashboards provider's path", () => {
+    const grafana = svc("grafana");
+    const grafanaMounts = mounts(grafana);
+    expect(grafanaMounts.find((m) => m.source === "./grafana/provisioning")).toMatchObject({ target: "/etc/grafana/provisioning", readOnly: true });
+    const providerDir = join(root, "grafana/provisioning/dashboards");
+    const providerFiles = existsSync(providerDir) ? readdirSync(providerDir).filter((f) => /\.ya?ml$/.test(f)) : [];
+    expect(providerFiles, "grafana/provisioning/dashboards/*.yml (a dashboards provider)").not.toEqual([]);
+    const providerPaths = providerFiles.flatMap((f) =>
+      ((parse(readFileSync(join(providerDir, f), "utf8")) as { providers?: { options?: { path?: string } }[] }).providers ?? []).map((p) => p.options?.path ?? ""),
+    );
+    const dashboards = readdirSync(join(root, "grafana/dashboards")).filter((f) => f.endsWith(".json"));
+    expect(dashboards.length).toBeGreaterThanOrEqual(3);
+    for (const file of dashboards) {
+      // Where the file appears inside the container, through whichever mount covers grafana/dashboards.
+      const mount = grafanaMounts.find((m) => m.bind && `./grafana/dashboards/${file}`.startsWith(`${m.source}/`));
+      expect(mount, `grafana/dashboards/${file} is mounted into Grafana`).toBeDefined();
+      const inContainer = posix.join(mount?.target ?? "", `./grafana/dashboards/${file}`.slice((mount?.source ?? "").length));
+      expect(
+        providerPaths.some((p) => p !== "" && inContainer.startsWith(`${p.replace(/\/$/, "")}/`)),
+        `${inContainer} is under a provider path (${providerPaths.join(", ")})`,
+      ).toBe(true);
+    }
+  });
+
+  it("the cli one-off's output is never collected, so logs tail cannot feed on itself", () => {
+    const cli = svc("cli");
+    expect(cli.logging).toEqual({ driver: "none" });
+    expect(cli.entrypoint).toEqual(["node", "packages/cli/dist/main.js"]);
+    expect(cli.image).toBe(svc("log-consumer").image);
+    expect(read("services/log-consumer/Dockerfile")).toMatch(/COPY --from=build \/src\/packages\/cli\/dist packages\/cli\/dist/);
+  });
+
+  it(".env.example documents every variable docker-compose.yml reads, and holds no password", () => {
+    const example = read(".env.example");
+    const code = composeText.replace(/^\s*#.*$/gm, "");
+    const used = [...code.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1] as string);
+    expect(used.length).toBeGreaterThan(5);
+    for (const name of new Set(used)) expect(example, `.env.example lacks ${name}`).toMatch(new RegExp(`^${name}=`, "m"));
+    expect(example).toMatch(/^GRAFANA_ADMIN_PASSWORD=$/m);
+  });
+});
+
+describe("the Dockerfiles", () => {
+  const workspaces = (JSON.parse(read("package.json")) as { workspaces: string[] }).workspaces;
+
+  for (const name of ["broker", "log-consumer"]) {
+    describe(name, () => {
+      const build = svc(name).build as { context: string; dockerfile: string };
+      const text = read(build.dockerfile);
+      const stages = text.split(/^FROM /m).slice(1);
+      const final = stages.at(-1) ?? "";
+
+      it("builds from the repository root with the Dockerfile under its service folder", () => {
+        expect(build.context).toBe(".");
+        expect(build.dockerfile).toBe(`services/${name}/Dockerfile`);
+      });
+
+      it("copies every workspace's package.json, so npm ci sees the lockfile's workspace tree", () => {
+        for (const ws of workspaces) expect(text, `${build.dockerfile} misses ${ws}/package.json`).toContain(`COPY ${ws}/package.json ${ws}/`);
+      });
+
+      it("builds with npm ci and tsc -b, and ships production dependencies only", () => {
+        expect(text).toMatch(/RUN npm ci [^\n]*--include-workspace-root/);
+        expect(text).toMatch(/RUN npx tsc -b /);
+        expect(text).toMatch(/RUN npm ci --omit=dev /);
+        expect(final).toMatch(/COPY --from=deps \/src\/node_modules node_modules/);
+        expect(final).not.toMatch(/COPY --from=build \/src\/node_modules/);
+      });
+
+      it("runs on Node 24 LTS as the unprivileged node user", () => {
+        expect(text).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+        // Every stage starts from the pinned Node image, directly or through an earlier stage.
+        const names = ["${NODE_IMAGE}"];
+        for (const stage of stages) {
+          const [, base, as] = /^(\S+)(?:[ \t]+AS[ \t]+(\S+))?/i.exec(stage) ?? [];
+          expect(names, `FROM ${base}`).toContain(base);
+          if (as) names.push(as);
+        }
+        expect(final).toMatch(/^USER node$/m);
+        expect(final).toMatch(/^ENV NODE_ENV=production$/m);
+      });
+
+      it("copies the files the code reads at run time (protos and config)", () => {
+        expect(final).toContain("COPY packages/shared/proto packages/shared/proto");
+        expect(final).toMatch(/COPY config\/message_bus\.yaml/);
+        if (existsSync(join(root, `services/${name}/proto`))) expect(final).toContain(`COPY services/${name}/proto services/${name}/proto`);
+      });
+    });
+  }
+
+  it(".dockerignore keeps .env, node_modules and build output out of the context", () => {
+    const ignore = read(".dockerignore").split("\n");
+    for (const entry of [".env", "**/node_modules", "**/dist", ".git"]) expect(ignore).toContain(entry);
+  });
+});
