@@ -1,0 +1,169 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { requiredBinary, shippedConfig } from "./components.js";
+import { ComponentProcess, freePort, httpOk, makeTempDir, waitUntil } from "./process.js";
+
+/** One stream of a query_range result; the 3rd value element is the entry's structured metadata, if any. */
+export interface LokiStream {
+  stream: Record<string, string>;
+  values: [string, string, Record<string, string>?][];
+}
+
+export interface QueryRangeOptions {
+  /** Default: one hour before `end`. */
+  start?: Date;
+  /** Default: now (plus a second, so entries stamped "now" by another process are included). */
+  end?: Date;
+  /** Default 1000 (Loki's own default is 100). */
+  limit?: number;
+  direction?: "forward" | "backward";
+}
+
+export interface LokiHandle {
+  url: string;
+  httpPort: number;
+  pushUrl: string;
+  /** Where this Loki keeps its data (a fresh temp dir, removed by stop()). */
+  dataDir: string;
+  /** Loki's own log output so far. */
+  logs(): string;
+  stop(): Promise<void>;
+  queryRange(logql: string, opts?: QueryRangeOptions): Promise<LokiStream[]>;
+  /** Pushes through the JSON push API; throws with Loki's answer on anything but 204. */
+  push(streams: LokiStream[]): Promise<void>;
+  /** Polls queryRange until the streams hold at least `count` entries in total; throws after `timeoutMs` (default 10 s). */
+  waitFor(logql: string, count: number, timeoutMs?: number): Promise<LokiStream[]>;
+}
+
+export interface StartLokiOptions {
+  /** Default: the shipped loki/loki-config.yml. */
+  configFile?: string;
+  /** Extra Loki command-line flags (they override the config file). */
+  args?: string[];
+  /** Default 60 s: a cold Loki needs a few seconds for its ring to settle. */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts the real Loki from the shipped config file, unmodified. Ports and paths are redirected with Loki's
+ * own flags, which take precedence over the file: HTTP and gRPC on free 127.0.0.1 ports, every path under a
+ * fresh temp dir. Resolves once /ready answers 200.
+ */
+export async function startLoki(opts: StartLokiOptions = {}): Promise<LokiHandle> {
+  const bin = requiredBinary("loki");
+  // Ports are free when asked for but may be taken before Loki binds them; retry that race only.
+  for (let attempt = 1; ; attempt++) {
+    const dir = makeTempDir("loki");
+    const dataDir = join(dir, "data");
+    mkdirSync(dataDir);
+    const [httpPort, grpcPort] = [await freePort(), await freePort()];
+    const proc = new ComponentProcess({
+      name: "loki",
+      bin,
+      dir,
+      args: [
+        `-config.file=${opts.configFile ?? shippedConfig.loki}`,
+        `-server.http-listen-address=127.0.0.1`,
+        `-server.http-listen-port=${httpPort}`,
+        `-server.grpc-listen-port=${grpcPort}`,
+        `-common.path-prefix=${dataDir}`,
+        `-common.storage.filesystem.chunk-directory=${join(dataDir, "chunks")}`,
+        `-common.storage.filesystem.rules-directory=${join(dataDir, "rules")}`,
+        ...(opts.args ?? []),
+      ],
+    });
+    const url = `http://127.0.0.1:${httpPort}`;
+    try {
+      await waitUntil(proc, `Loki on ${url}`, () => httpOk(`${url}/ready`), opts.readyTimeoutMs ?? 60_000);
+    } catch (err) {
+      await proc.stop();
+      if (attempt < 3 && /address already in use/.test(String(err))) continue;
+      throw err;
+    }
+    return lokiHandle(proc, url, httpPort, dataDir);
+  }
+}
+
+function lokiHandle(proc: ComponentProcess, url: string, httpPort: number, dataDir: string): LokiHandle {
+  const handle: LokiHandle = {
+    url,
+    httpPort,
+    pushUrl: `${url}/loki/api/v1/push`,
+    dataDir,
+    logs: () => proc.logs(),
+    stop: () => proc.stop(),
+    queryRange: (logql, o) => queryRange(url, logql, o),
+    async push(streams) {
+      const res = await fetch(`${url}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ streams }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = await res.text();
+      if (res.status !== 204) throw new Error(`Loki push answered ${res.status}: ${body.trim()}`);
+    },
+    async waitFor(logql, count, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      let streams: LokiStream[] = [];
+      for (;;) {
+        streams = await queryRange(url, logql, { limit: Math.max(count, 1000) });
+        if (entryCount(streams) >= count) return streams;
+        if (Date.now() > deadline) {
+          throw new Error(`Loki ${url}: ${logql} returned ${entryCount(streams)} of ${count} expected entries within ${timeoutMs} ms`);
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    },
+  };
+  return handle;
+}
+
+export function entryCount(streams: LokiStream[]): number {
+  return streams.reduce((n, s) => n + s.values.length, 0);
+}
+
+/** The raw query_range answer with `X-Loki-Response-Encoding-Flags: categorize-labels`. */
+interface CategorizedResponse {
+  status: string;
+  data: {
+    resultType: string;
+    encodingFlags?: string[];
+    result: { stream: Record<string, string>; values: [string, string, { structuredMetadata?: Record<string, string>; parsed?: Record<string, string> }?][] }[];
+  };
+}
+
+/**
+ * GET /loki/api/v1/query_range. Without the categorize-labels encoding flag Loki folds structured metadata
+ * into the stream labels (one result "stream" per distinct metadata set); with it, labels stay the indexed
+ * ones and each value carries `{structuredMetadata, parsed}` as a 3rd element, which we flatten to the
+ * structured metadata alone.
+ */
+export async function queryRange(baseUrl: string, logql: string, opts: QueryRangeOptions = {}): Promise<LokiStream[]> {
+  const end = opts.end ?? new Date(Date.now() + 1000);
+  const start = opts.start ?? new Date(end.getTime() - 3600_000);
+  const params = new URLSearchParams({
+    query: logql,
+    start: `${BigInt(start.getTime()) * 1_000_000n}`,
+    end: `${BigInt(end.getTime()) * 1_000_000n}`,
+    limit: String(opts.limit ?? 1000),
+    direction: opts.direction ?? "forward",
+  });
+  const res = await fetch(`${baseUrl}/loki/api/v1/query_range?${params}`, {
+    headers: { "X-Loki-Response-Encoding-Flags": "categorize-labels" },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`Loki query_range ${logql} answered ${res.status}: ${body.trim()}`);
+  const parsed = JSON.parse(body) as CategorizedResponse;
+  if (parsed.data.resultType !== "streams") {
+    throw new Error(`Loki query_range ${logql}: expected a log query (resultType streams), got ${parsed.data.resultType}`);
+  }
+  return parsed.data.result.map((s) => ({
+    stream: s.stream,
+    values: s.values.map(([ts, line, cat]) => {
+      const meta = cat?.structuredMetadata;
+      return meta && Object.keys(meta).length > 0 ? [ts, line, meta] : [ts, line];
+    }),
+  }));
+}

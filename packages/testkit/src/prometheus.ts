@@ -1,0 +1,126 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { requiredBinary, shippedConfig } from "./components.js";
+import { ComponentProcess, freePort, httpOk, makeTempDir, waitUntil } from "./process.js";
+
+export interface ScrapeTarget {
+  job: string;
+  scrapeUrl: string;
+  health: "up" | "down" | "unknown";
+  lastError: string;
+}
+
+export interface PrometheusHandle {
+  url: string;
+  httpPort: number;
+  /** The config Prometheus runs: the shipped file with only the mapped target addresses changed. */
+  configFile: string;
+  logs(): string;
+  stop(): Promise<void>;
+  targets(): Promise<ScrapeTarget[]>;
+  /** Waits until every target of each job is up; the error lists each job's health and last scrape error. */
+  waitForTargetsUp(jobs: string[], timeoutMs?: number): Promise<ScrapeTarget[]>;
+}
+
+export interface StartPrometheusOptions {
+  /**
+   * Shipped target address -> address of the process the test started, e.g. `{ "loki:3100": "127.0.0.1:41234" }`.
+   * Every key must appear in the shipped file, so a renamed service or port fails the test instead of
+   * silently scraping nothing. The `localhost:9090` self-scrape is mapped to this Prometheus automatically.
+   */
+  targets?: Record<string, string>;
+  /** Extra jobs for services the shipped file does not know (fault injection, test-only exporters). */
+  extraScrapeConfigs?: { jobName: string; targets: string[]; metricsPath?: string }[];
+  /** Default: the shipped prometheus/prometheus.yml. */
+  configFile?: string;
+  readyTimeoutMs?: number;
+}
+
+interface ScrapeConfig {
+  job_name: string;
+  metrics_path?: string;
+  static_configs?: { targets?: string[] }[];
+}
+
+/**
+ * Prometheus has no environment expansion for scrape targets and the stack's targets are compose service
+ * names, so a test cannot run the shipped file byte for byte. This derives the smallest possible variant:
+ * the shipped document with only mapped `static_configs` addresses replaced (plus any extra jobs).
+ */
+export function mapScrapeTargets(shippedYaml: string, targets: Record<string, string>, extra: StartPrometheusOptions["extraScrapeConfigs"] = []): string {
+  const doc = parse(shippedYaml) as { scrape_configs?: ScrapeConfig[] };
+  const unused = new Set(Object.keys(targets));
+  for (const job of doc.scrape_configs ?? []) {
+    for (const sc of job.static_configs ?? []) {
+      sc.targets = sc.targets?.map((t) => {
+        const mapped = targets[t];
+        if (mapped === undefined) return t;
+        unused.delete(t);
+        return mapped;
+      });
+    }
+  }
+  if (unused.size > 0) throw new Error(`targets not in the shipped Prometheus config: ${[...unused].join(", ")}`);
+  for (const e of extra) {
+    doc.scrape_configs = [...(doc.scrape_configs ?? []), { job_name: e.jobName, ...(e.metricsPath ? { metrics_path: e.metricsPath } : {}), static_configs: [{ targets: e.targets }] }];
+  }
+  return stringify(doc);
+}
+
+/** Starts the real Prometheus on a free 127.0.0.1 port with a fresh TSDB in a temp dir; resolves once /-/ready is 200. */
+export async function startPrometheus(opts: StartPrometheusOptions = {}): Promise<PrometheusHandle> {
+  const bin = requiredBinary("prometheus");
+  const shipped = readFileSync(opts.configFile ?? shippedConfig.prometheus, "utf8");
+  for (let attempt = 1; ; attempt++) {
+    const dir = makeTempDir("prometheus");
+    const httpPort = await freePort();
+    const configFile = join(dir, "prometheus.yml");
+    writeFileSync(configFile, mapScrapeTargets(shipped, { "localhost:9090": `127.0.0.1:${httpPort}`, ...opts.targets }, opts.extraScrapeConfigs));
+    const proc = new ComponentProcess({
+      name: "prometheus",
+      bin,
+      dir,
+      args: [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${httpPort}`],
+    });
+    const url = `http://127.0.0.1:${httpPort}`;
+    try {
+      await waitUntil(proc, `Prometheus on ${url}`, () => httpOk(`${url}/-/ready`), opts.readyTimeoutMs ?? 30_000);
+    } catch (err) {
+      await proc.stop();
+      if (attempt < 3 && /address already in use/.test(String(err))) continue;
+      throw err;
+    }
+    const targets = async (): Promise<ScrapeTarget[]> => {
+      const res = await fetch(`${url}/api/v1/targets?state=active`, { signal: AbortSignal.timeout(5000) });
+      if (!res.ok) throw new Error(`Prometheus /api/v1/targets answered ${res.status}`);
+      const body = (await res.json()) as { data: { activeTargets: { labels: Record<string, string>; scrapeUrl: string; health: ScrapeTarget["health"]; lastError: string }[] } };
+      return body.data.activeTargets.map((t) => ({ job: t.labels["job"] ?? "", scrapeUrl: t.scrapeUrl, health: t.health, lastError: t.lastError }));
+    };
+    return {
+      url,
+      httpPort,
+      configFile,
+      logs: () => proc.logs(),
+      stop: () => proc.stop(),
+      targets,
+      async waitForTargetsUp(jobs, timeoutMs = 45_000) {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const all = await targets();
+          const wanted = all.filter((t) => jobs.includes(t.job));
+          const missing = jobs.filter((j) => !wanted.some((t) => t.job === j));
+          if (missing.length === 0 && wanted.every((t) => t.health === "up")) return wanted;
+          if (Date.now() > deadline) {
+            const state = jobs.map((j) => {
+              const ts = wanted.filter((t) => t.job === j);
+              return ts.length === 0 ? `${j}: no such job` : ts.map((t) => `${j} ${t.scrapeUrl}: ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).join("; ");
+            });
+            throw new Error(`Prometheus targets not up within ${timeoutMs} ms:\n${state.join("\n")}`);
+          }
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,130 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import {
+  mapScrapeTargets,
+  printComponentLogsOnFailure,
+  requireComponents,
+  runComponent,
+  shippedConfig,
+  startLoki,
+  startPrometheus,
+  startPromtail,
+  type LokiHandle,
+  type PrometheusHandle,
+  type PromtailHandle,
+} from "@aixcl/testkit";
+
+printComponentLogsOnFailure();
+
+describe("mapScrapeTargets (how the harness adapts the shipped prometheus.yml)", () => {
+  const shipped = readFileSync(shippedConfig.prometheus, "utf8");
+
+  it("changes only the mapped addresses and keeps every shipped job", () => {
+    const mapped = parse(mapScrapeTargets(shipped, { "loki:3100": "127.0.0.1:1234" })) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+    const original = parse(shipped) as typeof mapped;
+    expect(mapped.scrape_configs.map((j) => j.job_name)).toEqual(original.scrape_configs.map((j) => j.job_name));
+    const targets = Object.fromEntries(mapped.scrape_configs.map((j) => [j.job_name, j.static_configs[0]?.targets]));
+    expect(targets["loki"]).toEqual(["127.0.0.1:1234"]);
+    expect(targets["promtail"]).toEqual(["promtail:9080"]);
+  });
+
+  it("fails when a mapped address is not in the shipped file", () => {
+    expect(() => mapScrapeTargets(shipped, { "loki:3101": "127.0.0.1:1" })).toThrow(/loki:3101/);
+  });
+
+  it("adds extra jobs for test-only services", () => {
+    const mapped = parse(mapScrapeTargets(shipped, {}, [{ jobName: "fault-injection", targets: ["127.0.0.1:9"] }])) as { scrape_configs: { job_name: string }[] };
+    expect(mapped.scrape_configs.at(-1)?.job_name).toBe("fault-injection");
+  });
+});
+
+describe("prometheus/prometheus.yml", () => {
+  it("scrapes every service of the stack by its compose name and port", () => {
+    const doc = parse(readFileSync(shippedConfig.prometheus, "utf8")) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+    const targets = Object.fromEntries(doc.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((s) => s.targets)]));
+    expect(targets).toEqual({
+      prometheus: ["localhost:9090"],
+      loki: ["loki:3100"],
+      promtail: ["promtail:9080"],
+      broker: ["broker:9464"],
+      "log-consumer": ["log-consumer:9465"],
+      grafana: ["grafana:3000"],
+    });
+  });
+});
+
+const needTool = requireComponents("promtool");
+if (needTool.skip) console.warn(`[skipped] promtool tests: ${needTool.skip}`);
+
+describe.skipIf(needTool.skip !== undefined)("promtool", () => {
+  it("check config accepts the shipped prometheus.yml", async () => {
+    const r = await runComponent("promtool", ["check", "config", shippedConfig.prometheus]);
+    expect(r.output).toContain("SUCCESS");
+    expect(r.status).toBe(0);
+  });
+
+  it("check config rejects a broken variant (the check can fail)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "aixcl-prom-bad-"));
+    const bad = join(dir, "prometheus.yml");
+    writeFileSync(bad, readFileSync(shippedConfig.prometheus, "utf8").replace("scrape_interval: 15s", "scrape_interval: often"));
+    const r = await runComponent("promtool", ["check", "config", bad]);
+    rmSync(dir, { recursive: true });
+    expect(r.status).not.toBe(0);
+    expect(r.output).toContain("often");
+  });
+});
+
+const need = requireComponents("prometheus", "loki", "promtail");
+if (need.skip) console.warn(`[skipped] Prometheus scrape tests: ${need.skip}`);
+
+describe.skipIf(need.skip !== undefined)("a real Prometheus running the shipped scrape config", () => {
+  let loki: LokiHandle;
+  let promtail: PromtailHandle;
+  let prometheus: PrometheusHandle;
+  let varLog: string;
+
+  beforeAll(async () => {
+    loki = await startLoki();
+    varLog = mkdtempSync(join(tmpdir(), "aixcl-varlog-"));
+    promtail = await startPromtail({ lokiUrl: loki.url, varLogDir: varLog });
+    prometheus = await startPrometheus({
+      targets: { "loki:3100": `127.0.0.1:${loki.httpPort}`, "promtail:9080": `127.0.0.1:${promtail.httpPort}` },
+    });
+  });
+  afterAll(async () => {
+    await prometheus?.stop();
+    await promtail?.stop();
+    await loki?.stop();
+    if (varLog) rmSync(varLog, { recursive: true, force: true });
+  });
+
+  it("reports Loki, Promtail and itself up", { timeout: 60_000 }, async () => {
+    const up = await prometheus.waitForTargetsUp(["loki", "promtail", "prometheus"]);
+    expect(up.map((t) => t.scrapeUrl).sort()).toEqual(
+      [`http://127.0.0.1:${loki.httpPort}/metrics`, `http://127.0.0.1:${promtail.httpPort}/metrics`, `http://127.0.0.1:${prometheus.httpPort}/metrics`].sort(),
+    );
+  });
+
+  it("has Loki's own metrics queryable under job=\"loki\"", { timeout: 60_000 }, async () => {
+    await expect
+      .poll(
+        async () => {
+          const res = await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent('count(loki_build_info{job="loki"})')}`);
+          const body = (await res.json()) as { data: { result: { value: [number, string] }[] } };
+          return body.data.result[0]?.value[1];
+        },
+        { timeout: 30_000, interval: 1000 },
+      )
+      .toBe("1");
+  });
+
+  it("reports a target that is not running as down, with the reason (the check can fail)", async () => {
+    const targets = await prometheus.targets();
+    const grafana = targets.find((t) => t.job === "grafana");
+    expect(grafana?.scrapeUrl).toBe("http://grafana:3000/metrics");
+    await expect.poll(async () => (await prometheus.targets()).find((t) => t.job === "grafana")?.health, { timeout: 40_000, interval: 1000 }).toBe("down");
+  });
+});
