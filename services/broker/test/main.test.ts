@@ -19,10 +19,15 @@ function runBroker(config: string, untilOutput?: RegExp, signal: NodeJS.Signals 
   writeFileSync(file, config);
   const child = spawn(process.execPath, [entry], { env: { ...process.env, MESSAGE_BUS_CONFIG: file }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
+  let signalled = false;
   return new Promise((resolve) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (untilOutput?.test(output)) child.kill(signal);
+      // Once: a second signal means "exit now" to the service.
+      if (!signalled && untilOutput?.test(output)) {
+        signalled = true;
+        child.kill(signal);
+      }
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);

@@ -1,0 +1,127 @@
+import type { ConfigOf, Field } from "@aixcl/shared";
+import {
+  ConfigError,
+  InvalidValue,
+  bytes,
+  duration,
+  host,
+  httpUrl,
+  integer,
+  loadConfig,
+  oneOf,
+  port,
+  stringList,
+  stringMap,
+} from "@aixcl/shared";
+import { MAX_LABEL_VALUE_LENGTH } from "./labels.js";
+import { PUSH_PATH } from "./loki-client.js";
+import { staticLabelProblem } from "./mapping.js";
+
+/** Loki's base URL; the push path is appended by the client, so a full push URL is refused with a hint. */
+function lokiUrl(defaultValue: string, env: string): Field<string> {
+  const base = httpUrl(defaultValue, env);
+  return {
+    ...base,
+    parse(value) {
+      const url = base.parse(value);
+      if (url.endsWith(PUSH_PATH)) {
+        throw new InvalidValue(`give Loki's base URL (e.g. ${url.slice(0, -PUSH_PATH.length)}); ${PUSH_PATH} is appended`);
+      }
+      return url;
+    },
+  };
+}
+
+/** An optional string: empty means unset. */
+function optionalString(env: string): Field<string> {
+  return {
+    default: "",
+    env,
+    parse(value) {
+      if (typeof value !== "string") throw new InvalidValue(`expected a string, got ${JSON.stringify(value)}`);
+      return value.trim();
+    },
+  };
+}
+
+/** config/log_consumer.yaml; every key is documented in that file. */
+export const consumerSchema = {
+  bus: {
+    host: host("127.0.0.1", "MESSAGE_BUS_HOST"),
+    sub_port: port(5556, "MESSAGE_BUS_SUB_PORT"),
+    topics: stringList(["logs.", "logs/"], "LOG_CONSUMER_TOPICS"),
+    receive_hwm: integer(100_000, { min: 1, env: "LOG_CONSUMER_RECEIVE_HWM" }),
+  },
+  loki: {
+    url: lokiUrl("http://127.0.0.1:3100", "LOKI_URL"),
+    tenant_id: optionalString("LOKI_TENANT_ID"),
+    encoding: oneOf(["protobuf", "json"], "protobuf", "LOKI_PUSH_ENCODING"),
+    timeout: duration(10_000, "LOKI_PUSH_TIMEOUT"),
+    max_in_flight: integer(4, { min: 1, max: 64, env: "LOKI_MAX_IN_FLIGHT" }),
+    ready_timeout: duration(2_000),
+  },
+  batch: {
+    max_bytes: bytes(1024 * 1024, "LOG_CONSUMER_BATCH_MAX_BYTES"),
+    max_wait: duration(1_000, "LOG_CONSUMER_BATCH_MAX_WAIT"),
+  },
+  retry: {
+    min_backoff: duration(500, "LOG_CONSUMER_MIN_BACKOFF"),
+    max_backoff: duration(300_000, "LOG_CONSUMER_MAX_BACKOFF"),
+    max_retries: integer(10, { min: 0, max: 1000, env: "LOG_CONSUMER_MAX_RETRIES" }),
+  },
+  buffer: {
+    max_bytes: bytes(64 * 1024 * 1024, "LOG_CONSUMER_BUFFER_MAX_BYTES"),
+  },
+  labels: {
+    static: stringMap({}, staticLabelProblem, "LOG_CONSUMER_STATIC_LABELS"),
+  },
+  shutdown: {
+    flush_deadline: duration(8_000, "LOG_CONSUMER_FLUSH_DEADLINE"),
+  },
+  ops: {
+    host: host("127.0.0.1", "LOG_CONSUMER_OPS_HOST"),
+    port: port(9465, "LOG_CONSUMER_OPS_PORT"),
+  },
+  log_level: oneOf(["debug", "info", "warn", "error"], "info", "LOG_CONSUMER_LOG_LEVEL"),
+};
+
+export type ConsumerConfig = ConfigOf<typeof consumerSchema>;
+
+export const DEFAULT_CONSUMER_CONFIG_FILE = "config/log_consumer.yaml";
+
+/** Rules that involve more than one key; `source` names the file in the error. */
+export function checkConsumerConfig(config: ConsumerConfig, source: string): ConsumerConfig {
+  const fail = (key: string, reason: string): never => {
+    throw new ConfigError(key, reason, source);
+  };
+  if (config.batch.max_bytes < 1024) fail("batch.max_bytes", `must be at least 1KiB, got ${config.batch.max_bytes}`);
+  if (config.batch.max_wait <= 0) fail("batch.max_wait", "must be more than 0");
+  if (config.loki.timeout <= 0) fail("loki.timeout", "must be more than 0");
+  if (config.retry.min_backoff <= 0) fail("retry.min_backoff", "must be more than 0");
+  if (config.retry.max_backoff < config.retry.min_backoff) {
+    fail("retry.max_backoff", `must be at least retry.min_backoff (${config.retry.min_backoff}ms), got ${config.retry.max_backoff}ms`);
+  }
+  // Every push in flight holds a batch, and one more is being filled; below that the buffer could not even
+  // hold what is being sent, and new entries would be dropped while nothing is wrong.
+  const needed = config.batch.max_bytes * (config.loki.max_in_flight + 2);
+  if (config.buffer.max_bytes < needed) {
+    fail("buffer.max_bytes", `must be at least batch.max_bytes x (loki.max_in_flight + 2) = ${needed} bytes, got ${config.buffer.max_bytes}`);
+  }
+  for (const topic of config.bus.topics) {
+    if (!topic.startsWith("logs.") && !topic.startsWith("logs/")) {
+      fail("bus.topics", `${JSON.stringify(topic)} is not a log topic prefix (logs. or logs/); the decoder would refuse its messages`);
+    }
+  }
+  for (const [name, value] of Object.entries(config.labels.static)) {
+    if (value === "" || value.length > MAX_LABEL_VALUE_LENGTH) {
+      fail(`labels.static.${name}`, `value must be 1 to ${MAX_LABEL_VALUE_LENGTH} characters`);
+    }
+  }
+  return config;
+}
+
+/** Reads the file named by LOG_CONSUMER_CONFIG (default config/log_consumer.yaml), env overrides applied. */
+export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): ConsumerConfig {
+  const file = env.LOG_CONSUMER_CONFIG ?? DEFAULT_CONSUMER_CONFIG_FILE;
+  return checkConsumerConfig(loadConfig(consumerSchema, { file, env }), file);
+}

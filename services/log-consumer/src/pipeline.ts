@@ -1,0 +1,114 @@
+import { decodeLogMessage } from "@aixcl/shared";
+import type { ServiceLog } from "@aixcl/shared";
+import type { Batch } from "./batch.js";
+import { Batcher } from "./batch.js";
+import type { PushEncoding, SealedBatch } from "./encode.js";
+import { seal } from "./encode.js";
+import type { EntryMapper } from "./mapping.js";
+import type { ConsumerMetrics } from "./metrics.js";
+import { DROP_REASONS } from "./metrics.js";
+import type { BatchQueue } from "./queue.js";
+
+export interface PipelineOptions {
+  maxBatchBytes: number;
+  maxBatchWaitMs: number;
+  /** Bound on everything held in memory: the batch being filled, queued batches and batches in flight. */
+  maxBufferBytes: number;
+  encoding: PushEncoding;
+  /** Called when a batch was queued, so the sender can start it. */
+  onBatch: () => void;
+}
+
+/** A decode failure is logged at most this often per reason; the counter has every one. */
+const DECODE_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Everything the receive loop does with a message, synchronously: decode, map to a Loki entry, make room within
+ * the buffer bound, batch, and encode and queue a batch that closes. It never waits on anything, so the socket
+ * is drained as fast as the CPU allows.
+ */
+export class Pipeline {
+  private readonly batcher: Batcher;
+  private readonly decodeLogged = new Map<string, { atMs: number; suppressed: number }>();
+
+  constructor(
+    private readonly mapper: EntryMapper,
+    private readonly queue: BatchQueue,
+    private readonly metrics: ConsumerMetrics,
+    private readonly log: ServiceLog,
+    private readonly options: PipelineOptions,
+  ) {
+    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs });
+  }
+
+  get bufferedBytes(): number {
+    return this.batcher.bytes + this.queue.bytes;
+  }
+
+  get bufferedEntries(): number {
+    return this.batcher.entries + this.queue.entries;
+  }
+
+  /** When the batch being filled is due to be closed by age, or undefined when none is open. */
+  get dueAtMs(): number | undefined {
+    return this.batcher.dueAtMs();
+  }
+
+  accept(frames: readonly Uint8Array[], nowMs: number): void {
+    this.metrics.received.inc();
+    const decoded = decodeLogMessage(frames);
+    if (!decoded.ok) {
+      this.metrics.decodeErrors.labels(decoded.reason).inc();
+      this.logDecodeError(decoded.reason, decoded.detail, nowMs);
+      return;
+    }
+    this.metrics.decoded.inc();
+    const entry = this.mapper.map(decoded.entry);
+    if (entry.bytes > this.options.maxBatchBytes) {
+      this.metrics.dropped.labels(DROP_REASONS.entryTooLarge).inc();
+      this.log.warn("dropped an entry larger than batch.max_bytes", { bytes: entry.bytes, stream: entry.stream.text });
+      return;
+    }
+    const excess = this.bufferedBytes + entry.bytes - this.options.maxBufferBytes;
+    if (excess > 0) {
+      // Oldest queued batches go first: during an outage the newest logs are the ones worth keeping.
+      for (const batch of this.queue.shed(excess)) this.dropBatch(batch);
+      if (this.bufferedBytes + entry.bytes > this.options.maxBufferBytes) {
+        this.metrics.dropped.labels(DROP_REASONS.bufferFull).inc();
+        return;
+      }
+    }
+    this.enqueue(this.batcher.add(entry, nowMs));
+  }
+
+  /** Closes the open batch if it is old enough. */
+  tick(nowMs: number): void {
+    this.enqueue(this.batcher.poll(nowMs));
+  }
+
+  /** Closes the open batch whatever its age (shutdown). */
+  flush(): void {
+    this.enqueue(this.batcher.flush());
+  }
+
+  private enqueue(batch: Batch | undefined): void {
+    if (!batch) return;
+    this.queue.push(seal(batch, this.options.encoding));
+    this.options.onBatch();
+  }
+
+  private dropBatch(batch: SealedBatch): void {
+    this.metrics.dropped.labels(DROP_REASONS.bufferFull).inc(batch.entries);
+    this.log.warn("buffer full: dropped the oldest queued batch", { batch: batch.id, entries: batch.entries, bytes: batch.bytes });
+  }
+
+  private logDecodeError(reason: string, detail: string, nowMs: number): void {
+    const last = this.decodeLogged.get(reason);
+    if (last && nowMs - last.atMs < DECODE_LOG_INTERVAL_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.log.warn("skipped a message that could not be decoded", { reason, detail, ...(last && { suppressed_since_last: last.suppressed }) });
+    this.decodeLogged.set(reason, { atMs: nowMs, suppressed: 0 });
+  }
+}

@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import { ConfigError } from "@aixcl/shared";
+import { describe, expect, it } from "vitest";
+import { consumerSchema, loadConsumerConfig } from "../src/index.js";
+import { consumerConfig } from "./support.js";
+
+const SHIPPED = new URL("../../../config/log_consumer.yaml", import.meta.url);
+
+function leafKeys(schema: object, prefix = ""): string[] {
+  return Object.entries(schema).flatMap(([key, node]) =>
+    typeof (node as { parse?: unknown }).parse === "function" ? [prefix + key] : leafKeys(node as object, `${prefix}${key}.`),
+  );
+}
+
+function configError(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error("no ConfigError");
+}
+
+describe("config/log_consumer.yaml", () => {
+  it("ships the defaults and is what the service loads", () => {
+    const config = loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname });
+    expect(config).toMatchObject({
+      bus: { host: "127.0.0.1", sub_port: 5556, topics: ["logs.", "logs/"] },
+      loki: { url: "http://127.0.0.1:3100", encoding: "protobuf", timeout: 10_000, tenant_id: "" },
+      batch: { max_bytes: 1024 * 1024, max_wait: 1000 },
+      retry: { min_backoff: 500, max_backoff: 300_000, max_retries: 10 },
+      ops: { host: "127.0.0.1", port: 9465 },
+    });
+  });
+
+  it("documents every setting with a comment right above it", () => {
+    const lines = readFileSync(SHIPPED, "utf8").split("\n");
+    for (const key of leafKeys(consumerSchema)) {
+      const name = key.split(".").at(-1) ?? key;
+      const at = lines.findIndex((l) => new RegExp(`^\\s*#?\\s*${name}:`).test(l));
+      expect(at, `${key} is not in the file`).toBeGreaterThan(0);
+      expect(lines[at - 1]?.trim().startsWith("#"), `${key} has no comment above it`).toBe(true);
+    }
+  });
+
+  it("takes environment overrides, LOKI_URL first of all", () => {
+    const config = loadConsumerConfig({
+      LOG_CONSUMER_CONFIG: SHIPPED.pathname,
+      LOKI_URL: "http://loki:3100/",
+      MESSAGE_BUS_HOST: "broker",
+      LOG_CONSUMER_STATIC_LABELS: "host=laptop,env=dev",
+      LOG_CONSUMER_OPS_HOST: "0.0.0.0",
+      LOG_CONSUMER_BATCH_MAX_WAIT: "250ms",
+    });
+    expect(config.loki.url).toBe("http://loki:3100");
+    expect(config.bus.host).toBe("broker");
+    expect(config.labels.static).toEqual({ host: "laptop", env: "dev" });
+    expect(config.ops.host).toBe("0.0.0.0");
+    expect(config.batch.max_wait).toBe(250);
+  });
+
+  it.each([
+    [{ loki: { url: "loki:3100" } }, "loki.url", /http/],
+    [{ loki: { url: "http://loki:3100/loki/api/v1/push" } }, "loki.url", /base URL/],
+    [{ loki: { encoding: "xml" } }, "loki.encoding", /protobuf, json/],
+    [{ batch: { max_bytes: "lots" } }, "batch.max_bytes", /size/],
+    [{ retry: { min_backoff: "1s", max_backoff: "10ms" } }, "retry.max_backoff", /at least retry.min_backoff/],
+    [{ buffer: { max_bytes: "2MiB" } }, "buffer.max_bytes", /batch.max_bytes x/],
+    [{ labels: { static: { service: "x" } } }, "labels.static", /cannot be static/],
+    [{ labels: { static: { "bad-name": "x" } } }, "labels.static", /label name/],
+    [{ bus: { topics: ["metrics."] } }, "bus.topics", /not a log topic/],
+    [{ bus: { sub_port: 70000 } }, "bus.sub_port", /between 0 and 65535/],
+    [{ loki: { urll: "x" } }, "loki.urll", /unknown key/],
+  ])("refuses %j naming %s and the reason", (settings, key, reason) => {
+    const error = configError(() => consumerConfig(settings));
+    expect(error.key).toBe(key);
+    expect(error.reason).toMatch(reason);
+    expect(error.message).toContain(key);
+  });
+
+  it("names the environment variable when an override is wrong", () => {
+    const error = configError(() => loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname, LOKI_URL: "ftp://x" }));
+    expect(error.key).toBe("LOKI_URL (loki.url)");
+  });
+});

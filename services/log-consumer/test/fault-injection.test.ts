@@ -1,0 +1,246 @@
+/**
+ * Fault injection: the consumer, fed through a real ZeroMQ socket, pushing to a FAULT-INJECTING RECEIVER
+ * (test/fault-receiver.ts) that plays a misbehaving Loki. Each test checks the delivery policy: what must arrive
+ * exactly once, what may arrive twice (only entries of a push the client gave up on), what is dropped and how
+ * it is counted, and that memory stays within buffer.max_bytes.
+ */
+import { freePort } from "@aixcl/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+import type { RunningConsumer } from "../src/index.js";
+import { startConsumer } from "../src/index.js";
+import type { ReceivedEntry } from "./fault-receiver.js";
+import { FaultInjectingReceiver, lokiGroupedErrors } from "./fault-receiver.js";
+import { total, valuesBy } from "./helpers.js";
+import type { TestBus } from "./support.js";
+import { captureLog, consumerConfig, publishNumbered, seqOf, settledEntries, startTestBus, until } from "./support.js";
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Setup {
+  bus: TestBus;
+  receiver: FaultInjectingReceiver | undefined;
+  consumer: RunningConsumer;
+  logLines: Record<string, unknown>[];
+}
+
+/** Small batches and short backoffs so faults play out in seconds. */
+async function setup(settings: Record<string, Record<string, unknown>> = {}, options: { receiverPort?: number; startReceiver?: boolean } = {}): Promise<Setup> {
+  const bus = await startTestBus();
+  cleanups.push(() => bus.close());
+  let receiver: FaultInjectingReceiver | undefined;
+  if (options.startReceiver !== false) {
+    receiver = await FaultInjectingReceiver.start();
+    const r = receiver;
+    cleanups.push(() => r.stop());
+  }
+  const url = receiver?.url ?? `http://127.0.0.1:${options.receiverPort}`;
+  const config = consumerConfig({
+    bus: { host: "127.0.0.1", sub_port: bus.port },
+    loki: { url, timeout: "300ms", max_in_flight: 2, ...settings.loki },
+    batch: { max_bytes: "16KiB", max_wait: "50ms", ...settings.batch },
+    retry: { min_backoff: "20ms", max_backoff: "200ms", max_retries: 10, ...settings.retry },
+    buffer: { max_bytes: "1MiB", ...settings.buffer },
+    shutdown: { flush_deadline: "3s", ...settings.shutdown },
+    ops: { port: 0 },
+  });
+  const { log, lines } = captureLog();
+  const subscribed = bus.waitForSubscriber();
+  const consumer = await startConsumer(config, { log });
+  cleanups.push(() => consumer.stop());
+  await subscribed;
+  return { bus, receiver, consumer, logLines: lines };
+}
+
+function seqs(entries: readonly ReceivedEntry[]): number[] {
+  return entries.map((e) => seqOf(e.line)).sort((a, b) => a - b);
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+async function readyz(consumer: RunningConsumer): Promise<{ status: number; checks: Record<string, boolean> }> {
+  const res = await fetch(`${consumer.opsUrl}/readyz`);
+  return { status: res.status, checks: ((await res.json()) as { checks: Record<string, boolean> }).checks };
+}
+
+describe("log consumer against a fault-injecting receiver", () => {
+  it("429 then success: every entry written exactly once, with labels and metadata", async () => {
+    const { bus, receiver, consumer } = await setup();
+    if (!receiver) throw new Error("receiver");
+    receiver.script = (push) => (push.number <= 3 ? { status: 429, body: "Ingestion rate limit exceeded" } : { status: 204 });
+    await publishNumbered(bus, 500);
+    await until("500 entries settled", async () => (await settledEntries(consumer)) === 500);
+    expect(seqs(receiver.written)).toEqual(range(500));
+    expect(await valuesBy(consumer.metrics.retries)).toEqual({ rate_limited: 3 });
+    expect(await total(consumer.metrics.dropped)).toBe(0);
+    expect(await total(consumer.metrics.pushedEntries)).toBe(500);
+    const first = receiver.written[0];
+    expect(first?.labels).toBe('{level="warning", service="api_gateway"}');
+    expect(first?.metadata).toMatchObject({ module: "auth", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", meta_request_id: "r-42" });
+    expect((await consumer.metrics.lastSuccess.get()).values[0]?.value).toBeGreaterThan(Date.now() / 1000 - 60);
+  });
+
+  it("500s: retried with backoff until accepted, nothing lost or duplicated", async () => {
+    const { bus, receiver, consumer } = await setup();
+    if (!receiver) throw new Error("receiver");
+    const errors = [500, 502, 503, 500, 504, 500];
+    receiver.script = (push) => ({ status: errors[push.number - 1] ?? 204 });
+    await publishNumbered(bus, 400);
+    await until("400 entries settled", async () => (await settledEntries(consumer)) === 400);
+    expect(seqs(receiver.written)).toEqual(range(400));
+    expect(await valuesBy(consumer.metrics.retries)).toEqual({ server_error: 6 });
+    const attempts = (await consumer.metrics.pushDuration.get()).values.filter((v) => v.metricName?.endsWith("_count"));
+    const byStatus = Object.fromEntries(attempts.map((v) => [v.labels.status_code, v.value]));
+    expect(byStatus).toMatchObject({ "500": 3, "502": 1, "503": 1, "504": 1 });
+  });
+
+  it("slow responses are waited for; timed-out pushes are retried and only their entries may arrive twice", async () => {
+    const { bus, receiver, consumer } = await setup({ loki: { timeout: "1s" } });
+    if (!receiver) throw new Error("receiver");
+    // Requests 2 and 5 outlast the 1 s timeout (Loki wrote them, the answer came too late); the rest are slow.
+    receiver.script = (push) => ({ status: 204, delayMs: push.number === 2 || push.number === 5 ? 1600 : 150 });
+    await publishNumbered(bus, 400);
+    await until("400 entries settled", async () => (await settledEntries(consumer)) === 400);
+    await until("the stalled requests to finish", () => receiver.abandoned.length === 2, 5000);
+    const abandonedSeqs = seqs(receiver.abandoned.flatMap((p) => p.entries));
+    expect([...new Set(seqs(receiver.written))]).toEqual(range(400));
+    const duplicates = seqs(receiver.written).filter((s, i, all) => all[i - 1] === s);
+    expect(duplicates).toEqual(abandonedSeqs);
+    expect(await valuesBy(consumer.metrics.retries)).toEqual({ timeout: 2 });
+    expect(await total(consumer.metrics.pushedEntries)).toBe(400);
+  });
+
+  it("a 400 naming some entries: those are counted by reason, the rest is not sent again", async () => {
+    const { bus, receiver, consumer } = await setup();
+    if (!receiver) throw new Error("receiver");
+    const rejected = (e: ReceivedEntry) => e.line.includes("#old");
+    receiver.script = (push) => {
+      const bad = push.entries.filter(rejected);
+      if (bad.length === 0) return { status: 204 };
+      const messages = bad.map(
+        (e) => `entry for stream '${e.labels}' has timestamp too old: ${e.timestampNs}, oldest acceptable timestamp is: 2025-01-01T00:00:00Z`,
+      );
+      return { status: 400, body: lokiGroupedErrors(messages), write: push.entries.filter((e) => !rejected(e)) };
+    };
+    const entries = await publishNumbered(bus, 300, (n) => (n % 7 === 3 ? { message: `seq=${n} #old` } : {}));
+    const old = entries.filter((e) => e.message.includes("#old")).length;
+    await until("300 entries settled", async () => (await settledEntries(consumer)) === 300);
+    expect(seqs(receiver.written)).toEqual(range(300).filter((n) => n % 7 !== 3));
+    expect(seqs(receiver.pushes.flatMap((p) => p.entries))).toEqual(range(300)); // nothing was pushed twice
+    expect(await valuesBy(consumer.metrics.dropped)).toEqual({ greater_than_max_sample_age: old });
+    expect(await total(consumer.metrics.pushedEntries)).toBe(300 - old);
+    expect(await total(consumer.metrics.retries)).toBe(0);
+  });
+
+  it("Loki down at start: not ready, retries connection errors, delivers everything once Loki is up", async () => {
+    const port = await freePort();
+    const { bus, consumer } = await setup({ retry: { max_retries: 1000 } }, { startReceiver: false, receiverPort: port });
+    await publishNumbered(bus, 200);
+    await until("connection errors to be retried", async () => ((await valuesBy(consumer.metrics.retries)).connection_error ?? 0) >= 2);
+    expect(await readyz(consumer)).toEqual({ status: 503, checks: { bus_connected: true, loki_ready: false } });
+    expect(await total(consumer.metrics.pushedEntries)).toBe(0);
+
+    const receiver = await FaultInjectingReceiver.start(port);
+    cleanups.push(() => receiver.stop());
+    await until("200 entries settled", async () => (await settledEntries(consumer)) === 200);
+    expect(seqs(receiver.written)).toEqual(range(200));
+    expect(await total(consumer.metrics.dropped)).toBe(0);
+    expect(await readyz(consumer)).toEqual({ status: 200, checks: { bus_connected: true, loki_ready: true } });
+  });
+
+  it("memory stays within buffer.max_bytes while Loki refuses; drops are counted and the rest delivered", async () => {
+    const maxBytes = 96 * 1024;
+    const { bus, receiver, consumer } = await setup({ buffer: { max_bytes: maxBytes }, retry: { max_retries: 1000 } });
+    if (!receiver) throw new Error("receiver");
+    let down = true;
+    receiver.script = () => (down ? { status: 503 } : { status: 204 });
+    let peak = 0;
+    const sampler = setInterval(() => {
+      void consumer.metrics.bufferBytes.get().then((m) => (peak = Math.max(peak, m.values[0]?.value ?? 0)));
+    }, 5);
+    cleanups.push(() => clearInterval(sampler));
+
+    await publishNumbered(bus, 3000);
+    await until("3000 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3000);
+    const buffered = async () => (await consumer.metrics.bufferEntries.get()).values[0]?.value ?? 0;
+    const droppedWhileDown = await valuesBy(consumer.metrics.dropped);
+    expect(Object.keys(droppedWhileDown)).toEqual(["buffer_full"]);
+    expect((droppedWhileDown.buffer_full ?? 0) + (await buffered())).toBe(3000);
+    expect(receiver.written).toHaveLength(0);
+
+    down = false;
+    await until("the buffer to drain", async () => (await buffered()) === 0);
+    clearInterval(sampler);
+    expect(peak).toBeGreaterThan(maxBytes / 2);
+    expect(peak).toBeLessThanOrEqual(maxBytes);
+    const pushed = await total(consumer.metrics.pushedEntries);
+    expect(pushed + (droppedWhileDown.buffer_full ?? 0)).toBe(3000);
+    const written = seqs(receiver.written);
+    expect(new Set(written).size).toBe(written.length);
+    expect(written).toHaveLength(pushed);
+    // The newest entries survive: drops take the oldest queued batches.
+    expect(written.at(-1)).toBe(2999);
+  });
+
+  it("retries run out: the batch is dropped and counted after max_retries + 1 attempts", async () => {
+    const { bus, receiver, consumer, logLines } = await setup({ retry: { max_retries: 2 } });
+    if (!receiver) throw new Error("receiver");
+    receiver.script = () => ({ status: 500 });
+    await publishNumbered(bus, 100);
+    await until("100 entries settled", async () => (await settledEntries(consumer)) === 100);
+    expect(await valuesBy(consumer.metrics.dropped)).toEqual({ retries_exhausted: 100 });
+    const attempts = new Map<number, number>();
+    for (const push of receiver.pushes) for (const e of push.entries) attempts.set(seqOf(e.line), (attempts.get(seqOf(e.line)) ?? 0) + 1);
+    expect(new Set(attempts.values())).toEqual(new Set([3]));
+    expect(logLines.some((l) => l.msg === "giving up on a batch: retries exhausted")).toBe(true);
+  });
+
+  it("several pushes in flight while the receive loop keeps draining the socket", async () => {
+    const { bus, receiver, consumer } = await setup({ loki: { max_in_flight: 4, timeout: "5s" }, batch: { max_bytes: "64KiB" } });
+    if (!receiver) throw new Error("receiver");
+    receiver.script = () => ({ status: 204, delayMs: 1000 });
+    await publishNumbered(bus, 2000);
+    await until("2000 entries decoded", async () => (await total(consumer.metrics.decoded)) === 2000);
+    // All received while the pushes were waiting for their slow answers (one round of 4 at most done).
+    expect(await total(consumer.metrics.pushedEntries)).toBeLessThan(1000);
+    await until("2000 entries settled", async () => (await settledEntries(consumer)) === 2000, 30_000);
+    expect(receiver.maxConcurrent).toBe(4);
+    expect(seqs(receiver.written)).toEqual(range(2000));
+  });
+
+  it("JSON encoding when configured", async () => {
+    const { bus, receiver, consumer } = await setup({ loki: { encoding: "json" } });
+    if (!receiver) throw new Error("receiver");
+    await publishNumbered(bus, 50);
+    await until("50 entries settled", async () => (await settledEntries(consumer)) === 50);
+    expect(new Set(receiver.pushes.map((p) => p.contentType))).toEqual(new Set(["application/json"]));
+    expect(seqs(receiver.written)).toEqual(range(50));
+    expect(receiver.written[0]?.metadata).toMatchObject({ function: "verify_token", extra_path: "/v1/login" });
+  });
+});
+
+describe("shutdown", () => {
+  it("flushes the batch still being filled and everything queued", async () => {
+    const { bus, receiver, consumer } = await setup({ batch: { max_wait: "1m" } });
+    if (!receiver) throw new Error("receiver");
+    await publishNumbered(bus, 250);
+    await until("250 entries decoded", async () => (await total(consumer.metrics.decoded)) === 250);
+    expect(await consumer.stop()).toEqual({ flushed: true, undeliveredEntries: 0 });
+    expect(seqs(receiver.written)).toEqual(range(250));
+  });
+
+  it("gives up at the flush deadline, counting and logging what was not delivered", async () => {
+    const { bus, receiver, consumer, logLines } = await setup({ shutdown: { flush_deadline: "300ms" }, retry: { max_retries: 1000 } });
+    if (!receiver) throw new Error("receiver");
+    receiver.script = () => ({ status: 503 });
+    await publishNumbered(bus, 250);
+    await until("250 entries decoded", async () => (await total(consumer.metrics.decoded)) === 250);
+    const started = Date.now();
+    expect(await consumer.stop()).toEqual({ flushed: false, undeliveredEntries: 250 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await valuesBy(consumer.metrics.dropped)).toEqual({ shutdown: 250 });
+    expect(logLines.find((l) => l.msg === "flush deadline passed: entries not delivered")).toMatchObject({ undelivered_entries: 250 });
+  });
+});

@@ -1,0 +1,63 @@
+import type { LogEntry } from "@aixcl/shared";
+import type { Batch } from "../src/batch.js";
+import { Batcher } from "../src/batch.js";
+import type { SealedBatch } from "../src/encode.js";
+import { seal } from "../src/encode.js";
+import type { LokiEntry } from "../src/mapping.js";
+import { EntryMapper } from "../src/mapping.js";
+
+/** An entry with every LogEntry field set to a distinct, non-default value. */
+export function fullEntry(overrides: Partial<LogEntry> = {}): LogEntry {
+  return {
+    timestampNs: 1_763_700_000_123_456_789n,
+    level: "warning",
+    subsystem: "api_gateway",
+    module: "auth",
+    function: "verify_token",
+    message: "token expired for user ✓",
+    topic: "logs.api_gateway.auth",
+    metadata: { request_id: "r-42", "region.name": "local" },
+    filePath: "src/auth/verify.ts",
+    lineNumber: 118,
+    userUuid: "5b0c3f0e-7a3c-4c1e-9f8a-0d1e2f3a4b5c",
+    sessionId: "sess-9",
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    extra: { attempt: "3", path: "/v1/login" },
+    ...overrides,
+  };
+}
+
+/** Maps entries with default options. */
+export function lokiEntries(entries: LogEntry[], staticLabels: Record<string, string> = {}): LokiEntry[] {
+  const mapper = new EntryMapper(staticLabels);
+  return entries.map((e) => mapper.map(e));
+}
+
+/** One batch holding all the given entries, encoded as it waits in the queue. */
+export function sealedOf(entries: LokiEntry[]): SealedBatch {
+  return seal(batchOf(entries), "protobuf");
+}
+
+/** One batch holding all the given entries. */
+export function batchOf(entries: LokiEntry[]): Batch {
+  const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 });
+  for (const entry of entries) batcher.add(entry, 0);
+  const batch = batcher.flush();
+  if (!batch) throw new Error("no entries");
+  return batch;
+}
+
+/** A counter's or gauge's current values keyed by the value of `label` ("" when unlabelled). */
+export async function valuesBy(metric: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, label = "reason"): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const { labels, value } of (await metric.get()).values) {
+    const key = String(labels[label] ?? "");
+    out[key] = (out[key] ?? 0) + value;
+  }
+  return out;
+}
+
+/** Sum over all label values. */
+export async function total(metric: Parameters<typeof valuesBy>[0]): Promise<number> {
+  return Object.values(await valuesBy(metric)).reduce((a, b) => a + b, 0);
+}

@@ -1,0 +1,121 @@
+import { encodeAicoMessage, encodeLogEntry, serviceLog } from "@aixcl/shared";
+import { describe, expect, it } from "vitest";
+import { uncompressSync } from "snappy";
+import type { SealedBatch } from "../src/encode.js";
+import { PushRequestType } from "../src/encode.js";
+import { EntryMapper } from "../src/mapping.js";
+import { createMetrics } from "../src/metrics.js";
+import { Pipeline } from "../src/pipeline.js";
+import { MemoryQueue } from "../src/queue.js";
+import { fullEntry, total, valuesBy } from "./helpers.js";
+
+const quiet = serviceLog("test", "error", () => {});
+
+function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }) {
+  const queue = new MemoryQueue();
+  let batches = 0;
+  let pipeline: Pipeline | undefined;
+  const metrics = createMetrics({
+    bufferBytes: () => pipeline?.bufferedBytes ?? 0,
+    bufferEntries: () => pipeline?.bufferedEntries ?? 0,
+    pushesInFlight: () => 0,
+  });
+  pipeline = new Pipeline(new EntryMapper({}), queue, metrics, quiet, {
+    ...limits,
+    maxBatchWaitMs: 1000,
+    encoding: "protobuf",
+    onBatch: () => batches++,
+  });
+  return { pipeline, queue, metrics, batches: () => batches };
+}
+
+/** The lines inside a queued batch's push body. */
+function pushedLines(batch: SealedBatch): string[] {
+  const request = PushRequestType.decode(uncompressSync(Buffer.from(batch.push.body)) as Buffer) as unknown as { streams: { entries: { line: string }[] }[] };
+  return request.streams.flatMap((s) => s.entries.map((e) => e.line));
+}
+
+const frames = (topic: string, payload: Uint8Array) => [Buffer.from(topic), payload];
+const bare = (message: string) => frames("logs.api_gateway.auth", encodeLogEntry(fullEntry({ message })));
+
+describe("Pipeline", () => {
+  it("accepts both topic styles and both payload styles", async () => {
+    const { pipeline, metrics } = setup({ maxBatchBytes: 1 << 20, maxBufferBytes: 8 << 20 });
+    const entry = fullEntry();
+    const envelope = encodeAicoMessage(entry, { messageId: "m1", timestampNs: entry.timestampNs, source: "test" });
+    pipeline.accept(frames("logs.api_gateway.auth", encodeLogEntry(entry)), 0);
+    pipeline.accept(frames("logs/api_gateway/auth/v1", encodeLogEntry(entry)), 0);
+    pipeline.accept(frames("logs.api_gateway.auth", envelope), 0);
+    pipeline.accept(frames("logs/api_gateway/auth/v1", envelope), 0);
+    expect(await total(metrics.decoded)).toBe(4);
+    expect(pipeline.bufferedEntries).toBe(4);
+  });
+
+  it("counts decode failures by reason and keeps going", async () => {
+    const { pipeline, metrics } = setup({ maxBatchBytes: 1 << 20, maxBufferBytes: 8 << 20 });
+    pipeline.accept([Buffer.from("logs.a.b")], 0);
+    pipeline.accept(frames("metrics.a.b", encodeLogEntry(fullEntry())), 0);
+    pipeline.accept(frames("logs.a.b", Buffer.alloc(0)), 0);
+    pipeline.accept(frames("logs.a.b", Buffer.from([0x08, 0x96])), 0);
+    pipeline.accept(bare("fine"), 0);
+    expect(await valuesBy(metrics.decodeErrors)).toEqual({ frame_count: 1, not_a_log_topic: 1, empty_payload: 1, invalid_protobuf: 1 });
+    expect(await total(metrics.received)).toBe(5);
+    expect(await total(metrics.decoded)).toBe(1);
+    expect(pipeline.bufferedEntries).toBe(1);
+  });
+
+  it("queues a batch when it is full or old, and tells the sender", () => {
+    const { pipeline, queue, batches } = setup({ maxBatchBytes: 4096, maxBufferBytes: 1 << 20 });
+    for (let i = 0; i < 20; i++) pipeline.accept(bare("x".repeat(400)), 1000);
+    expect(queue.queuedBatches).toBeGreaterThan(0);
+    expect(batches()).toBe(queue.queuedBatches);
+    const before = queue.queuedBatches;
+    expect(pipeline.dueAtMs).toBe(1000 + 1000);
+    pipeline.tick(1999);
+    expect(queue.queuedBatches).toBe(before);
+    pipeline.tick(2000);
+    expect(queue.queuedBatches).toBe(before + 1);
+    expect(queue.entries).toBe(20);
+  });
+
+  it("stays within the buffer bound, dropping the oldest queued batches, and accounts for every entry", async () => {
+    const maxBufferBytes = 64 * 1024;
+    const { pipeline, queue, metrics } = setup({ maxBatchBytes: 8 * 1024, maxBufferBytes });
+    let peak = 0;
+    for (let i = 0; i < 2000; i++) {
+      pipeline.accept(bare(`line ${i} ${"y".repeat(200)}`), i);
+      peak = Math.max(peak, pipeline.bufferedBytes);
+    }
+    expect(peak).toBeLessThanOrEqual(maxBufferBytes);
+    const dropped = await valuesBy(metrics.dropped);
+    expect(dropped.buffer_full).toBeGreaterThan(1000);
+    expect(pipeline.bufferedEntries + (dropped.buffer_full ?? 0)).toBe(2000);
+    // The newest entries are the ones kept.
+    pipeline.flush();
+    const kept: string[] = [];
+    for (let batch = queue.shift(); batch; batch = queue.shift()) kept.push(...pushedLines(batch));
+    expect(kept.at(-1)).toMatch(/^line 1999 /);
+    expect(kept.some((l) => l.startsWith("line 0 "))).toBe(false);
+  });
+
+  it("drops new entries when everything in memory is in flight", async () => {
+    const { pipeline, queue, metrics } = setup({ maxBatchBytes: 2048, maxBufferBytes: 6 * 1024 });
+    for (let i = 0; i < 200 && queue.queuedBatches < 3; i++) pipeline.accept(bare("z".repeat(300)), 0);
+    while (queue.shift()); // all in flight: nothing can be shed
+    const inFlight = queue.entries;
+    const before = pipeline.bufferedEntries;
+    for (let i = 0; i < 50; i++) pipeline.accept(bare("z".repeat(300)), 0);
+    expect(pipeline.bufferedBytes).toBeLessThanOrEqual(6 * 1024);
+    const dropped = (await valuesBy(metrics.dropped)).buffer_full ?? 0;
+    expect(dropped).toBeGreaterThan(0);
+    expect(queue.entries).toBe(inFlight);
+    expect(pipeline.bufferedEntries - before + dropped).toBe(50);
+  });
+
+  it("drops an entry larger than a batch, counted", async () => {
+    const { pipeline, metrics } = setup({ maxBatchBytes: 2048, maxBufferBytes: 1 << 20 });
+    pipeline.accept(bare("w".repeat(5000)), 0);
+    expect(await valuesBy(metrics.dropped)).toEqual({ entry_too_large: 1 });
+    expect(pipeline.bufferedEntries).toBe(0);
+  });
+});

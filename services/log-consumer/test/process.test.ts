@@ -1,0 +1,116 @@
+/**
+ * The service as a process (dist/main.js, what `npm run consumer` runs): SIGTERM and SIGINT flush and exit 0,
+ * what could not be delivered is logged, and a bad config stops the start naming the key.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FaultInjectingReceiver } from "./fault-receiver.js";
+import type { TestBus } from "./support.js";
+import { publishNumbered, seqOf, startTestBus, until } from "./support.js";
+
+const packageDir = fileURLToPath(new URL("../", import.meta.url));
+const mainJs = join(packageDir, "dist/main.js");
+
+beforeAll(() => {
+  // This runs the build, not the sources: `npm test` builds first; alone, build with `npx tsc -b services/log-consumer`.
+  if (!existsSync(mainJs)) throw new Error(`${mainJs} is missing: run \`npx tsc -b services/log-consumer\` first`);
+});
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface ConsumerProcess {
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  opsUrl: Promise<string>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function runConsumer(settings: object): ConsumerProcess {
+  const file = join(mkdtempSync(join(tmpdir(), "log-consumer-")), "log_consumer.yaml");
+  writeFileSync(file, JSON.stringify(settings));
+  const child = spawn(process.execPath, [mainJs], { env: { ...process.env, LOG_CONSUMER_CONFIG: file }, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: Record<string, unknown>[] = [];
+  let resolveOps: (url: string) => void = () => {};
+  const opsUrl = new Promise<string>((resolve) => (resolveOps = resolve));
+  let buffer = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
+      const line = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
+      buffer = buffer.slice(nl + 1);
+      lines.push(line);
+      if (line.msg === "log consumer started") resolveOps(String(line.ops));
+    }
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    if (stderr.trim() !== "") console.error(stderr);
+  });
+  return { lines, exited, opsUrl, kill: (signal) => child.kill(signal) };
+}
+
+async function decodedSoFar(opsUrl: string): Promise<number> {
+  const text = await (await fetch(`${opsUrl}/metrics`)).text();
+  return Number(/^aixcl_log_consumer_entries_decoded_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+async function setup(receiverScript?: FaultInjectingReceiver["script"], shutdown = "5s") {
+  const bus: TestBus = await startTestBus();
+  cleanups.push(() => bus.close());
+  const receiver = await FaultInjectingReceiver.start();
+  if (receiverScript) receiver.script = receiverScript;
+  cleanups.push(() => receiver.stop());
+  const subscribed = bus.waitForSubscriber();
+  const consumer = runConsumer({
+    bus: { host: "127.0.0.1", sub_port: bus.port },
+    loki: { url: receiver.url },
+    // Entries wait in the open batch, so only the shutdown flush can deliver them.
+    batch: { max_wait: "1m" },
+    retry: { min_backoff: "20ms", max_backoff: "100ms", max_retries: 1000 },
+    shutdown: { flush_deadline: shutdown },
+    ops: { port: 0 },
+  });
+  await subscribed;
+  const opsUrl = await consumer.opsUrl;
+  return { bus, receiver, consumer, opsUrl };
+}
+
+describe("log consumer process", () => {
+  it("SIGTERM: stops receiving, flushes what is buffered, exits 0", async () => {
+    const { bus, receiver, consumer, opsUrl } = await setup();
+    await publishNumbered(bus, 300);
+    await until("300 entries decoded", async () => (await decodedSoFar(opsUrl)) === 300);
+    expect(receiver.written).toHaveLength(0);
+    consumer.kill("SIGTERM");
+    expect(await consumer.exited).toBe(0);
+    expect(receiver.written.map((e) => seqOf(e.line)).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(consumer.lines.map((l) => l.msg)).toContain("flushed everything before stopping");
+  });
+
+  it("SIGINT with Loki refusing: gives up at the deadline, logs what was not delivered, exits 0", async () => {
+    const { bus, consumer, opsUrl } = await setup(() => ({ status: 503 }), "400ms");
+    await publishNumbered(bus, 120);
+    await until("120 entries decoded", async () => (await decodedSoFar(opsUrl)) === 120);
+    const started = Date.now();
+    consumer.kill("SIGINT");
+    expect(await consumer.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(consumer.lines.find((l) => l.msg === "flush deadline passed: entries not delivered")).toMatchObject({ level: "error", undelivered_entries: 120 });
+  });
+
+  it("a bad config stops the start with the key and the reason", async () => {
+    const consumer = runConsumer({ loki: { url: "http://loki:3100/loki/api/v1/push" } });
+    expect(await consumer.exited).toBe(78);
+    expect(consumer.lines[0]).toMatchObject({ level: "error", msg: "bad configuration, not starting", error: expect.stringMatching(/loki\.url: give Loki's base URL/) });
+  });
+});

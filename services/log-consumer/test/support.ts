@@ -1,0 +1,94 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LogEntry } from "@aixcl/shared";
+import { encodeLogEntry, serviceLog } from "@aixcl/shared";
+import { XPublisher } from "zeromq";
+import type { ConsumerConfig, RunningConsumer } from "../src/index.js";
+import { loadConsumerConfig } from "../src/index.js";
+import { fullEntry, total } from "./helpers.js";
+
+/**
+ * Loads a consumer config the way the service does: `settings` (the YAML file's content, e.g. { batch: { max_wait:
+ * "50ms" } }) written to a file (JSON is YAML), env overrides included.
+ */
+export function consumerConfig(settings: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): ConsumerConfig {
+  const file = join(mkdtempSync(join(tmpdir(), "log-consumer-")), "log_consumer.yaml");
+  writeFileSync(file, JSON.stringify(settings));
+  return loadConsumerConfig({ ...env, LOG_CONSUMER_CONFIG: file });
+}
+
+/** The consumer's own log lines, kept for assertions instead of printed. */
+export function captureLog() {
+  const lines: Record<string, unknown>[] = [];
+  const log = serviceLog("log-consumer", "debug", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  return { log, lines };
+}
+
+/**
+ * A bus without a broker: an XPUB bound where the consumer's SUB connects. Seeing the subscription arrive tells
+ * the test the consumer is listening, so no message is published into the void.
+ */
+export async function startTestBus() {
+  const socket = new XPublisher({ sendHighWaterMark: 1_000_000, linger: 0 });
+  await socket.bind("tcp://127.0.0.1:0");
+  return { port: Number(/:(\d+)$/.exec(socket.lastEndpoint ?? "")?.[1]), ...publisherOn(socket) };
+}
+
+/** A raw publisher connected to a broker's publisher endpoint: sends exactly the frames a test builds. */
+export function connectRawPublisher(endpoint: string) {
+  const socket = new XPublisher({ sendHighWaterMark: 1_000_000, linger: 1000 });
+  socket.connect(endpoint);
+  return publisherOn(socket);
+}
+
+function publisherOn(socket: XPublisher) {
+  return {
+    /** Resolves when a subscriber for `prefix` has connected. */
+    async waitForSubscriber(prefix = "logs."): Promise<void> {
+      for (;;) {
+        const [message] = await socket.receive();
+        if (message && message[0] === 1 && message.subarray(1).toString() === prefix) return;
+      }
+    },
+    async publish(topic: string, payload: Uint8Array): Promise<void> {
+      await socket.send([topic, payload]);
+    },
+    close: () => socket.close(),
+  };
+}
+
+export type Publisher = ReturnType<typeof publisherOn>;
+export type TestBus = Awaited<ReturnType<typeof startTestBus>>;
+
+/** Publishes `count` numbered entries ("seq=<n> ...") and returns them. */
+export async function publishNumbered(bus: Publisher, count: number, extra: (n: number) => Partial<LogEntry> = () => ({})): Promise<LogEntry[]> {
+  const entries: LogEntry[] = [];
+  const base = BigInt(Date.now()) * 1_000_000n;
+  for (let n = 0; n < count; n++) {
+    const entry = fullEntry({ message: `seq=${n} ${"payload ".repeat(20)}`, timestampNs: base + BigInt(n), ...extra(n) });
+    entries.push(entry);
+    await bus.publish("logs.api_gateway.auth", encodeLogEntry(entry));
+  }
+  return entries;
+}
+
+export function seqOf(line: string): number {
+  const match = /^seq=(\d+) /.exec(line);
+  if (!match) throw new Error(`not a numbered line: ${line.slice(0, 40)}`);
+  return Number(match[1]);
+}
+
+/** Polls until `check` holds or fails with `what` after `timeoutMs`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Entries the consumer has finished with: accepted by Loki or dropped. */
+export async function settledEntries(consumer: RunningConsumer): Promise<number> {
+  return (await total(consumer.metrics.pushedEntries)) + (await total(consumer.metrics.dropped));
+}
