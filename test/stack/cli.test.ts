@@ -67,11 +67,32 @@ function composeCalls(r: Result): string[][] {
 
 const started = () => aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
 
+describe("keys", () => {
+  it("makes ./keys (mode 700) and runs the keys command in our image as the host user", () => {
+    const r = aixcl(["keys", "my-app"]);
+    expect(r.status).toBe(0);
+    expect(statSync(join(dir, "keys")).mode & 0o777).toBe(0o700);
+    const calls = composeCalls(r);
+    expect(calls).toContainEqual(["build", "log-consumer"]);
+    const runCall = calls.find((c) => c[0] === "run");
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    expect(runCall).toEqual(["run", "--rm", "--no-deps", "-T", "--user", `${uid}:${gid}`, "--volume", `${join(dir, "keys")}:/keys-rw`, "cli", "keys", "--dir", "/keys-rw", "my-app"]);
+  });
+
+  it("refuses --dir: the stack reads ./keys", () => {
+    const r = aixcl(["keys", "--dir", "/elsewhere"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("the stack reads its keys from ./keys");
+    expect(r.calls).toEqual([]);
+  });
+});
+
 describe("help and unknown commands", () => {
   it("help lists every command; no arguments shows the same", () => {
     const help = aixcl(["help"]);
     expect(help.status).toBe(0);
-    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "bus test", "help"]) {
+    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "bus test", "keys [<client>...]", "help"]) {
       expect(help.stdout).toContain(cmd);
     }
     expect(aixcl([]).stdout).toBe(help.stdout);

@@ -13,6 +13,9 @@ export const DEFAULT_QUERY_LIMIT = 100;
 export const MAX_LIMIT = 5000;
 export const DEFAULT_SINCE_MS = 3_600_000;
 export const DEFAULT_BUS_TEST_TIMEOUT_MS = 30_000;
+/** The stack's own bus clients, which always get keys so the stack keeps working once CURVE is on. */
+export const STACK_KEY_CLIENTS = ["log-consumer", "cli"] as const;
+export const DEFAULT_KEYS_DIR = "keys";
 
 export interface OutputOptions {
   lokiUrl: string;
@@ -25,7 +28,8 @@ export type Command =
   | { kind: "help" }
   | ({ kind: "query"; logql: string } & OutputOptions)
   | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
-  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined };
+  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined }
+  | { kind: "keys"; dir: string; clients: string[] };
 
 /** A command line that cannot be run; the message says what is wrong and how to do it right. */
 export class UsageError extends Error {
@@ -42,6 +46,10 @@ export const USAGE = `Usage:
   bus test [--timeout <duration>] [--bus <endpoint>]
       Publish a uniquely tagged LogEntry through the broker and wait until Loki returns it (default 30s).
       Exit status 0 when it arrived, 1 otherwise.
+  keys [<client>...] [--dir <path>]
+      Create CurveZMQ key pairs for the broker, the stack's clients (${STACK_KEY_CLIENTS.join(", ")}) and each
+      named client, secret files mode 0600, and the broker's allow-list. Existing keys are kept.
+      Default folder: $MESSAGE_BUS_KEYS_DIR, else ./${DEFAULT_KEYS_DIR}. The stack requires CURVE once it exists.
   help
 
 Options for every command: --loki <url> (default $LOKI_URL, else ${DEFAULT_LOKI_URL}).
@@ -56,7 +64,7 @@ interface Spec {
   positional: [number, number];
 }
 
-const SPECS: Record<"query" | "tail" | "bus-test", Spec> = {
+const SPECS: Record<"query" | "tail" | "bus-test" | "keys", Spec> = {
   query: { values: ["--since", "--limit", "--loki"], flags: { "--json": "--json" }, positional: [1, 0] },
   tail: {
     values: ["--since", "--limit", "--loki"],
@@ -64,9 +72,10 @@ const SPECS: Record<"query" | "tail" | "bus-test", Spec> = {
     positional: [0, 1],
   },
   "bus-test": { values: ["--timeout", "--bus", "--loki"], flags: {}, positional: [0, 0] },
+  keys: { values: ["--dir"], flags: {}, positional: [0, 64] },
 };
 
-const NAMES: Record<keyof typeof SPECS, string> = { query: "logs query", tail: "logs tail", "bus-test": "bus test" };
+const NAMES: Record<keyof typeof SPECS, string> = { query: "logs query", tail: "logs tail", "bus-test": "bus test", keys: "keys" };
 
 interface Parsed {
   values: Map<string, string>;
@@ -177,6 +186,18 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
       endpoint,
     };
   }
+  if (group === "keys") {
+    const args = argv.slice(1);
+    if (args.includes("--help") || args.includes("-h")) return { kind: "help" };
+    const parsed = parseOptions("keys", args);
+    const bad = parsed.positional.find((name) => !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name));
+    if (bad !== undefined) throw new UsageError(`keys: client name ${JSON.stringify(bad)} must be lower-case letters, digits, - and _ (up to 64)`);
+    return {
+      kind: "keys",
+      dir: parsed.values.get("--dir") ?? (env.MESSAGE_BUS_KEYS_DIR || DEFAULT_KEYS_DIR),
+      clients: [...new Set([...STACK_KEY_CLIENTS, ...parsed.positional])],
+    };
+  }
   const shown = [group, sub].filter((s) => s !== undefined).join(" ");
-  throw new UsageError(`unknown command ${JSON.stringify(shown)}; commands: logs query, logs tail, bus test, help`);
+  throw new UsageError(`unknown command ${JSON.stringify(shown)}; commands: logs query, logs tail, bus test, keys, help`);
 }

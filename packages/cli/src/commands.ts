@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createLogger } from "@aixcl/shared";
+import { brokerKeyFiles, createLogger, generateKeys, readAllowList } from "@aixcl/shared";
 import type { Command } from "./args.js";
 import { formatDuration } from "./duration.js";
 import { formatEntry, formatSeries } from "./format.js";
@@ -23,6 +23,7 @@ export interface CliIO {
 type QueryCommand = Extract<Command, { kind: "query" }>;
 type TailCommand = Extract<Command, { kind: "tail" }>;
 type BusTestCommand = Extract<Command, { kind: "bus-test" }>;
+type KeysCommand = Extract<Command, { kind: "keys" }>;
 
 export async function runQuery(cmd: QueryCommand, io: CliIO): Promise<number> {
   const loki = new LokiClient(cmd.lokiUrl);
@@ -172,4 +173,16 @@ export async function runBusTest(cmd: BusTestCommand, io: CliIO): Promise<number
     `the entry reached the broker and a subscriber, but Loki did not return it within ${formatDuration(cmd.timeoutMs)}${lastError}. ` +
       `Query: ${logql}. Check the consumer: ./aixcl logs log-consumer, and its metrics on port 9465 (/metrics)`,
   );
+}
+
+/** Creates what is missing of the CURVE keys and rewrites the broker's allow-list. */
+export function runKeys(cmd: KeysCommand, io: CliIO): number {
+  const created = generateKeys(cmd.dir, cmd.clients);
+  for (const file of created) io.stdout.write(`created ${file} (mode 600) and its .pub\n`);
+  if (created.length === 0) io.stdout.write(`every key already existed in ${cmd.dir}; nothing created\n`);
+  const { allowList } = brokerKeyFiles(cmd.dir);
+  const allowed = readAllowList(allowList).map((client) => client.name);
+  io.stdout.write(`allow-list ${allowList}: ${allowed.join(", ")}\n`);
+  io.stdout.write("The bus requires CurveZMQ from the next start of the broker: ./aixcl restart\n");
+  return 0;
 }

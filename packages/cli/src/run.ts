@@ -1,6 +1,7 @@
 import { parseArgs, UsageError, USAGE } from "./args.js";
 import type { CliIO } from "./commands.js";
-import { runBusTest, runQuery, runTail } from "./commands.js";
+import { KeyFileError } from "@aixcl/shared";
+import { runBusTest, runKeys, runQuery, runTail } from "./commands.js";
 import { LokiError } from "./loki.js";
 
 /** Exit statuses: 0 success, 1 the operation failed, 2 the command line is wrong. */
@@ -24,9 +25,11 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
         return await runTail(cmd, io);
       case "bus-test":
         return await runBusTest(cmd, io);
+      case "keys":
+        return runKeys(cmd, io);
     }
   } catch (error) {
-    if (error instanceof LokiError) {
+    if (error instanceof LokiError || error instanceof KeyFileError) {
       io.stderr.write(`error: ${error.message}\n`);
       return 1;
     }

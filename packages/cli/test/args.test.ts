@@ -83,7 +83,7 @@ describe("parseArgs", () => {
     expect(usage(["logs", "tail", "{a=\"b\"}", "extra"])).toMatch(/unexpected argument "extra"/);
     expect(usage(["bus", "test", "now"])).toMatch(/unexpected argument "now"/);
     expect(usage(["bus", "test", "--bus", "broker:5555"])).toMatch(/must look like tcp:\/\/<host>:<port>/);
-    expect(usage(["bus", "send"])).toMatch(/unknown command "bus send"; commands: logs query, logs tail, bus test, help/);
+    expect(usage(["bus", "send"])).toMatch(/unknown command "bus send"; commands: logs query, logs tail, bus test, keys, help/);
     expect(usage(["logs"])).toMatch(/unknown command "logs"/);
   });
 });
