@@ -8,17 +8,9 @@
  * as the Loki container's own log would carry it.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger, messageBusSchema, serviceLog } from "@aixcl/shared";
-import type { MessageBusConfig } from "@aixcl/shared";
-import { startBroker } from "@aixcl/broker";
-import type { RunningBroker } from "@aixcl/broker";
-import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
-import type { RunningConsumer } from "@aixcl/log-consumer";
-import { startLoki } from "@aixcl/testkit";
-import type { LokiHandle, LokiStream } from "@aixcl/testkit";
+import { createLogger } from "@aixcl/shared";
+import { startBus, startLoki } from "@aixcl/testkit";
+import type { BusHandle, LokiHandle, LokiStream } from "@aixcl/testkit";
 
 export const PROJECT = "aixcl";
 /** Text a user searches for; it also ends up in Loki's own query log. */
@@ -108,55 +100,9 @@ async function lokiQueryEcho(loki: LokiHandle): Promise<string> {
   throw new Error(`Loki logged no query line for ${query}; its log:\n${loki.logs().slice(-3000)}`);
 }
 
-export interface Bus {
-  broker: RunningBroker;
-  consumer: RunningConsumer;
-  stop(): Promise<void>;
-}
-
-/** The real message bus in process: broker on free ports, log consumer pushing to `lokiUrl`. */
-export async function startBus(lokiUrl: string): Promise<Bus> {
-  const busConfig: MessageBusConfig = {
-    host: "127.0.0.1",
-    pub_port: 0,
-    sub_port: 0,
-    keys_dir: "",
-    broker: {
-      ...(Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"]),
-      metrics_host: "127.0.0.1",
-      metrics_port: 0,
-    },
-  };
-  const broker = await startBroker(busConfig, serviceLog("broker", "error"));
-  try {
-    const configFile = join(mkdtempSync(join(tmpdir(), "aixcl-grafana-consumer-")), "log_consumer.yaml");
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        bus: { host: "127.0.0.1", sub_port: Number(/:(\d+)$/.exec(broker.subEndpoint)?.[1]) },
-        loki: { url: lokiUrl },
-        batch: { max_wait: "200ms" },
-        ops: { port: 0 },
-      }),
-    );
-    const consumer = await startConsumer(loadConsumerConfig({ LOG_CONSUMER_CONFIG: configFile }), { log: serviceLog("log-consumer", "error") });
-    return {
-      broker,
-      consumer,
-      async stop() {
-        await consumer.stop();
-        await broker.close();
-      },
-    };
-  } catch (err) {
-    await broker.close();
-    throw err;
-  }
-}
-
 export async function startLogFixture(): Promise<LogFixture> {
   const loki = await startLoki();
-  let bus: Bus | undefined;
+  let bus: BusHandle | undefined;
   const stop = async () => {
     await bus?.stop();
     await loki.stop();
@@ -166,7 +112,7 @@ export async function startLogFixture(): Promise<LogFixture> {
     const queryEcho = await lokiQueryEcho(loki);
     await pushContainerLogs(loki, trace, queryEcho);
 
-    bus = await startBus(loki.url);
+    bus = await startBus({ lokiUrl: loki.url });
     const loggers = new Map<string, ReturnType<typeof createLogger>>();
     for (const e of BUS_ENTRIES) {
       const key = `${e.service}/${e.module}`;

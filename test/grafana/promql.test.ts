@@ -20,7 +20,7 @@ import {
   type PrometheusHandle,
   type PromtailHandle,
 } from "@aixcl/testkit";
-import { startBus, type Bus } from "./fixture.js";
+import { startBus, type BusHandle } from "@aixcl/testkit";
 import { checkedInDashboards, panelQueries, renderQuery, type PanelQuery } from "./provisioning.js";
 
 const need = requireComponents("prometheus", "loki", "promtail");
@@ -81,7 +81,7 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
   let loki: LokiHandle;
   let promtail: PromtailHandle;
   let prometheus: PrometheusHandle;
-  let bus: Bus;
+  let bus: BusHandle;
   let varLog: string;
   const scrapeUrls: Record<string, string> = {};
 
@@ -100,7 +100,7 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
     varLog = mkdtempSync(join(tmpdir(), "aixcl-grafana-varlog-"));
     appendFileSync(join(varLog, "app.log"), "first line\n");
     promtail = await startPromtail({ lokiUrl: loki.url, varLogDir: varLog });
-    bus = await startBus(loki.url);
+    bus = await startBus({ lokiUrl: loki.url });
     scrapeUrls["loki"] = `127.0.0.1:${loki.httpPort}`;
     scrapeUrls["promtail"] = `127.0.0.1:${promtail.httpPort}`;
     scrapeUrls["broker"] = new URL(bus.broker.ops.url).host;

@@ -14,8 +14,8 @@ import { parse } from "yaml";
 import { startBroker } from "@aixcl/broker";
 import type { RunningBroker } from "@aixcl/broker";
 import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
-import type { MessageBusConfig, ServiceLog } from "@aixcl/shared";
-import { messageBusSchema } from "@aixcl/shared";
+import type { ServiceLog } from "@aixcl/shared";
+import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
 import { componentBinary, freePort, repoRoot, requireComponent, startLoki, startPrometheus, startPromtail } from "@aixcl/testkit";
 
@@ -141,8 +141,8 @@ describe.skipIf(prometheus.skip !== undefined || !hasWget)("Prometheus: wget (bu
 });
 
 function testBroker(): Promise<RunningBroker> {
-  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
-  return startBroker({ host: "127.0.0.1", pub_port: 0, sub_port: 0, keys_dir: "", broker: { ...defaults, metrics_port: 0 } }, silent);
+  const defaults = defaultsOf(messageBusSchema);
+  return startBroker({ ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_port: 0 } }, silent);
 }
 
 describe("our services: node fetch of /readyz", () => {

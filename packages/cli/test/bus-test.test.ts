@@ -3,8 +3,8 @@ import type { RunningBroker } from "@aixcl/broker";
 import { startBroker } from "@aixcl/broker";
 import type { RunningConsumer } from "@aixcl/log-consumer";
 import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
-import type { MessageBusConfig, ServiceLog } from "@aixcl/shared";
-import { messageBusSchema } from "@aixcl/shared";
+import type { ServiceLog } from "@aixcl/shared";
+import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
 import { freePort, repoRoot, requireComponent, startLoki } from "@aixcl/testkit";
 import { BUS_TEST_MODULE, BUS_TEST_SUBSYSTEM } from "../src/index.js";
@@ -16,8 +16,8 @@ if (loki.skip) console.warn(`SKIPPED packages/cli/test/bus-test.test.ts: ${loki.
 const silent: ServiceLog = { debug() {}, info() {}, warn() {}, error() {} };
 
 function broker(): Promise<RunningBroker> {
-  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
-  return startBroker({ host: "127.0.0.1", pub_port: 0, sub_port: 0, keys_dir: "", broker: { ...defaults, metrics_port: 0 } }, silent);
+  const defaults = defaultsOf(messageBusSchema);
+  return startBroker({ ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_port: 0 } }, silent);
 }
 
 /** The real consumer from the shipped config file, subscribed to `b` and pushing to `lokiUrl`. */

@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RunningBroker } from "@aixcl/broker";
+import { startBroker } from "@aixcl/broker";
+import type { RunningConsumer } from "@aixcl/log-consumer";
+import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
+import type { MessageBusConfig } from "@aixcl/shared";
+import { defaultsOf, messageBusSchema, serviceLog } from "@aixcl/shared";
+
+export interface BusHandle {
+  broker: RunningBroker;
+  consumer: RunningConsumer;
+  /** Where loggers publish (the broker's XSUB). */
+  pubEndpoint: string;
+  stop(): Promise<void>;
+}
+
+export interface StartBusOptions {
+  /** Loki's base URL, e.g. LokiHandle.url. */
+  lokiUrl: string;
+  /** Broker settings over the defaults (ports are always free ones, metrics on 127.0.0.1). */
+  broker?: Partial<MessageBusConfig["broker"]>;
+  /** log_consumer.yaml sections over the test defaults (200 ms batches, free ops port). */
+  consumer?: Record<string, Record<string, unknown>>;
+}
+
+function portOf(endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
+}
+
+/**
+ * The real message bus in this process: the broker on free ports and the log consumer, loaded through its
+ * own config loader, pushing to `lokiUrl`. Both log errors only.
+ */
+export async function startBus(options: StartBusOptions): Promise<BusHandle> {
+  const defaults = defaultsOf(messageBusSchema);
+  const broker = await startBroker(
+    { ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_host: "127.0.0.1", metrics_port: 0, ...options.broker } },
+    serviceLog("broker", "error"),
+  );
+  try {
+    const sections: Record<string, Record<string, unknown>> = {
+      bus: { host: "127.0.0.1", sub_port: portOf(broker.subEndpoint) },
+      loki: { url: options.lokiUrl },
+      batch: { max_wait: "200ms" },
+      ops: { port: 0 },
+    };
+    for (const [section, values] of Object.entries(options.consumer ?? {})) sections[section] = { ...sections[section], ...values };
+    const file = join(mkdtempSync(join(tmpdir(), "aixcl-bus-")), "log_consumer.yaml");
+    // JSON is YAML: the consumer reads it through the same loader as the shipped file.
+    writeFileSync(file, JSON.stringify(sections));
+    const consumer = await startConsumer(loadConsumerConfig({ LOG_CONSUMER_CONFIG: file }), { log: serviceLog("log-consumer", "error") });
+    return {
+      broker,
+      consumer,
+      pubEndpoint: broker.pubEndpoint,
+      async stop() {
+        await consumer.stop();
+        await broker.close();
+      },
+    };
+  } catch (error) {
+    await broker.close();
+    throw error;
+  }
+}
