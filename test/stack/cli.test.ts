@@ -75,8 +75,9 @@ describe("keys", () => {
     const calls = composeCalls(r);
     expect(calls).toContainEqual(["build", "log-consumer"]);
     const runCall = calls.find((c) => c[0] === "run");
-    const uid = process.getuid?.() ?? 0;
-    const gid = process.getgid?.() ?? 0;
+    // The services' uid: the user's own, except root's, which becomes the images' node user.
+    const own = (id: number | undefined) => String(id === undefined || id === 0 ? 1000 : id);
+    const [uid, gid] = [own(process.getuid?.()), own(process.getgid?.())];
     expect(runCall).toEqual(["run", "--rm", "--no-deps", "-T", "--user", `${uid}:${gid}`, "--volume", `${join(dir, "keys")}:/keys-rw`, "cli", "keys", "--dir", "/keys-rw", "my-app"]);
   });
 
@@ -181,6 +182,10 @@ describe("start", () => {
     const env = readFileSync(join(dir, ".env"), "utf8");
     const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(env)?.[1] ?? "";
     expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    // The services' uid: the user's own, never root's.
+    const own = (id: number | undefined) => String(id === undefined || id === 0 ? 1000 : id);
+    expect(env).toMatch(new RegExp(`^AIXCL_UID=${own(process.getuid?.())}$`, "m"));
+    expect(env).toMatch(new RegExp(`^AIXCL_GID=${own(process.getgid?.())}$`, "m"));
     expect(statSync(join(dir, ".env")).mode & 0o777).toBe(0o600);
     expect(composeCalls(r)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
     expect(composeCalls(r)[1]?.[0]).toBe("ps");

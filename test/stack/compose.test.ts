@@ -104,9 +104,9 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     }
   });
 
-  it("every named volume is declared, and data lives on the four named volumes", () => {
+  it("every named volume is declared, and data lives on the five named volumes", () => {
     const declared = Object.keys((compose().volumes ?? {}) as object);
-    expect(declared.sort()).toEqual(["grafana-data", "loki-data", "prometheus-data", "promtail-positions"]);
+    expect(declared.sort()).toEqual(["grafana-data", "log-consumer-spool", "loki-data", "prometheus-data", "promtail-positions"]);
     for (const [name, service] of Object.entries(services(compose()))) {
       for (const m of mounts(service).filter((x) => !x.bind && x.source !== "")) expect(declared, `${name} uses volume ${m.source}`).toContain(m.source);
     }

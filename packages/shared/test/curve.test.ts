@@ -100,6 +100,14 @@ describe("key files", () => {
     expect(() => generateKeys(dir, ["Bad Name"])).toThrow(/client names are lower-case/);
   });
 
+  it("a keys folder that exists but cannot be read is an error, not a silent fall-back to plaintext", () => {
+    const file = join(tmp(), "not-a-dir");
+    writeFileSync(file, "");
+    expect(() => curveEnabled(file)).toThrow(/cannot read it \(ENOTDIR\)/);
+    expect(() => clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: file })).toThrow(KeyFileError);
+    expect(curveEnabled(join(tmp(), "absent"))).toBe(false);
+  });
+
   it("clients find their keys from the environment, and need a name when the bus has keys", () => {
     const dir = tmp();
     expect(clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: dir })).toBeUndefined();

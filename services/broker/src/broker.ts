@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Proxy, Subscriber, XPublisher, XSubscriber } from "zeromq";
 import type { MessageBusConfig, OpsServer, ServiceLog } from "@aixcl/shared";
-import { bindAddress, curveEnabled, loadBrokerKeys, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
+import { bindAddress, curveEnabled, loadBrokerKeys, receiveEach, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
 import { BrokerMetrics } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
 import { authenticate } from "./zap.js";
@@ -114,9 +114,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
     tap = new Subscriber({ receiveHighWaterMark: broker.send_hwm, linger: 0 });
     tap.connect(jointInproc);
     const counted = tap;
-    observers.push({ socket: counted, loop: (async () => {
-      for await (const frames of counted) metrics.countMessage(frames);
-    })().catch(() => undefined) });
+    observers.push({ socket: counted, loop: receiveEach(counted, (frames) => metrics.countMessage(frames)).catch(() => undefined) });
     stages.push(runProxy(frontend, joint, log), runProxy(jointIn, backend, log));
   } else {
     await frontend.bind(subscriptionsInproc);

@@ -1,15 +1,19 @@
-import type { ConfigOf, Field } from "@aixcl/shared";
+import type { ClientKeys, ConfigOf, Field } from "@aixcl/shared";
 import {
   ConfigError,
   InvalidValue,
+  boolean,
   bytes,
+  clientKeysFromEnv,
   duration,
   host,
   httpUrl,
   integer,
   loadConfig,
   oneOf,
+  optionalPath,
   port,
+  string,
   stringList,
   stringMap,
 } from "@aixcl/shared";
@@ -51,6 +55,9 @@ export const consumerSchema = {
     sub_port: port(5556, "MESSAGE_BUS_SUB_PORT"),
     topics: stringList(["logs.", "logs/"], "LOG_CONSUMER_TOPICS"),
     receive_hwm: integer(100_000, { min: 1, env: "LOG_CONSUMER_RECEIVE_HWM" }),
+    max_message_bytes: bytes(1024 * 1024, "LOG_CONSUMER_MAX_MESSAGE_BYTES"),
+    keys_dir: optionalPath("MESSAGE_BUS_KEYS_DIR"),
+    client_name: string("log-consumer", "MESSAGE_BUS_CLIENT_NAME"),
   },
   loki: {
     url: lokiUrl("http://127.0.0.1:3100", "LOKI_URL"),
@@ -72,6 +79,11 @@ export const consumerSchema = {
   buffer: {
     max_bytes: bytes(64 * 1024 * 1024, "LOG_CONSUMER_BUFFER_MAX_BYTES"),
   },
+  spool: {
+    dir: optionalString("LOG_CONSUMER_SPOOL_DIR"),
+    max_bytes: bytes(1024 ** 3, "LOG_CONSUMER_SPOOL_MAX_BYTES"),
+    fsync: boolean(false, "LOG_CONSUMER_SPOOL_FSYNC"),
+  },
   labels: {
     static: stringMap({}, staticLabelProblem, "LOG_CONSUMER_STATIC_LABELS"),
   },
@@ -88,6 +100,14 @@ export const consumerSchema = {
 export type ConsumerConfig = ConfigOf<typeof consumerSchema>;
 
 export const DEFAULT_CONSUMER_CONFIG_FILE = "config/log_consumer.yaml";
+
+/**
+ * The consumer's CURVE keys: with bus.keys_dir holding the broker's public key the SUB socket speaks CURVE, with
+ * the key pair named bus.client_name. Undefined: plaintext. Throws KeyFileError naming the file.
+ */
+export function consumerCurveKeys(config: ConsumerConfig): ClientKeys | undefined {
+  return clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: config.bus.keys_dir, MESSAGE_BUS_CLIENT_NAME: config.bus.client_name });
+}
 
 /** Rules that involve more than one key; `source` names the file in the error. */
 export function checkConsumerConfig(config: ConsumerConfig, source: string): ConsumerConfig {
@@ -107,6 +127,11 @@ export function checkConsumerConfig(config: ConsumerConfig, source: string): Con
   if (config.buffer.max_bytes < needed) {
     fail("buffer.max_bytes", `must be at least batch.max_bytes x (loki.max_in_flight + 2) = ${needed} bytes, got ${config.buffer.max_bytes}`);
   }
+  if (config.bus.max_message_bytes < 1024) fail("bus.max_message_bytes", `must be at least 1KiB, got ${config.bus.max_message_bytes}`);
+  // The spool must hold the batches in flight and one being written, or new batches could never be spooled.
+  if (config.spool.dir !== "" && config.spool.max_bytes < needed) {
+    fail("spool.max_bytes", `must be at least batch.max_bytes x (loki.max_in_flight + 2) = ${needed} bytes, got ${config.spool.max_bytes}`);
+  }
   for (const topic of config.bus.topics) {
     if (!topic.startsWith("logs.") && !topic.startsWith("logs/")) {
       fail("bus.topics", `${JSON.stringify(topic)} is not a log topic prefix (logs. or logs/); the decoder would refuse its messages`);
@@ -120,8 +145,13 @@ export function checkConsumerConfig(config: ConsumerConfig, source: string): Con
   return config;
 }
 
-/** Reads the file named by LOG_CONSUMER_CONFIG (default config/log_consumer.yaml), env overrides applied. */
+/**
+ * Reads the file named by LOG_CONSUMER_CONFIG (default config/log_consumer.yaml), env overrides applied. Key files
+ * are read too, so a missing or unsafe key stops the start (KeyFileError names the file).
+ */
 export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): ConsumerConfig {
   const file = env.LOG_CONSUMER_CONFIG ?? DEFAULT_CONSUMER_CONFIG_FILE;
-  return checkConsumerConfig(loadConfig(consumerSchema, { file, env }), file);
+  const config = checkConsumerConfig(loadConfig(consumerSchema, { file, env }), file);
+  consumerCurveKeys(config);
+  return config;
 }

@@ -1,16 +1,47 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Registry } from "prom-client";
+import { Counter } from "prom-client";
 import { Subscriber } from "zeromq";
 import type { OpsServer, ServiceLog } from "@aixcl/shared";
-import { serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
+import { curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
 import type { ConsumerConfig } from "./config.js";
+import { consumerCurveKeys } from "./config.js";
 import { LokiClient } from "./loki-client.js";
 import { EntryMapper } from "./mapping.js";
 import type { ConsumerMetrics } from "./metrics.js";
 import { DROP_REASONS, createMetrics } from "./metrics.js";
 import { Pipeline } from "./pipeline.js";
+import type { BatchQueue } from "./queue.js";
 import { MemoryQueue } from "./queue.js";
 import { RetryPolicy } from "./retry.js";
 import type { DrainResult } from "./sender.js";
 import { Sender } from "./sender.js";
+import type { SpoolMetrics } from "./spool.js";
+import { Spool, createSpoolMetrics } from "./spool.js";
+
+/** At a stop, after unsubscribing, messages still on their way are read until the bus has been quiet this long... */
+const BUS_QUIET_MS = 100;
+/** ...but no longer than this. */
+const BUS_DRAIN_MAX_MS = 1_000;
+/** ZeroMQ retries a lost connection after 100 ms; no attempt within this long means it will not. */
+const RECONNECT_CHECK_MS = 1_000;
+
+function createBusMetrics(registry: Registry) {
+  const opts = { registers: [registry] };
+  return {
+    disconnects: new Counter({
+      name: "aixcl_log_consumer_bus_disconnects_total",
+      help: "Connections to the broker lost (broker restart, or a message above bus.max_message_bytes); ZeroMQ reconnects.",
+      ...opts,
+    }),
+    handshakeFailures: new Counter({
+      name: "aixcl_log_consumer_bus_handshake_failures_total",
+      help: "Handshakes with the broker that failed, by kind: auth (CURVE key refused), protocol (CURVE on one side only), other.",
+      labelNames: ["kind"],
+      ...opts,
+    }),
+  };
+}
 
 export interface ConsumerOptions {
   /** Where the consumer's own log goes. Default: JSON lines on stdout (never the bus). */
@@ -26,6 +57,9 @@ export interface RunningConsumer {
   /** Base URL of /healthz, /readyz and /metrics. */
   readonly opsUrl: string;
   readonly metrics: ConsumerMetrics;
+  /** The spool's metrics; undefined when spool.dir is empty (memory only). */
+  readonly spoolMetrics: SpoolMetrics | undefined;
+  readonly busMetrics: ReturnType<typeof createBusMetrics>;
   /** Stops receiving, flushes within shutdown.flush_deadline, then closes everything. Idempotent. */
   stop(): Promise<ShutdownSummary>;
 }
@@ -43,8 +77,16 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     pushesInFlight: () => sender.pushesInFlight,
   });
   metrics.bufferLimitBytes.set(config.buffer.max_bytes);
+  const busMetrics = createBusMetrics(metrics.registry);
+  const curve = consumerCurveKeys(config);
 
-  const queue = new MemoryQueue();
+  let spool: Spool | undefined;
+  let spoolMetrics: SpoolMetrics | undefined;
+  if (config.spool.dir !== "") {
+    spoolMetrics = createSpoolMetrics(metrics.registry);
+    spool = new Spool({ dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync }, spoolMetrics, metrics.dropped, log);
+  }
+  const queue: BatchQueue = spool ?? new MemoryQueue();
   const loki = new LokiClient({
     url: config.loki.url,
     tenantId: config.loki.tenant_id,
@@ -76,18 +118,57 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     }, Math.max(0, due - Date.now()));
   };
 
-  const subscriber = new Subscriber({ receiveHighWaterMark: config.bus.receive_hwm, linger: 0 });
+  const subscriber = new Subscriber({
+    receiveHighWaterMark: config.bus.receive_hwm,
+    linger: 0,
+    // A larger message makes ZeroMQ drop the connection while it arrives, before any of it is buffered.
+    maxMessageSize: config.bus.max_message_bytes,
+    ...(curve ? curveClientOptions(curve) : {}),
+  });
   const endpoint = tcpEndpoint(config.bus.host, config.bus.sub_port);
   let busConnected = false;
+  // ZeroMQ reconnects after a lost connection, but not after a protocol error such as a message above
+  // maxMessageSize: then the connection is simply gone. No reconnect attempt soon after a disconnect means that.
+  let reconnectCheck: NodeJS.Timeout | undefined;
+  const reconnectIfAbandoned = () => {
+    if (busConnected || subscriber.closed) return;
+    log.warn("ZeroMQ gave up the connection (a message above bus.max_message_bytes?); connecting again", { endpoint, max_message_bytes: config.bus.max_message_bytes });
+    try {
+      subscriber.disconnect(endpoint);
+    } catch {
+      // Not connected any more: nothing to undo.
+    }
+    subscriber.connect(endpoint);
+  };
+  // ZeroMQ retries a refused handshake every 100 ms; one log line per 10 s, the counter has every one.
+  let refusalLoggedAtMs = 0;
   void (async () => {
     try {
       for await (const event of subscriber.events) {
-        if (event.type === "connect") {
+        if (event.type === "handshake") {
           busConnected = true;
-          log.info("connected to the bus", { endpoint });
+          log.info("connected to the bus", { endpoint, curve: curve !== undefined });
         } else if (event.type === "disconnect") {
+          const wasConnected = busConnected;
           busConnected = false;
+          busMetrics.disconnects.inc();
           log.warn("disconnected from the bus; ZeroMQ reconnects by itself", { endpoint });
+          clearTimeout(reconnectCheck);
+          if (wasConnected) reconnectCheck = setTimeout(reconnectIfAbandoned, RECONNECT_CHECK_MS).unref();
+        } else if (event.type === "connect:retry" || event.type === "connect") {
+          clearTimeout(reconnectCheck);
+        } else if (event.type.startsWith("handshake:error:")) {
+          const kind = event.type.slice("handshake:error:".length);
+          busMetrics.handshakeFailures.labels(kind).inc();
+          if (Date.now() - refusalLoggedAtMs < 10_000) continue;
+          refusalLoggedAtMs = Date.now();
+          log.error("the broker refused the connection", {
+            endpoint,
+            kind,
+            hint: curve
+              ? `is this consumer's key (${config.bus.client_name}) in the broker's allowed_clients, and the broker's public key current?`
+              : "the broker requires CURVE: set bus.keys_dir (MESSAGE_BUS_KEYS_DIR) to the keys directory",
+          });
         }
       }
     } catch {
@@ -98,18 +179,20 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   for (const topic of config.bus.topics) subscriber.subscribe(topic);
 
   let receiveLoopAlive = true;
+  let lastMessageAtMs = 0;
   const receiving = (async () => {
     try {
-      for await (const frames of subscriber) {
+      await receiveEach(subscriber, (frames) => {
+        lastMessageAtMs = Date.now();
         try {
-          pipeline.accept(frames, Date.now());
+          pipeline.accept(frames, lastMessageAtMs);
         } catch (error) {
           // A bug must cost one message, not the receive loop.
           metrics.dropped.labels(DROP_REASONS.internalError).inc();
           log.error("could not process a message", { error: (error as Error).stack });
         }
         armAgeTimer();
-      }
+      });
     } catch (error) {
       if (!subscriber.closed) log.error("receive loop failed", { error: (error as Error).message });
     } finally {
@@ -130,6 +213,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   } catch (error) {
     subscriber.close();
     await loki.close();
+    spool?.close();
     throw new Error(`cannot serve /healthz, /readyz and /metrics on ops.host ${config.ops.host}, ops.port ${config.ops.port}: ${(error as Error).message}`);
   }
   log.info("log consumer started", {
@@ -138,7 +222,11 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     loki: config.loki.url,
     encoding: config.loki.encoding,
     ops: ops.url,
+    curve: curve !== undefined,
+    spool: spool ? { dir: config.spool.dir, max_bytes: config.spool.max_bytes, fsync: config.spool.fsync } : "off (memory only)",
   });
+  // Batches left in the spool by the previous run go first.
+  sender.kick();
 
   let stopping: Promise<ShutdownSummary> | undefined;
   const stop = () =>
@@ -147,16 +235,27 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
         buffered_entries: pipeline.bufferedEntries,
         deadline_ms: config.shutdown.flush_deadline,
       });
+      // Unsubscribing first makes the bus stop sending to us (publishers using the shared logger then hold their
+      // entries until a consumer subscribes again); what was already on its way is still read, not discarded.
+      for (const topic of config.bus.topics) subscriber.unsubscribe(topic);
+      const drainStarted = Date.now();
+      lastMessageAtMs = Math.max(lastMessageAtMs, drainStarted);
+      while (Date.now() - lastMessageAtMs < BUS_QUIET_MS && Date.now() - drainStarted < BUS_DRAIN_MAX_MS) await sleep(10);
+      clearTimeout(reconnectCheck);
       subscriber.close();
       await receiving;
       clearTimeout(ageTimer);
       pipeline.flush();
       const result = await sender.drain(config.shutdown.flush_deadline);
       if (result.flushed) log.info("flushed everything before stopping");
-      else log.error("flush deadline passed: entries not delivered", { undelivered_entries: result.undeliveredEntries });
+      else if (result.undeliveredEntries > 0) log.error("flush deadline passed: entries not delivered", { undelivered_entries: result.undeliveredEntries });
+      if (result.spooledEntries > 0) {
+        log.warn("flush deadline passed: undelivered entries stay in the spool for the next start", { spooled_entries: result.spooledEntries, dir: config.spool.dir });
+      }
+      spool?.close();
       await Promise.all([ops.close(), loki.close()]);
       return result;
     })());
 
-  return { opsUrl: ops.url, metrics, stop };
+  return { opsUrl: ops.url, metrics, spoolMetrics, busMetrics, stop };
 }

@@ -14,12 +14,19 @@ export const METADATA_FIELDS = [
   ["module", (e: LogEntry) => e.module],
   ["function", (e: LogEntry) => e.function],
   ["file_path", (e: LogEntry) => e.filePath],
-  ["line_number", (e: LogEntry) => (e.lineNumber === 0 ? "" : String(e.lineNumber))],
+  ["line_number", (e: LogEntry) => (e.lineNumber === 0 ? "" : lineNumberText(e.lineNumber))],
   ["topic", (e: LogEntry) => e.topic],
   ["user_uuid", (e: LogEntry) => e.userUuid],
   ["session_id", (e: LogEntry) => e.sessionId],
   ["trace_id", (e: LogEntry) => e.traceId],
 ] as const;
+
+/** Line numbers repeat; their text is made once. */
+const LINE_NUMBERS = Array.from({ length: 4096 }, (_, n) => String(n));
+
+function lineNumberText(n: number): string {
+  return LINE_NUMBERS[n] ?? String(n);
+}
 
 /** Prefixes that keep producer-chosen map keys apart from the fields above and from each other. */
 export const METADATA_PREFIX = "meta_";
@@ -39,6 +46,8 @@ export interface LokiEntry {
   readonly timestampNs: bigint;
   readonly line: string;
   readonly metadata: readonly LabelPair[];
+  /** UTF-8 sizes: the line's, then each metadata value's in order (names are ASCII); the encoder needs them. */
+  readonly sizes: readonly number[];
   /** Size estimate (UTF-8 bytes of line and metadata plus overhead) used for batch and buffer limits. */
   readonly bytes: number;
 }
@@ -55,8 +64,10 @@ const NAME_CACHE_LIMIT = 10_000;
 
 export class EntryMapper {
   private readonly staticPairs: LabelPair[];
-  private readonly streams = new Map<string, StreamKey>();
-  private readonly names = new Map<string, string>();
+  /** Stream keys by service, then level: two lookups on strings the decoder already holds, no key building. */
+  private readonly streams = new Map<string, Map<string, StreamKey>>();
+  private readonly metaNames = new Map<string, string>();
+  private readonly extraNames = new Map<string, string>();
 
   constructor(staticLabels: Readonly<Record<string, string>>) {
     for (const name of Object.keys(staticLabels)) {
@@ -68,57 +79,72 @@ export class EntryMapper {
 
   map(entry: LogEntry): LokiEntry {
     const line = toWellFormed(entry.message);
-    const metadata: LabelPair[] = [];
-    let bytes = ENTRY_OVERHEAD_BYTES + Buffer.byteLength(line);
-    for (const [name, get] of METADATA_FIELDS) {
-      const raw = get(entry);
-      if (raw === "") continue;
-      const value = toWellFormed(raw);
-      metadata.push([name, value]);
-      bytes += name.length + Buffer.byteLength(value);
-    }
-    bytes += this.addMap(metadata, entry.metadata, METADATA_PREFIX);
-    bytes += this.addMap(metadata, entry.extra, EXTRA_PREFIX);
-    return { stream: this.stream(entry.subsystem, entry.level), timestampNs: entry.timestampNs, line, metadata, bytes };
+    const lineBytes = Buffer.byteLength(line);
+    const out: MappedMetadata = { pairs: [], sizes: [lineBytes], bytes: ENTRY_OVERHEAD_BYTES + lineBytes };
+    for (const [name, get] of METADATA_FIELDS) add(out, name, get(entry));
+    this.addMap(out, entry.metadata, METADATA_PREFIX, this.metaNames);
+    this.addMap(out, entry.extra, EXTRA_PREFIX, this.extraNames);
+    return { stream: this.stream(entry.subsystem, entry.level), timestampNs: entry.timestampNs, line, metadata: out.pairs, sizes: out.sizes, bytes: out.bytes };
   }
 
-  /** Appends a producer map under `prefix`; keys that sanitize to the same name get _2, _3, ... Returns bytes added. */
-  private addMap(out: LabelPair[], map: Readonly<Record<string, string>>, prefix: string): number {
-    let bytes = 0;
-    const used = new Set<string>();
+  /** Appends a producer map under `prefix`; keys that sanitize to the same name get _2, _3, ... */
+  private addMap(out: MappedMetadata, map: Readonly<Record<string, string>>, prefix: string, cache: Map<string, string>): void {
+    const first = out.pairs.length;
     for (const key in map) {
       const raw = map[key];
       if (!raw) continue;
-      const base = this.metadataName(prefix, key);
+      const base = this.metadataName(prefix, key, cache);
       let name = base;
-      for (let n = 2; used.has(name); n++) name = `${base}_${n}`;
-      used.add(name);
-      const value = toWellFormed(raw);
-      out.push([name, value]);
-      bytes += name.length + Buffer.byteLength(value);
+      // Maps are small: a linear look at the names added so far beats building a Set per entry.
+      for (let n = 2; hasName(out.pairs, first, name); n++) name = `${base}_${n}`;
+      add(out, name, raw);
     }
-    return bytes;
   }
 
-  private metadataName(prefix: string, key: string): string {
-    const cacheKey = prefix + key;
-    let name = this.names.get(cacheKey);
+  private metadataName(prefix: string, key: string, cache: Map<string, string>): string {
+    let name = cache.get(key);
     if (name === undefined) {
       name = prefix + sanitizeLabelName(key);
-      if (this.names.size >= NAME_CACHE_LIMIT) this.names.clear();
-      this.names.set(cacheKey, name);
+      if (cache.size >= NAME_CACHE_LIMIT) cache.clear();
+      cache.set(key, name);
     }
     return name;
   }
 
   private stream(service: string, level: string): StreamKey {
-    const cacheKey = `${service}\u0000${level}`;
-    let key = this.streams.get(cacheKey);
-    if (key) return key;
-    const pairs: LabelPair[] = [...this.staticPairs, ["service", service], ["level", level]];
-    key = { text: formatLabels(pairs), labels: new Map(pairs) };
-    if (this.streams.size >= STREAM_CACHE_LIMIT) this.streams.clear();
-    this.streams.set(cacheKey, key);
+    let byLevel = this.streams.get(service);
+    if (!byLevel) {
+      if (this.streams.size >= STREAM_CACHE_LIMIT) this.streams.clear();
+      byLevel = new Map();
+      this.streams.set(service, byLevel);
+    }
+    let key = byLevel.get(level);
+    if (!key) {
+      const pairs: LabelPair[] = [...this.staticPairs, ["service", service], ["level", level]];
+      key = { text: formatLabels(pairs), labels: new Map(pairs) };
+      byLevel.set(level, key);
+    }
     return key;
   }
+}
+
+interface MappedMetadata {
+  pairs: LabelPair[];
+  sizes: number[];
+  bytes: number;
+}
+
+/** Adds one structured metadata pair unless the value is empty. */
+function add(out: MappedMetadata, name: string, raw: string): void {
+  if (raw === "") return;
+  const value = toWellFormed(raw);
+  const size = Buffer.byteLength(value);
+  out.pairs.push([name, value]);
+  out.sizes.push(size);
+  out.bytes += name.length + size;
+}
+
+function hasName(pairs: readonly LabelPair[], from: number, name: string): boolean {
+  for (let i = from; i < pairs.length; i++) if ((pairs[i] as LabelPair)[0] === name) return true;
+  return false;
 }

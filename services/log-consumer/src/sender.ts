@@ -4,7 +4,7 @@ import type { SealedBatch } from "./encode.js";
 import type { PushClient } from "./loki-client.js";
 import type { ConsumerMetrics } from "./metrics.js";
 import { DROP_REASONS } from "./metrics.js";
-import type { BatchQueue } from "./queue.js";
+import type { BatchQueue, Settlement } from "./queue.js";
 import { parseRejections } from "./rejections.js";
 import type { RetryPolicy, Verdict } from "./retry.js";
 import { classify } from "./retry.js";
@@ -16,8 +16,12 @@ export interface SenderOptions {
 
 /** How many entries ended where, for the shutdown summary. */
 export interface DrainResult {
+  /** Everything was delivered (or refused by Loki) before the deadline. */
   readonly flushed: boolean;
+  /** Lost: counted as dropped (reason shutdown). Always 0 with the spool. */
   readonly undeliveredEntries: number;
+  /** Not delivered but kept in the spool: the next start sends them. */
+  readonly spooledEntries: number;
 }
 
 /**
@@ -50,12 +54,13 @@ export class Sender {
       if (!batch) break;
       this.inFlight++;
       void this.deliver(batch)
-        .catch((error: Error) => {
+        .catch((error: Error): Settlement => {
           this.log.error("could not push a batch", { batch: batch.id, entries: batch.entries, error: error.stack });
           this.drop(batch, DROP_REASONS.internalError);
+          return "done";
         })
-        .finally(() => {
-          this.queue.settle(batch);
+        .then((how) => {
+          this.queue.settle(batch, how);
           this.inFlight--;
           this.kick();
           if (this.inFlight === 0 && this.queue.queuedBatches === 0) this.idle?.();
@@ -64,8 +69,8 @@ export class Sender {
   }
 
   /**
-   * Pushes everything queued, giving up at the deadline: pushes still under way are aborted and what is left
-   * is counted as dropped (reason "shutdown").
+   * Pushes everything queued, giving up at the deadline: pushes still under way are aborted. What is left stays
+   * in a durable queue for the next start; otherwise it is counted as dropped (reason "shutdown").
    */
   async drain(deadlineMs: number): Promise<DrainResult> {
     this.kick();
@@ -80,7 +85,7 @@ export class Sender {
       for (const batch of this.queue.drain()) this.drop(batch, DROP_REASONS.shutdown);
       await done;
     }
-    return { flushed, undeliveredEntries: this.undeliveredAtShutdown };
+    return { flushed, undeliveredEntries: this.undeliveredAtShutdown, spooledEntries: this.queue.storedEntries };
   }
 
   private drop(batch: SealedBatch, reason: string, entries = batch.entries): void {
@@ -88,7 +93,13 @@ export class Sender {
     if (reason === DROP_REASONS.shutdown) this.undeliveredAtShutdown += entries;
   }
 
-  private async deliver(batch: SealedBatch): Promise<void> {
+  /** Aborted by the stop: kept by a durable queue (and sent again at the next start), else lost. */
+  private unfinished(batch: SealedBatch): Settlement {
+    if (!this.queue.durable) this.drop(batch, DROP_REASONS.shutdown);
+    return "unfinished";
+  }
+
+  private async deliver(batch: SealedBatch): Promise<Settlement> {
     const signal = this.stopping.signal;
     for (let retries = 0; ; retries++) {
       const started = performance.now();
@@ -98,9 +109,9 @@ export class Sender {
       const verdict = classify(result);
       if (verdict.action !== "retry") {
         this.settle(batch, verdict);
-        return;
+        return "done";
       }
-      if (signal.aborted) return this.drop(batch, DROP_REASONS.shutdown);
+      if (signal.aborted) return this.unfinished(batch);
       if (!this.policy.mayRetry(retries)) {
         this.log.error("giving up on a batch: retries exhausted", {
           batch: batch.id,
@@ -108,7 +119,8 @@ export class Sender {
           retries,
           last_error: result.kind === "error" ? result.message : `HTTP ${result.status}: ${result.body.slice(0, 200)}`,
         });
-        return this.drop(batch, DROP_REASONS.retriesExhausted);
+        this.drop(batch, DROP_REASONS.retriesExhausted);
+        return "done";
       }
       const delayMs = this.policy.delayMs(retries + 1, verdict.retryAfterMs);
       this.metrics.retries.labels(verdict.reason).inc();
@@ -122,7 +134,7 @@ export class Sender {
       try {
         await sleep(delayMs, undefined, { signal });
       } catch {
-        return this.drop(batch, DROP_REASONS.shutdown);
+        return this.unfinished(batch);
       }
     }
   }

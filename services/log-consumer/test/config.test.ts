@@ -31,7 +31,22 @@ describe("config/log_consumer.yaml", () => {
       batch: { max_bytes: 1024 * 1024, max_wait: 1000 },
       retry: { min_backoff: 500, max_backoff: 300_000, max_retries: 10 },
       ops: { host: "127.0.0.1", port: 9465 },
+      spool: { dir: "", max_bytes: 1024 ** 3, fsync: false },
     });
+    expect(config.bus).toMatchObject({ max_message_bytes: 1024 * 1024, keys_dir: "", client_name: "log-consumer" });
+  });
+
+  it("takes the spool and CURVE settings from the environment", () => {
+    const config = loadConsumerConfig({
+      LOG_CONSUMER_CONFIG: SHIPPED.pathname,
+      LOG_CONSUMER_SPOOL_DIR: "/var/lib/log-consumer/spool",
+      LOG_CONSUMER_SPOOL_MAX_BYTES: "2GiB",
+      LOG_CONSUMER_SPOOL_FSYNC: "true",
+      LOG_CONSUMER_MAX_MESSAGE_BYTES: "256KiB",
+      MESSAGE_BUS_CLIENT_NAME: "consumer-2",
+    });
+    expect(config.spool).toEqual({ dir: "/var/lib/log-consumer/spool", max_bytes: 2 * 1024 ** 3, fsync: true });
+    expect(config.bus).toMatchObject({ max_message_bytes: 256 * 1024, client_name: "consumer-2" });
   });
 
   it("documents every setting with a comment right above it", () => {
@@ -72,6 +87,9 @@ describe("config/log_consumer.yaml", () => {
     [{ bus: { topics: ["metrics."] } }, "bus.topics", /not a log topic/],
     [{ bus: { sub_port: 70000 } }, "bus.sub_port", /between 0 and 65535/],
     [{ loki: { urll: "x" } }, "loki.urll", /unknown key/],
+    [{ spool: { max_bytes: "4MiB" } }, "spool.max_bytes", /batch.max_bytes x \(loki.max_in_flight \+ 2\)/],
+    [{ spool: { fsync: "sometimes" } }, "spool.fsync", /true or false/],
+    [{ bus: { max_message_bytes: 100 } }, "bus.max_message_bytes", /at least 1KiB/],
   ])("refuses %j naming %s and the reason", (settings, key, reason) => {
     const error = configError(() => consumerConfig(settings));
     expect(error.key).toBe(key);

@@ -39,12 +39,13 @@ async function setup(settings: Record<string, Record<string, unknown>> = {}, opt
   const url = receiver?.url ?? `http://127.0.0.1:${options.receiverPort}`;
   const config = consumerConfig({
     bus: { host: "127.0.0.1", sub_port: bus.port },
-    loki: { url, timeout: "300ms", max_in_flight: 2, ...settings.loki },
+    loki: { url, timeout: "2s", max_in_flight: 2, ...settings.loki },
     batch: { max_bytes: "16KiB", max_wait: "50ms", ...settings.batch },
     retry: { min_backoff: "20ms", max_backoff: "200ms", max_retries: 10, ...settings.retry },
     buffer: { max_bytes: "1MiB", ...settings.buffer },
     shutdown: { flush_deadline: "3s", ...settings.shutdown },
     ops: { port: 0 },
+    ...(settings.spool && { spool: settings.spool }),
   });
   const { log, lines } = captureLog();
   const subscribed = bus.waitForSubscriber();
@@ -112,25 +113,29 @@ describe("log consumer against a fault-injecting receiver", () => {
     expect(await total(consumer.metrics.pushedEntries)).toBe(400);
   });
 
-  it("a 400 naming some entries: those are counted by reason, the rest is not sent again", async () => {
+  it("a 400 naming some entries: only those are lost, counted by reason; the rest is written and not sent again", async () => {
     const { bus, receiver, consumer } = await setup();
     if (!receiver) throw new Error("receiver");
-    const rejected = (e: ReceivedEntry) => e.line.includes("#old");
+    const reasonOf = (e: ReceivedEntry) => (e.line.includes("#old") ? "old" : e.line.includes("#long") ? "long" : undefined);
     receiver.script = (push) => {
-      const bad = push.entries.filter(rejected);
+      const bad = push.entries.filter((e) => reasonOf(e) !== undefined);
       if (bad.length === 0) return { status: 204 };
-      const messages = bad.map(
-        (e) => `entry for stream '${e.labels}' has timestamp too old: ${e.timestampNs}, oldest acceptable timestamp is: 2025-01-01T00:00:00Z`,
+      const messages = bad.map((e) =>
+        reasonOf(e) === "old"
+          ? `entry for stream '${e.labels}' has timestamp too old: ${e.timestampNs}, oldest acceptable timestamp is: 2025-01-01T00:00:00Z`
+          : `Max entry size '262144' bytes exceeded for stream '${e.labels}' while adding an entry with length '${e.line.length}' bytes`,
       );
-      return { status: 400, body: lokiGroupedErrors(messages), write: push.entries.filter((e) => !rejected(e)) };
+      return { status: 400, body: lokiGroupedErrors(messages), write: push.entries.filter((e) => reasonOf(e) === undefined) };
     };
-    const entries = await publishNumbered(bus, 300, (n) => (n % 7 === 3 ? { message: `seq=${n} #old` } : {}));
+    const tag = (n: number) => (n % 7 === 3 ? "#old" : n % 11 === 5 ? "#long" : "");
+    const entries = await publishNumbered(bus, 300, (n) => (tag(n) ? { message: `seq=${n} ${tag(n)}` } : {}));
     const old = entries.filter((e) => e.message.includes("#old")).length;
+    const long = entries.filter((e) => e.message.includes("#long")).length;
     await until("300 entries settled", async () => (await settledEntries(consumer)) === 300);
-    expect(seqs(receiver.written)).toEqual(range(300).filter((n) => n % 7 !== 3));
+    expect(seqs(receiver.written)).toEqual(range(300).filter((n) => tag(n) === ""));
     expect(seqs(receiver.pushes.flatMap((p) => p.entries))).toEqual(range(300)); // nothing was pushed twice
-    expect(await valuesBy(consumer.metrics.dropped)).toEqual({ greater_than_max_sample_age: old });
-    expect(await total(consumer.metrics.pushedEntries)).toBe(300 - old);
+    expect(await valuesBy(consumer.metrics.dropped)).toEqual({ greater_than_max_sample_age: old, line_too_long: long });
+    expect(await total(consumer.metrics.pushedEntries)).toBe(300 - old - long);
     expect(await total(consumer.metrics.retries)).toBe(0);
   });
 
@@ -150,31 +155,37 @@ describe("log consumer against a fault-injecting receiver", () => {
     expect(await readyz(consumer)).toEqual({ status: 200, checks: { bus_connected: true, loki_ready: true } });
   });
 
-  it("memory stays within buffer.max_bytes while Loki refuses; drops are counted and the rest delivered", async () => {
-    const maxBytes = 96 * 1024;
-    const { bus, receiver, consumer } = await setup({ buffer: { max_bytes: maxBytes }, retry: { max_retries: 1000 } });
-    if (!receiver) throw new Error("receiver");
-    let down = true;
-    receiver.script = () => (down ? { status: 503 } : { status: 204 });
+  /** Samples the buffer gauge (memory held) every 5 ms; returns a function giving the peak so far. */
+  function peakBuffer(consumer: RunningConsumer): () => number {
     let peak = 0;
     const sampler = setInterval(() => {
       void consumer.metrics.bufferBytes.get().then((m) => (peak = Math.max(peak, m.values[0]?.value ?? 0)));
     }, 5);
     cleanups.push(() => clearInterval(sampler));
+    return () => peak;
+  }
+
+  const buffered = async (consumer: RunningConsumer) => (await consumer.metrics.bufferEntries.get()).values[0]?.value ?? 0;
+
+  it("without a spool, memory stays within buffer.max_bytes while Loki refuses; drops are counted and the rest delivered", async () => {
+    const maxBytes = 96 * 1024;
+    const { bus, receiver, consumer } = await setup({ buffer: { max_bytes: maxBytes }, retry: { max_retries: 1000 }, spool: { dir: "" } });
+    if (!receiver) throw new Error("receiver");
+    let down = true;
+    receiver.script = () => (down ? { status: 503 } : { status: 204 });
+    const peak = peakBuffer(consumer);
 
     await publishNumbered(bus, 3000);
     await until("3000 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3000);
-    const buffered = async () => (await consumer.metrics.bufferEntries.get()).values[0]?.value ?? 0;
     const droppedWhileDown = await valuesBy(consumer.metrics.dropped);
     expect(Object.keys(droppedWhileDown)).toEqual(["buffer_full"]);
-    expect((droppedWhileDown.buffer_full ?? 0) + (await buffered())).toBe(3000);
+    expect((droppedWhileDown.buffer_full ?? 0) + (await buffered(consumer))).toBe(3000);
     expect(receiver.written).toHaveLength(0);
 
     down = false;
-    await until("the buffer to drain", async () => (await buffered()) === 0);
-    clearInterval(sampler);
-    expect(peak).toBeGreaterThan(maxBytes / 2);
-    expect(peak).toBeLessThanOrEqual(maxBytes);
+    await until("the buffer to drain", async () => (await buffered(consumer)) === 0);
+    expect(peak()).toBeGreaterThan(maxBytes / 2);
+    expect(peak()).toBeLessThanOrEqual(maxBytes);
     const pushed = await total(consumer.metrics.pushedEntries);
     expect(pushed + (droppedWhileDown.buffer_full ?? 0)).toBe(3000);
     const written = seqs(receiver.written);
@@ -182,6 +193,95 @@ describe("log consumer against a fault-injecting receiver", () => {
     expect(written).toHaveLength(pushed);
     // The newest entries survive: drops take the oldest queued batches.
     expect(written.at(-1)).toBe(2999);
+  });
+
+  it("with the spool, memory stays within buffer.max_bytes while Loki refuses, the rest waits on disk, nothing is lost", async () => {
+    const maxBytes = 96 * 1024;
+    const { bus, receiver, consumer } = await setup({ buffer: { max_bytes: maxBytes }, retry: { max_retries: 1000 } });
+    if (!receiver) throw new Error("receiver");
+    const spool = consumer.spoolMetrics;
+    if (!spool) throw new Error("no spool");
+    let down = true;
+    receiver.script = () => (down ? { status: 503 } : { status: 204 });
+    const peak = peakBuffer(consumer);
+
+    await publishNumbered(bus, 3000);
+    await until("3000 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3000);
+    await until("the last batch to close", async () => (await total(spool.entries)) === 3000);
+    expect(await total(consumer.metrics.dropped)).toBe(0);
+    expect(await total(spool.spilled)).toBeGreaterThan(0);
+    expect(await buffered(consumer)).toBeLessThan(3000);
+
+    down = false;
+    await until("3000 entries settled", async () => (await settledEntries(consumer)) === 3000);
+    expect(peak()).toBeGreaterThan(maxBytes / 2);
+    expect(peak()).toBeLessThanOrEqual(maxBytes);
+    expect(seqs(receiver.written)).toEqual(range(3000));
+    expect(await total(consumer.metrics.dropped)).toBe(0);
+    expect(await total(spool.replayedBatches)).toBe(await total(spool.spilled));
+    expect([await total(spool.entries), await total(spool.batches), await total(spool.bytes)]).toEqual([0, 0, 0]);
+  });
+
+  it.each([
+    ["a 429 storm", 429, "rate_limited"],
+    ["a run of 503s", 503, "server_error"],
+  ] as const)("%s: exponential backoff with jitter, a bounded request rate and bounded memory, then everything once", async (_, status, reason) => {
+    const [minMs, maxMs, stormMs, maxInFlight] = [50, 800, 4000, 2];
+    const maxBytes = 96 * 1024;
+    const { bus, receiver, consumer, logLines } = await setup({
+      loki: { max_in_flight: maxInFlight },
+      retry: { min_backoff: `${minMs}ms`, max_backoff: `${maxMs}ms`, max_retries: 1000 },
+      buffer: { max_bytes: maxBytes },
+    });
+    if (!receiver) throw new Error("receiver");
+    const stormStarted = Date.now();
+    const storm = () => Date.now() - stormStarted < stormMs;
+    /** Arrival times of each batch's attempts, keyed by its first sequence number. */
+    const attempts = new Map<number, number[]>();
+    receiver.script = (push) => {
+      const first = seqOf(push.entries[0]?.line ?? "");
+      attempts.set(first, [...(attempts.get(first) ?? []), Date.now()]);
+      return storm() ? { status, body: status === 429 ? "Ingestion rate limit exceeded" : "" } : { status: 204 };
+    };
+    const peak = peakBuffer(consumer);
+    // Entries keep coming during the storm.
+    let published = 0;
+    while (storm() && published < 2400) {
+      await publishNumbered(bus, 200, (n) => ({ message: `seq=${published + n} ${"payload ".repeat(20)}` }));
+      published += 200;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const requestsInStorm = receiver.pushes.length;
+    await until(`${published} entries settled`, async () => (await settledEntries(consumer)) === published, 20_000);
+
+    // No retry storm: each slot's n-th wait is at least min*2^(n-1) (capped), so the attempts that fit in the
+    // storm are bounded; an immediate retry would make thousands.
+    const lowerBounds = Array.from({ length: 64 }, (_, n) => Math.min(minMs * 2 ** n, maxMs));
+    let perSlot = 1;
+    for (let elapsed = 0, n = 0; elapsed + (lowerBounds[n] as number) <= stormMs; elapsed += lowerBounds[n] as number, n++) perSlot++;
+    expect(requestsInStorm).toBeLessThanOrEqual(maxInFlight * perSlot + maxInFlight);
+    expect(requestsInStorm).toBeGreaterThanOrEqual(maxInFlight * 4);
+    // No attempt comes early: the gap before the n-th retry is at least its lower bound.
+    for (const times of attempts.values()) {
+      times.slice(1).forEach((t, i) => expect(t - (times[i] as number), `retry ${i + 1}`).toBeGreaterThanOrEqual((lowerBounds[i] as number) - 5));
+    }
+    // The planned waits (from the consumer's log, free of scheduling delays) are in [min*2^(n-1), min*2^n), capped,
+    // and jittered: spread over that interval rather than all at the same point.
+    const planned = logLines.filter((l) => l.msg === "push failed, will retry").map((l) => ({ retry: Number(l.retry), ms: Number(l.delay_ms) }));
+    expect(planned.length).toBeGreaterThanOrEqual(maxInFlight * 4);
+    for (const { retry, ms } of planned) {
+      expect(ms, `retry ${retry}`).toBeGreaterThanOrEqual(Math.min(minMs * 2 ** (retry - 1), maxMs));
+      expect(ms, `retry ${retry}`).toBeLessThanOrEqual(Math.min(minMs * 2 ** retry, maxMs));
+    }
+    const positions = planned
+      .filter(({ retry }) => minMs * 2 ** retry <= maxMs)
+      .map(({ retry, ms }) => (ms - minMs * 2 ** (retry - 1)) / (minMs * 2 ** (retry - 1)));
+    expect(new Set(positions.map((p) => p.toFixed(2))).size).toBeGreaterThan(positions.length / 2);
+    expect((await valuesBy(consumer.metrics.retries))[reason]).toBeGreaterThan(0);
+
+    expect(peak()).toBeLessThanOrEqual(maxBytes);
+    expect(seqs(receiver.written)).toEqual(range(published));
+    expect(await total(consumer.metrics.dropped)).toBe(0);
   });
 
   it("retries run out: the batch is dropped and counted after max_retries + 1 attempts", async () => {
@@ -227,19 +327,40 @@ describe("shutdown", () => {
     if (!receiver) throw new Error("receiver");
     await publishNumbered(bus, 250);
     await until("250 entries decoded", async () => (await total(consumer.metrics.decoded)) === 250);
-    expect(await consumer.stop()).toEqual({ flushed: true, undeliveredEntries: 0 });
+    expect(await consumer.stop()).toEqual({ flushed: true, undeliveredEntries: 0, spooledEntries: 0 });
     expect(seqs(receiver.written)).toEqual(range(250));
   });
 
-  it("gives up at the flush deadline, counting and logging what was not delivered", async () => {
+  it("at the flush deadline what is left stays in the spool, and the next start delivers it", async () => {
     const { bus, receiver, consumer, logLines } = await setup({ shutdown: { flush_deadline: "300ms" }, retry: { max_retries: 1000 } });
     if (!receiver) throw new Error("receiver");
     receiver.script = () => ({ status: 503 });
     await publishNumbered(bus, 250);
     await until("250 entries decoded", async () => (await total(consumer.metrics.decoded)) === 250);
     const started = Date.now();
-    expect(await consumer.stop()).toEqual({ flushed: false, undeliveredEntries: 250 });
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await consumer.stop()).toEqual({ flushed: false, undeliveredEntries: 0, spooledEntries: 250 });
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(await total(consumer.metrics.dropped)).toBe(0);
+    expect(logLines.find((l) => l.msg === "flush deadline passed: undelivered entries stay in the spool for the next start")).toMatchObject({ spooled_entries: 250 });
+
+    receiver.script = () => ({ status: 204 });
+    const { dir } = logLines.find((l) => l.msg === "log consumer started")?.spool as { dir: string };
+    const next = await setup({ spool: { dir } });
+    if (!next.receiver) throw new Error("receiver");
+    await until("250 entries settled", async () => (await settledEntries(next.consumer)) === 250);
+    expect(seqs(next.receiver.written)).toEqual(range(250));
+    expect(next.logLines.find((l) => l.msg === "spool: delivering batches left by the previous run")).toMatchObject({ entries: 250 });
+  });
+
+  it("without a spool, gives up at the flush deadline, counting and logging what was not delivered", async () => {
+    const { bus, receiver, consumer, logLines } = await setup({ shutdown: { flush_deadline: "300ms" }, retry: { max_retries: 1000 }, spool: { dir: "" } });
+    if (!receiver) throw new Error("receiver");
+    receiver.script = () => ({ status: 503 });
+    await publishNumbered(bus, 250);
+    await until("250 entries decoded", async () => (await total(consumer.metrics.decoded)) === 250);
+    const started = Date.now();
+    expect(await consumer.stop()).toEqual({ flushed: false, undeliveredEntries: 250, spooledEntries: 0 });
+    expect(Date.now() - started).toBeLessThan(2500);
     expect(await valuesBy(consumer.metrics.dropped)).toEqual({ shutdown: 250 });
     expect(logLines.find((l) => l.msg === "flush deadline passed: entries not delivered")).toMatchObject({ undelivered_entries: 250 });
   });

@@ -3,14 +3,13 @@
  * what could not be delivered is logged, and a bad config stops the start naming the key.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FaultInjectingReceiver } from "./fault-receiver.js";
 import type { TestBus } from "./support.js";
-import { publishNumbered, seqOf, startTestBus, until } from "./support.js";
+import { publishNumbered, seqOf, startTestBus, until, writeConsumerConfig } from "./support.js";
 
 const packageDir = fileURLToPath(new URL("../", import.meta.url));
 const mainJs = join(packageDir, "dist/main.js");
@@ -26,15 +25,15 @@ afterEach(async () => {
 });
 
 interface ConsumerProcess {
+  file: string;
   lines: Record<string, unknown>[];
   exited: Promise<number | null>;
   opsUrl: Promise<string>;
   kill(signal: NodeJS.Signals): void;
 }
 
-function runConsumer(settings: object): ConsumerProcess {
-  const file = join(mkdtempSync(join(tmpdir(), "log-consumer-")), "log_consumer.yaml");
-  writeFileSync(file, JSON.stringify(settings));
+/** Runs dist/main.js with `settings` as its config file (and a fresh spool), or with the config file `file`. */
+function runConsumer(settings: Record<string, unknown>, file = writeConsumerConfig(settings)): ConsumerProcess {
   const child = spawn(process.execPath, [mainJs], { env: { ...process.env, LOG_CONSUMER_CONFIG: file }, stdio: ["ignore", "pipe", "pipe"] });
   const lines: Record<string, unknown>[] = [];
   let resolveOps: (url: string) => void = () => {};
@@ -56,7 +55,7 @@ function runConsumer(settings: object): ConsumerProcess {
     if (child.exitCode === null) child.kill("SIGKILL");
     if (stderr.trim() !== "") console.error(stderr);
   });
-  return { lines, exited, opsUrl, kill: (signal) => child.kill(signal) };
+  return { file, lines, exited, opsUrl, kill: (signal) => child.kill(signal) };
 }
 
 async function decodedSoFar(opsUrl: string): Promise<number> {
@@ -64,7 +63,7 @@ async function decodedSoFar(opsUrl: string): Promise<number> {
   return Number(/^aixcl_log_consumer_entries_decoded_total (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
-async function setup(receiverScript?: FaultInjectingReceiver["script"], shutdown = "5s") {
+async function setup(receiverScript?: FaultInjectingReceiver["script"], shutdown = "5s", spool?: { dir: string }) {
   const bus: TestBus = await startTestBus();
   cleanups.push(() => bus.close());
   const receiver = await FaultInjectingReceiver.start();
@@ -79,6 +78,7 @@ async function setup(receiverScript?: FaultInjectingReceiver["script"], shutdown
     retry: { min_backoff: "20ms", max_backoff: "100ms", max_retries: 1000 },
     shutdown: { flush_deadline: shutdown },
     ops: { port: 0 },
+    ...(spool && { spool }),
   });
   await subscribed;
   const opsUrl = await consumer.opsUrl;
@@ -97,14 +97,31 @@ describe("log consumer process", () => {
     expect(consumer.lines.map((l) => l.msg)).toContain("flushed everything before stopping");
   });
 
-  it("SIGINT with Loki refusing: gives up at the deadline, logs what was not delivered, exits 0", async () => {
-    const { bus, consumer, opsUrl } = await setup(() => ({ status: 503 }), "400ms");
+  it("SIGINT with Loki refusing: gives up at the deadline, keeps what is left in the spool, exits 0; the next start delivers it", async () => {
+    const { bus, receiver, consumer, opsUrl } = await setup(() => ({ status: 503 }), "400ms");
     await publishNumbered(bus, 120);
     await until("120 entries decoded", async () => (await decodedSoFar(opsUrl)) === 120);
     const started = Date.now();
     consumer.kill("SIGINT");
     expect(await consumer.exited).toBe(0);
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(consumer.lines.find((l) => l.msg === "flush deadline passed: undelivered entries stay in the spool for the next start")).toMatchObject({ level: "warn", spooled_entries: 120 });
+    expect(receiver.written).toHaveLength(0);
+
+    receiver.script = () => ({ status: 204 });
+    const next = runConsumer({}, consumer.file);
+    await next.opsUrl;
+    await until("the spooled entries to arrive", () => receiver.written.length === 120);
+    expect(receiver.written.map((e) => seqOf(e.line)).sort((a, b) => a - b)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+    expect(next.lines.find((l) => l.msg === "spool: delivering batches left by the previous run")).toMatchObject({ entries: 120 });
+  });
+
+  it("without a spool, SIGINT with Loki refusing: gives up at the deadline, logs what was not delivered, exits 0", async () => {
+    const { bus, consumer, opsUrl } = await setup(() => ({ status: 503 }), "400ms", { dir: "" });
+    await publishNumbered(bus, 120);
+    await until("120 entries decoded", async () => (await decodedSoFar(opsUrl)) === 120);
+    consumer.kill("SIGINT");
+    expect(await consumer.exited).toBe(0);
     expect(consumer.lines.find((l) => l.msg === "flush deadline passed: entries not delivered")).toMatchObject({ level: "error", undelivered_entries: 120 });
   });
 

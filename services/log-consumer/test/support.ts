@@ -10,12 +10,20 @@ import { fullEntry, total } from "./helpers.js";
 
 /**
  * Loads a consumer config the way the service does: `settings` (the YAML file's content, e.g. { batch: { max_wait:
- * "50ms" } }) written to a file (JSON is YAML), env overrides included.
+ * "50ms" } }) written to a file (JSON is YAML), env overrides included. The spool goes to a fresh temp directory
+ * unless `settings.spool.dir` says otherwise.
  */
 export function consumerConfig(settings: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): ConsumerConfig {
-  const file = join(mkdtempSync(join(tmpdir(), "log-consumer-")), "log_consumer.yaml");
-  writeFileSync(file, JSON.stringify(settings));
+  const file = writeConsumerConfig(settings);
   return loadConsumerConfig({ ...env, LOG_CONSUMER_CONFIG: file });
+}
+
+/** Writes `settings` as a config file (JSON is YAML) beside a fresh spool directory; returns the file's path. */
+export function writeConsumerConfig(settings: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), "log-consumer-"));
+  const file = join(dir, "log_consumer.yaml");
+  writeFileSync(file, JSON.stringify({ ...settings, spool: { dir: join(dir, "spool"), ...(settings.spool as object | undefined) } }));
+  return file;
 }
 
 /** The consumer's own log lines, kept for assertions instead of printed. */
@@ -44,15 +52,20 @@ export function connectRawPublisher(endpoint: string) {
 
 function publisherOn(socket: XPublisher) {
   return {
-    /** Resolves when a subscriber for `prefix` has connected. */
-    async waitForSubscriber(prefix = "logs."): Promise<void> {
-      for (;;) {
+    /** Resolves when subscriptions for all of `prefixes` (default: `logs.`) have arrived. */
+    async waitForSubscriber(...prefixes: string[]): Promise<void> {
+      const wanted = new Set(prefixes.length > 0 ? prefixes : ["logs."]);
+      while (wanted.size > 0) {
         const [message] = await socket.receive();
-        if (message && message[0] === 1 && message.subarray(1).toString() === prefix) return;
+        if (message && message[0] === 1) wanted.delete(message.subarray(1).toString());
       }
     },
     async publish(topic: string, payload: Uint8Array): Promise<void> {
       await socket.send([topic, payload]);
+    },
+    /** Any frames, including a wrong number of them. */
+    async sendFrames(frames: Uint8Array[]): Promise<void> {
+      await socket.send(frames);
     },
     close: () => socket.close(),
   };

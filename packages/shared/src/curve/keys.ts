@@ -53,9 +53,25 @@ export function clientKeyFiles(dir: string, name: string): { publicKey: string; 
   return { publicKey: join(dir, "clients", `${name}.pub`), secretKey: join(dir, "clients", `${name}.secret`) };
 }
 
+/**
+ * Throws when a configured keys folder exists but cannot be read: existsSync would then answer "no keys" and
+ * the bus would silently run plaintext.
+ */
+function assertReadableDir(dir: string): void {
+  try {
+    readdirSync(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    throw new KeyFileError(dir, `cannot read it (${code}): it must be readable by uid ${process.getuid?.() ?? "?"}, the user this process runs as (AIXCL_UID in .env)`);
+  }
+}
+
 /** True when the directory holds the broker's secret key, i.e. the bus is to run with CURVE. */
 export function curveEnabled(dir: string): boolean {
-  return dir !== "" && existsSync(brokerKeyFiles(dir).secretKey);
+  if (dir === "") return false;
+  assertReadableDir(dir);
+  return existsSync(brokerKeyFiles(dir).secretKey);
 }
 
 export function readAllowList(file: string): AllowedClient[] {
@@ -95,7 +111,9 @@ export function loadClientKeys(dir: string, name: string): ClientKeys {
  */
 export function clientKeysFromEnv(env: NodeJS.ProcessEnv, defaultName?: string): ClientKeys | undefined {
   const dir = env.MESSAGE_BUS_KEYS_DIR ?? "";
-  if (dir === "" || !existsSync(brokerKeyFiles(dir).publicKey)) return undefined;
+  if (dir === "") return undefined;
+  assertReadableDir(dir);
+  if (!existsSync(brokerKeyFiles(dir).publicKey)) return undefined;
   const name = env.MESSAGE_BUS_CLIENT_NAME || defaultName;
   if (!name) throw new KeyFileError(dir, "holds the broker's key, so the bus needs CURVE: set MESSAGE_BUS_CLIENT_NAME to the client whose key pair to use");
   return loadClientKeys(dir, name);

@@ -4,3 +4,4 @@ export * from "./entry.js";
 export * from "./level.js";
 export * from "./topic.js";
 export { LOG_ENTRY_TYPE_URL, PROTO_DIR } from "./proto.js";
+export * from "./receive.js";

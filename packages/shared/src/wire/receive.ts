@@ -1,0 +1,68 @@
+import type { Subscriber } from "zeromq";
+
+export interface ReceiveOptions {
+  /** Messages handled between two turns of the event loop, so timers and HTTP keep running under a flood. */
+  burst?: number;
+  /**
+   * After the queue ran empty, wait this long before waiting for the next message, so that a steady stream is
+   * read in bursts rather than with one wake-up of the event loop per message. Adds at most this much latency.
+   */
+  coalesceMs?: number;
+}
+
+const DEFAULTS: Required<ReceiveOptions> = { burst: 1000, coalesceMs: 5 };
+
+function isEagain(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === "EAGAIN";
+}
+
+/**
+ * Hands every message the socket receives to `onMessage`, until the socket is closed; rejects if receiving fails
+ * otherwise. Same outcome as `for await (const frames of socket)`, at a fraction of the cost per message.
+ *
+ * Why: each wake-up of the event loop for a message costs far more than reading it (here ~20-40 µs against ~7),
+ * and zeromq.js' receive() asks libzmq for the socket's events (ZMQ_EVENTS, which can cost a poll(2) system
+ * call) before each read unless the receive timeout is 0. So messages are read in bursts: when a waiting receive
+ * returns and more are queued, they are read with the timeout at 0 -- straight to zmq_msg_recv -- until the queue
+ * is empty (one EAGAIN, an exception, per burst) or `burst` messages were handled; then, the queue being empty,
+ * the loop waits `coalesceMs` for more to gather. Between those naps a receive is always pending, which is also
+ * what lets zeromq.js process libzmq's internal commands (reconnects, subscriptions).
+ */
+export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer[]) => void, options: ReceiveOptions = {}): Promise<void> {
+  const { burst, coalesceMs } = { ...DEFAULTS, ...options };
+  const waitTimeout = socket.receiveTimeout;
+  while (!socket.closed) {
+    let frames: Buffer[];
+    try {
+      frames = await socket.receive();
+    } catch (error) {
+      if (socket.closed) return;
+      throw error;
+    }
+    onMessage(frames);
+    let drained = true;
+    if (!socket.closed && socket.readable) {
+      drained = false;
+      socket.receiveTimeout = 0;
+      try {
+        for (let n = 1; n < burst && !socket.closed; n++) {
+          try {
+            frames = await socket.receive();
+          } catch (error) {
+            if (isEagain(error) || socket.closed) {
+              drained = true;
+              break;
+            }
+            throw error;
+          }
+          onMessage(frames);
+        }
+      } finally {
+        if (!socket.closed) socket.receiveTimeout = waitTimeout;
+      }
+    }
+    // Queue empty: let more gather. A full burst: just let timers and I/O run before reading on.
+    if (drained && coalesceMs > 0) await new Promise((resolve) => setTimeout(resolve, coalesceMs));
+    else if (!drained) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
