@@ -50,7 +50,14 @@ async function publisherRole(endpoint: string, count: number): Promise<void> {
   // NODROP: the publisher waits when the pipe is full, so the run measures forwarding, not loss.
   const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, linger: 0 });
   pub.connect(endpoint);
-  await pub.receive();
+  // A receive stays pending throughout, as in the logger client: zeromq.js lets libzmq process the socket's
+  // internal commands only while an operation is pending, and without one the tail of a burst can stay queued
+  // in the publisher indefinitely, which this benchmark would have reported as loss.
+  await new Promise<void>((subscribed) => {
+    void (async () => {
+      for await (const _ of pub) subscribed();
+    })().catch(() => undefined);
+  });
   process.send?.({ subscribed: true });
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
   const topic = Buffer.from(TOPIC);

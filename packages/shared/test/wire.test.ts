@@ -40,6 +40,14 @@ describe("decodeLogMessage: the four topic/payload combinations", () => {
     expect(result.ok && result.entry).toMatchObject({ subsystem: "voice_engine", module: "stt", topic: "logs/Voice Engine/STT/v1" });
   });
 
+  it("keeps an entry whose text is not valid UTF-8, replacing the bad bytes with U+FFFD", () => {
+    const message = Buffer.concat([Buffer.from("cut "), Buffer.from([0xe2, 0x82]), Buffer.from(" here "), Buffer.from([0xff])]);
+    const raw = protobuf.Writer.create().uint32((6 << 3) | 2).bytes(message).uint32((14 << 3) | 2).fork()
+      .uint32((1 << 3) | 2).string("k").uint32((2 << 3) | 2).bytes(Buffer.from([0x76, 0xc3])).ldelim().finish();
+    const result = decodeLogMessage(frames("logs.a.b", raw));
+    expect(result.ok && [result.entry.message, result.entry.extra]).toEqual(["cut \ufffd here \ufffd", { k: "v\ufffd" }]);
+  });
+
   it("gives a timestamp-less entry the receive time and maps unknown level numbers to unknown", () => {
     const raw = protobuf.Writer.create().uint32((2 << 3) | 0).int32(25).uint32((6 << 3) | 2).string("hi").finish();
     const result = decodeLogMessage(frames("logs.a.b", raw), { now: () => 42n });

@@ -14,8 +14,6 @@ import { createMetrics } from "../src/metrics.js";
 import { Spool, SpoolDirError, createSpoolMetrics, decodeSpoolFile } from "../src/spool.js";
 import { fullEntry, lokiEntries, sealedOf, total, valuesBy } from "./helpers.js";
 
-const quiet = serviceLog("test", "error", () => {});
-
 function openSpool(dir: string, options: { maxBytes?: number; fsync?: boolean } = {}) {
   const registry = new Registry();
   const consumerMetrics = createMetrics({ bufferBytes: () => 0, bufferEntries: () => 0, pushesInFlight: () => 0 }, registry);

@@ -1,4 +1,3 @@
-import { isUtf8 } from "node:buffer";
 import type { LogEntry } from "./entry.js";
 import { nowNs } from "./entry.js";
 import { levelName } from "./level.js";
@@ -41,7 +40,7 @@ class WireError extends Error {}
  * A cursor over protobuf wire data. The decoder is written out by hand rather than generated, because it is the
  * log consumer's hot path: one pass, no intermediate message objects, every field's wire type checked. Nested
  * messages are read by narrowing `end` (enter/leave) instead of creating a cursor for each.
- * Strings are strict UTF-8: invalid bytes are an error, as in protobufjs.
+ * Strings are decoded lossily: invalid UTF-8 becomes U+FFFD rather than costing the entry.
  */
 class Wire {
   pos: number;
@@ -152,13 +151,13 @@ const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (this: Buffer, s
     return this.toString("utf8", start, end);
   };
 
-/** Strict UTF-8. ASCII, the usual case, costs one native decode: an invalid byte would have become U+FFFD. */
+/**
+ * Lossy UTF-8: invalid byte sequences become U+FFFD. proto3 wants valid UTF-8, but a log entry with one bad
+ * byte (a producer that cut a multi-byte character, a binary value in `extra`) is still worth keeping; the
+ * replacement characters show where the damage was.
+ */
 function utf8(buf: Buffer, start: number, end: number): string {
-  if (start === end) return "";
-  const text = utf8Slice.call(buf, start, end);
-  if (text.length === end - start && !text.includes("\ufffd")) return text;
-  if (!isUtf8(buf.subarray(start, end))) throw new WireError("a string field is not valid UTF-8");
-  return text;
+  return start === end ? "" : utf8Slice.call(buf, start, end);
 }
 
 function checkWireType(tag: number, expected: number, what: string): void {

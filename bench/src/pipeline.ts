@@ -1,0 +1,1075 @@
+/**
+ * End-to-end benchmark: throughput, CPU, memory, latency and loss of the bus -> consumer -> Loki pipeline, side by
+ * side with Promtail shipping the same lines from files into the same real Loki. Every party runs in its own
+ * process: publishers, the broker, the consumer (dist/main.js with the shipped config), a receiver, Loki, Promtail.
+ *
+ *   npm run bench [-- --quick] [--runs ceiling,decode-max,...] [--publishers 2] [--rate 50000] [--duration 60]
+ *                 [--lines 300000] [--loki-rate 10000] [--loki-duration 30] [--profile] [--out file.json]
+ *
+ * Runs: see RUNS below. Measurement, in short:
+ * - lines/s: entries accepted by the sink / (last acceptance - moment the lines became available: publishers
+ *   started, or lines appended to Promtail's files); MB/s: the same for the input bytes (bus frames, file bytes).
+ * - Each line carries `seq=<n> t=<publish time>`; the sink counts every sequence number (lost, duplicated).
+ * - Latency: "accepted" is the moment the sink answered the push: the decoding receiver after decoding it; for
+ *   Loki, a pass-through proxy in front of Loki, at the moment Loki's 2xx came back. Ours and Promtail's pushes
+ *   go through the same proxy. Every entry of a push is accepted at once, so each entry's latency is that
+ *   moment minus its own `t`.
+ * - Into Loki, loss and duplication are also counted in Loki itself: count_over_time by block of sequence
+ *   numbers (Loki drops an identical resent entry, so a duplicate cannot show there; the proxy counts them).
+ * - CPU: utime+stime from /proc over the run / lines; peak RSS: VmHWM. Each run starts fresh processes.
+ */
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import { cpus, freemem, loadavg, tmpdir, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Subscriber, XPublisher } from "zeromq";
+import { formatProfile, summarizeProfile } from "./cpuprofile.js";
+import type { ProfileSummary } from "./cpuprofile.js";
+import { cpuMicros, peakRssBytes, role } from "./proc.js";
+import { scanPush } from "./push-scan.js";
+import { LatencyHistogram, parseMarks, SeqTally } from "./tally.js";
+import { checkEncoding, EntryEncoder, jsonLine, nowMs, SERVICES, shapeOf } from "./workload.js";
+
+const script = fileURLToPath(import.meta.url);
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+const PUSH_PATH = "/loki/api/v1/push";
+
+// --- options -----------------------------------------------------------------------------------------------------
+
+const RUNS = {
+  ceiling: "direct ZeroMQ PUB -> SUB, max rate (the transport's ceiling)",
+  "decode-max": "publishers -> broker (no_drop) -> consumer -> decoding receiver, max rate",
+  "decode-paced": "publishers -> broker (shipped config) -> consumer -> decoding receiver at --rate for --duration",
+  "loki-max": "publishers -> broker (no_drop) -> consumer -> Loki: a backlog of --lines, as fast as it goes",
+  "promtail-max": "Promtail: the same --lines appended to its files at once -> the same Loki",
+  "loki-paced": "publishers -> broker (shipped config) -> consumer -> Loki at --loki-rate for --loki-duration",
+  "promtail-paced": "Promtail: lines appended to its files at --loki-rate for --loki-duration -> the same Loki",
+  refusing: "publishers -> consumer -> a sink answering 503 to everything: memory stays bounded (not in the default set)",
+} as const;
+type RunName = keyof typeof RUNS;
+const DEFAULT_RUNS: RunName[] = ["ceiling", "decode-max", "decode-paced", "loki-max", "promtail-max", "loki-paced", "promtail-paced"];
+
+interface Options {
+  quick: boolean;
+  runs: RunName[];
+  publishers: number;
+  ceilingLines: number;
+  maxLines: number;
+  rate: number;
+  duration: number;
+  lokiLines: number;
+  lokiRate: number;
+  lokiDuration: number;
+  profile: boolean;
+  /** Node options the consumer runs with: by default those of its image's CMD. */
+  consumerNodeFlags: string[];
+  /** Checkout whose built broker and consumer (and their config files) are measured: this one by default. */
+  componentsFrom: string;
+  out: string;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      runs: { type: "string" },
+      publishers: { type: "string", default: "2" },
+      "max-lines": { type: "string" },
+      rate: { type: "string", default: "50000" },
+      duration: { type: "string" },
+      lines: { type: "string" },
+      "loki-rate": { type: "string", default: "10000" },
+      "loki-duration": { type: "string" },
+      profile: { type: "boolean", default: false },
+      "consumer-node-flags": { type: "string" },
+      "components-from": { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and promtail-max (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and promtail-paced (10000)\n  --loki-duration S    seconds of loki-paced and promtail-paced (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
+    process.exit(0);
+  }
+  const quick = values.quick;
+  const runs = (values.runs?.split(",").map((r) => r.trim()) ?? DEFAULT_RUNS) as RunName[];
+  for (const r of runs) if (!(r in RUNS)) throw new Error(`--runs: unknown run "${r}"; runs are ${Object.keys(RUNS).join(", ")}`);
+  const num = (name: string, value: string | undefined, fallback: number, min = 1): number => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: expected a number >= ${min}, got ${value}`);
+    return n;
+  };
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  return {
+    quick,
+    runs,
+    publishers: num("publishers", values.publishers, 2),
+    ceilingLines: num("max-lines", values["max-lines"], quick ? 300_000 : 1_000_000),
+    maxLines: num("max-lines", values["max-lines"], quick ? 300_000 : 1_000_000),
+    rate: num("rate", values.rate, 50_000),
+    duration: num("duration", values.duration, quick ? 10 : 60),
+    lokiLines: num("lines", values.lines, quick ? 100_000 : 300_000),
+    lokiRate: num("loki-rate", values["loki-rate"], 10_000),
+    lokiDuration: num("loki-duration", values["loki-duration"], quick ? 10 : 30),
+    profile: values.profile,
+    consumerNodeFlags: values["consumer-node-flags"] !== undefined ? values["consumer-node-flags"].split(/\s+/).filter(Boolean) : imageNodeFlags(values["components-from"] ?? repoRoot),
+    componentsFrom: values["components-from"] ?? repoRoot,
+    out: values.out ?? join(repoRoot, "bench-results", `pipeline-${stamp}.json`),
+  };
+}
+
+/**
+ * The node options of the consumer's image (its Dockerfile's CMD), so the benchmark measures the consumer as it
+ * ships: e.g. CMD ["node", "--max-semi-space-size=16", "services/log-consumer/dist/main.js"].
+ */
+function imageNodeFlags(checkout: string): string[] {
+  const dockerfile = join(checkout, "services/log-consumer/Dockerfile");
+  const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(readFileSync(dockerfile, "utf8"))?.[1];
+  const argv = cmd ? (JSON.parse(cmd) as string[]) : [];
+  const script = argv.indexOf("services/log-consumer/dist/main.js");
+  if (argv[0] !== "node" || script < 0) throw new Error(`${dockerfile}: expected CMD ["node", <options>..., "services/log-consumer/dist/main.js"], found ${cmd}`);
+  return argv.slice(1, script);
+}
+
+/** Sequence numbers are grouped in blocks (`blk=`) so Loki can count them per block in one metric query. */
+function blockSizeFor(lines: number): number {
+  return Math.max(1000, Math.ceil(lines / 400));
+}
+
+// --- roles (each runs in its own process) ----------------------------------------------------------------------
+
+interface PublisherPlan {
+  index: number;
+  publishers: number;
+  total: number;
+  /** Lines/s of this publisher; 0 = as fast as the socket takes them. */
+  rate: number;
+  run: string;
+  blockSize: number;
+}
+
+const PACING_TICK_MS = 5;
+
+export interface PublisherReport {
+  sent: number;
+  bytes: number;
+  startMs: number;
+  endMs: number;
+  /** Sends refused with EAGAIN (NODROP back-pressure), each waited out and retried. */
+  eagain: number;
+}
+
+/** Sends its share of the sequence numbers (index, index + publishers, ...), paced or flat out. */
+async function publisherRole(endpoint: string, plan: PublisherPlan): Promise<void> {
+  const encoder = new EntryEncoder(plan.run, plan.blockSize);
+  if (plan.index === 0) checkEncoding(encoder);
+  // NODROP: a full pipe answers EAGAIN instead of dropping, so nothing is lost before the broker. A send timeout
+  // of 0 makes zeromq.js send at once instead of first asking libzmq whether it may (a system call per message).
+  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, sendTimeout: 0, linger: 0 });
+  pub.connect(endpoint);
+  // A receive stays pending for the socket's whole life, as the logger client's does: zeromq.js lets libzmq
+  // process a socket's internal commands only while an operation is pending on it, and without one the last
+  // messages of a burst can sit in the publisher's queue indefinitely (seen here: up to 15% of a 300k burst).
+  await new Promise<void>((subscribed) => {
+    void (async () => {
+      for await (const [msg] of pub) if (msg && msg[0] === 1 && msg.subarray(1).toString() === "logs.") subscribed();
+    })().catch(() => undefined);
+  });
+  const go = new Promise<void>((resolve) => process.once("message", () => resolve()));
+  process.send?.({ ready: true });
+  await go;
+  const count = Math.ceil((plan.total - plan.index) / plan.publishers);
+  const report: PublisherReport = { sent: 0, bytes: 0, startMs: nowMs(), endMs: 0, eagain: 0 };
+  const perMs = plan.rate / 1000;
+  while (report.sent < count) {
+    if (perMs > 0) {
+      const due = Math.min(count, Math.floor((nowMs() - report.startMs) * perMs) + 1);
+      if (report.sent >= due) {
+        // What is due goes out in bursts every few ms (applications log in bursts too); a wake-up per line would
+        // cost the shared cores more than the line.
+        await sleep(PACING_TICK_MS);
+        continue;
+      }
+    }
+    const frames = encoder.frames(plan.index + report.sent * plan.publishers, nowMs());
+    for (;;) {
+      try {
+        await pub.send(frames);
+        break;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "EAGAIN") throw error;
+        // The pipe is full (NODROP): wait for it to drain rather than spin on EAGAIN, which would take the
+        // cores away from the parties being measured.
+        report.eagain++;
+        await sleep(1);
+      }
+    }
+    report.sent++;
+    report.bytes += frames[0].length + frames[1].length;
+  }
+  report.endMs = nowMs();
+  process.send?.(report);
+  // Stays connected until the parent has its figures and ends this process.
+}
+
+/** The ceiling run's subscriber: binds, subscribes like the consumer, counts sequence numbers. */
+async function subscriberRole(expected: number): Promise<void> {
+  const sub = new Subscriber({ receiveHighWaterMark: 100_000, linger: 0 });
+  await sub.bind("tcp://127.0.0.1:*");
+  sub.subscribe("logs.");
+  process.send?.({ endpoint: sub.lastEndpoint });
+  const tally = new SeqTally(expected);
+  const latency = new LatencyHistogram();
+  let lastMs = 0;
+  // An idle spell means the rest was lost.
+  const idle = setTimeout(() => sub.close(), 15_000);
+  try {
+    for await (const [, payload] of sub) {
+      lastMs = nowMs();
+      const marks = payload ? parseMarks(payload, 0, payload.length) : undefined;
+      if (marks) {
+        tally.add(marks.seq);
+        latency.record(lastMs - marks.tMs);
+      }
+      if (tally.distinct === expected) break;
+      if (tally.received % 1000 === 0) idle.refresh();
+    }
+  } catch {
+    // Closed by the idle timer.
+  }
+  clearTimeout(idle);
+  process.send?.({ ...sinkStats(tally, latency, lastMs, lastMs), pushes: 0, statuses: {} } satisfies SinkStats);
+  if (!sub.closed) sub.close();
+}
+
+/** The broker from the shipped config/message_bus.yaml, on free ports, with the given overrides (env names). */
+async function brokerRole(checkout: string, env: Record<string, string>): Promise<void> {
+  const { startBroker } = (await import(pathToFileURL(join(checkout, "services/broker/dist/index.js")).href)) as typeof import("@aixcl/broker");
+  const { loadMessageBusConfig, serviceLog } = (await import(pathToFileURL(join(checkout, "packages/shared/dist/index.js")).href)) as typeof import("@aixcl/shared");
+  // MESSAGE_BUS_* in the benchmark's own environment reach the broker (e.g. MESSAGE_BUS_COUNT_MESSAGES=false).
+  const fromEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MESSAGE_BUS_")));
+  const config = loadMessageBusConfig({
+    ...fromEnv,
+    MESSAGE_BUS_CONFIG: join(checkout, "config/message_bus.yaml"),
+    MESSAGE_BUS_HOST: "127.0.0.1",
+    MESSAGE_BUS_PUB_PORT: "0",
+    MESSAGE_BUS_SUB_PORT: "0",
+    MESSAGE_BUS_METRICS_PORT: "0",
+    ...env,
+  });
+  const broker = await startBroker(config, serviceLog("broker", "warn"));
+  process.send?.({ pub: broker.pubEndpoint, sub: broker.subEndpoint });
+  process.on("SIGTERM", () => void broker.close().then(() => process.exit(0)));
+}
+
+export interface SinkStats {
+  received: number;
+  distinct: number;
+  lost: number;
+  /** The first few sequence numbers that never arrived. */
+  missing: number[];
+  duplicated: number;
+  foreign: number;
+  pushes: number;
+  /** Entries in the first accepted push. */
+  firstAcceptMs: number;
+  lastAcceptMs: number;
+  latency: { p50: number; p99: number; max: number; samples: number };
+  statuses: Record<string, number>;
+}
+
+function sinkStats(tally: SeqTally, latency: LatencyHistogram, firstAcceptMs: number, lastAcceptMs: number): Omit<SinkStats, "pushes" | "statuses"> {
+  return {
+    received: tally.received,
+    distinct: tally.distinct,
+    lost: tally.lost,
+    missing: tally.missing(),
+    duplicated: tally.duplicated,
+    foreign: tally.foreign,
+    firstAcceptMs,
+    lastAcceptMs,
+    latency: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.maxMs, samples: latency.count },
+  };
+}
+
+type SinkMode = "decode" | "proxy" | "refuse";
+
+/**
+ * The HTTP sink pushes go to. decode: reads each push (snappy + protobuf), counts its entries, answers 204 --
+ * what our pipeline costs without Loki's own cost. proxy: passes each request to the real Loki and counts a
+ * push's entries when Loki accepted it. refuse: answers 503 to every push (fault injection: a Loki that is
+ * down), to watch the consumer's memory stay bounded. GET /bench/stats answers the counts so far.
+ */
+async function receiverRole(mode: SinkMode, expected: number, upstream: string): Promise<void> {
+  const tally = new SeqTally(expected);
+  const latency = new LatencyHistogram();
+  const statuses: Record<string, number> = {};
+  let pushes = 0;
+  let firstAcceptMs = 0;
+  let lastAcceptMs = 0;
+  // Marks of the push being handled; counted once the push is accepted.
+  const seqs: number[] = [];
+  const times: number[] = [];
+  const collect = (body: Buffer): void => {
+    seqs.length = 0;
+    times.length = 0;
+    scanPush(body, (buf, start, end) => {
+      const marks = parseMarks(buf, start, end);
+      if (!marks) return;
+      seqs.push(marks.seq);
+      times.push(marks.tMs);
+    });
+  };
+  const settle = (acceptMs: number): void => {
+    pushes++;
+    if (firstAcceptMs === 0) firstAcceptMs = acceptMs;
+    lastAcceptMs = acceptMs;
+    for (let i = 0; i < seqs.length; i++) {
+      tally.add(seqs[i] as number);
+      latency.record(acceptMs - (times[i] as number));
+    }
+  };
+  const reply = (res: ServerResponse, status: number, body = "", type = "text/plain") => {
+    statuses[status] = (statuses[status] ?? 0) + 1;
+    res.writeHead(status, { "content-type": type }).end(body);
+  };
+  const readBody = (req: IncomingMessage) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => resolve(Buffer.concat(chunks)));
+      req.on("error", reject);
+    });
+
+  const server = createServer((req, res) => {
+    void (async () => {
+      if (req.url === "/bench/stats") {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ...sinkStats(tally, latency, firstAcceptMs, lastAcceptMs), pushes, statuses }));
+        return;
+      }
+      if (req.method === "POST" && req.url === PUSH_PATH) {
+        const body = await readBody(req);
+        if (mode === "refuse") return reply(res, 503, "refusing everything (benchmark fault injection)");
+        if (mode === "decode") {
+          try {
+            collect(body);
+          } catch (error) {
+            return reply(res, 400, `cannot decode the push: ${(error as Error).message}`);
+          }
+          const acceptMs = nowMs();
+          reply(res, 204);
+          settle(acceptMs);
+          return;
+        }
+        const upstreamRes = await fetch(upstream + PUSH_PATH, {
+          method: "POST",
+          body,
+          headers: forwardHeaders(req),
+          signal: AbortSignal.timeout(30_000),
+        }).catch((error: Error) => error);
+        if (upstreamRes instanceof Error) return reply(res, 502, `upstream: ${upstreamRes.message}`);
+        const acceptMs = nowMs();
+        const text = await upstreamRes.text();
+        reply(res, upstreamRes.status, text, upstreamRes.headers.get("content-type") ?? "text/plain");
+        if (upstreamRes.ok) {
+          collect(body);
+          settle(acceptMs);
+        }
+        return;
+      }
+      if (mode === "proxy") {
+        const upstreamRes = await fetch(upstream + (req.url ?? "/"), { signal: AbortSignal.timeout(10_000) }).catch((error: Error) => error);
+        if (upstreamRes instanceof Error) return void res.writeHead(502).end(upstreamRes.message);
+        return void res.writeHead(upstreamRes.status).end(Buffer.from(await upstreamRes.arrayBuffer()));
+      }
+      res.writeHead(req.url === "/ready" ? 200 : 404).end();
+    })().catch((error: Error) => {
+      if (!res.headersSent) res.writeHead(500).end(error.message);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  process.send?.({ url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` });
+}
+
+function forwardHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of ["content-type", "content-encoding", "user-agent", "x-scope-orgid"]) {
+    const value = req.headers[name];
+    if (typeof value === "string") headers[name] = value;
+  }
+  return headers;
+}
+
+interface WriterPlan {
+  dir: string;
+  total: number;
+  rate: number;
+  run: string;
+  blockSize: number;
+}
+
+/** The application side of the Promtail runs: appends JSON lines to one file per service at a steady rate. */
+async function writerRole(plan: WriterPlan): Promise<void> {
+  const fds = new Map<string, number>(SERVICES.map((s) => [s, openSync(join(plan.dir, `${s}.log`), "a")]));
+  const go = new Promise<void>((resolve) => process.once("message", () => resolve()));
+  process.send?.({ ready: true });
+  await go;
+  const startMs = nowMs();
+  let written = 0;
+  let bytes = 0;
+  while (written < plan.total) {
+    const due = Math.min(plan.total, Math.floor(((nowMs() - startMs) * plan.rate) / 1000) + 1);
+    if (written >= due) {
+      await sleep(2);
+      continue;
+    }
+    const chunks = new Map<string, string[]>();
+    for (; written < due; written++) {
+      const service = shapeOf(written).service;
+      let list = chunks.get(service);
+      if (!list) chunks.set(service, (list = []));
+      list.push(jsonLine(plan.run, plan.blockSize, written, nowMs()));
+    }
+    for (const [service, lines] of chunks) {
+      const text = `${lines.join("\n")}\n`;
+      bytes += Buffer.byteLength(text);
+      writeSync(fds.get(service) as number, text);
+    }
+  }
+  for (const fd of fds.values()) closeSync(fd);
+  process.send?.({ sent: written, bytes, startMs, endMs: nowMs(), eagain: 0 } satisfies PublisherReport);
+}
+
+// --- the parent: runs, measurement, report ---------------------------------------------------------------------
+
+interface RunResult {
+  run: RunName;
+  what: string;
+  lines: number;
+  /** Offered lines/s; undefined = as fast as possible. */
+  offeredRate?: number;
+  seconds: number;
+  linesPerSec: number;
+  mbPerSec: number;
+  bytesPerLine: number;
+  /** The shipper: our consumer, or Promtail. */
+  shipper?: { name: string; cpuMicrosPerLine: number; cpuShareOfCore: number; peakRssMB: number };
+  broker?: { cpuMicrosPerLine: number; peakRssMB: number };
+  loki?: { cpuMicrosPerLine: number };
+  accepted: { distinct: number; lost: number; missing: number[]; duplicated: number; foreign: number; pushes: number; statuses: Record<string, number> };
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Counted by LogQL in Loki itself. */
+  inLoki?: { count: number; lost: number; surplus: number };
+  /** CPU of the benchmark's own parties (publishers, receiver or proxy) per line: what they took from the two cores. */
+  harnessCpuMicrosPerLine?: { publishers: number; sink: number };
+  consumer?: { dropped: Record<string, number>; retries: Record<string, number>; peakBufferMB: number; memoryAtPeakMB?: Record<string, number> };
+  publishers?: { eagain: number; publishSeconds: number };
+  profile?: ProfileSummary;
+  note?: string;
+  skipped?: string;
+}
+
+const MB = 1e6;
+
+interface Ctx {
+  opts: Options;
+  /** Loki shared by the Loki runs (started on first use). */
+  loki?: { url: string; pid: number | undefined; stop(): Promise<void> };
+  lokiSkip?: string;
+  promtailSkip?: string;
+  children: Set<ChildProcess>;
+}
+
+function runId(): string {
+  return `b${Date.now().toString(36)}`;
+}
+
+/** Starts a role and waits for its first message. */
+async function startRole<T>(args: string[], ctx: Ctx): Promise<{ child: ChildProcess; ready: T; done: Promise<unknown> }> {
+  const r = role<T>(script, args);
+  ctx.children.add(r.child);
+  r.child.once("exit", () => ctx.children.delete(r.child));
+  return { child: r.child, ready: await r.ready, done: r.done };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function getStats(url: string): Promise<SinkStats> {
+  return (await (await fetch(`${url}/bench/stats`)).json()) as SinkStats;
+}
+
+/** Waits until the sink has every line, or nothing new arrived for idleMs; prints progress every 5 s. */
+async function waitForSink(url: string, expected: number, label: string, idleMs: number, busy: () => boolean, onPoll?: () => Promise<void>): Promise<SinkStats> {
+  let last = -1;
+  let lastChange = Date.now();
+  let lastReport = Date.now();
+  for (;;) {
+    const stats = await getStats(url);
+    await onPoll?.();
+    if (stats.distinct >= expected) return stats;
+    const now = Date.now();
+    if (stats.received !== last || busy()) {
+      last = stats.received;
+      lastChange = now;
+    }
+    if (now - lastChange > idleMs) return stats;
+    if (now - lastReport >= 5000) {
+      console.log(`    ${label}: ${stats.distinct.toLocaleString("en-US")} of ${expected.toLocaleString("en-US")} accepted`);
+      lastReport = now;
+    }
+    await sleep(250);
+  }
+}
+
+interface ConsumerProc {
+  child: ChildProcess;
+  pid: number;
+  opsUrl: string;
+  profileDir?: string;
+  output: string[];
+}
+
+/** The consumer as it ships: dist/main.js with config/log_consumer.yaml, redirected by its environment variables. */
+async function startConsumerProc(ctx: Ctx, name: string, subEndpoint: string, lokiUrl: string, env: Record<string, string> = {}): Promise<ConsumerProc> {
+  const subPort = /:(\d+)$/.exec(subEndpoint)?.[1] ?? "";
+  const profileDir = ctx.opts.profile ? mkdtempSync(join(tmpdir(), `bench-prof-${name}-`)) : undefined;
+  // The shipped config spools every batch to disk; each run gets its own, empty spool directory.
+  const spoolDir = mkdtempSync(join(tmpdir(), `bench-spool-${name}-`));
+  const checkout = ctx.opts.componentsFrom;
+  const args = [...ctx.opts.consumerNodeFlags, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), join(checkout, "services/log-consumer/dist/main.js")];
+  const child = spawn(process.execPath, args, {
+    cwd: checkout,
+    env: {
+      ...process.env,
+      LOG_CONSUMER_CONFIG: join(checkout, "config/log_consumer.yaml"),
+      MESSAGE_BUS_HOST: "127.0.0.1",
+      MESSAGE_BUS_SUB_PORT: subPort,
+      LOKI_URL: lokiUrl,
+      LOG_CONSUMER_OPS_PORT: "0",
+      LOG_CONSUMER_LOG_LEVEL: "info",
+      // An empty LOG_CONSUMER_SPOOL_DIR in the benchmark's environment runs the consumer without a spool.
+      LOG_CONSUMER_SPOOL_DIR: process.env.LOG_CONSUMER_SPOOL_DIR ?? spoolDir,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  ctx.children.add(child);
+  child.once("exit", () => {
+    ctx.children.delete(child);
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+  const output: string[] = [];
+  const opsUrl = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      buf += chunk.toString();
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = /"msg":"log consumer started".*?"ops":"([^"]+)"/.exec(line);
+        if (m) resolve(m[1] as string);
+        else if (/"level":"(warn|error)"/.test(line) && output.length < 1000) output.push(line);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`consumer exited with ${code} before it started`)));
+  });
+  return { child, pid: child.pid as number, opsUrl, ...(profileDir && { profileDir }), output };
+}
+
+/** Sums of each consumer metric over its labels, by label value. */
+async function scrapeConsumer(opsUrl: string): Promise<Map<string, Map<string, number>>> {
+  const text = await (await fetch(`${opsUrl}/metrics`)).text();
+  const out = new Map<string, Map<string, number>>();
+  for (const m of text.matchAll(/^((?:aixcl_log_consumer|process|nodejs)_\w+?)(?:\{(?:\w+="([^"]*)")?[^}]*\})? (\S+)$/gm)) {
+    const [, name, label = "", value] = m;
+    let series = out.get(name as string);
+    if (!series) out.set(name as string, (series = new Map()));
+    series.set(label, (series.get(label) ?? 0) + Number(value));
+  }
+  return out;
+}
+
+function byLabel(metrics: Map<string, Map<string, number>>, name: string): Record<string, number> {
+  return Object.fromEntries([...(metrics.get(name) ?? new Map<string, number>())].filter(([, v]) => v > 0));
+}
+
+/** Profile of a consumer that has exited (node writes it at exit), kept beside the JSON results. */
+function profileOf(proc: ConsumerProc, keepAs: string): ProfileSummary | undefined {
+  if (!proc.profileDir) return undefined;
+  const file = readdirSync(proc.profileDir).find((f) => f.endsWith(".cpuprofile"));
+  let summary: ProfileSummary | undefined;
+  if (file) {
+    summary = summarizeProfile(join(proc.profileDir, file));
+    mkdirSync(dirname(keepAs), { recursive: true });
+    renameSync(join(proc.profileDir, file), keepAs);
+    summary.file = keepAs;
+  }
+  rmSync(proc.profileDir, { recursive: true, force: true });
+  return summary;
+}
+
+/** Sequence numbers per block counted by Loki itself, compared with what was sent. */
+async function countInLoki(lokiUrl: string, selector: string, run: string, blockSize: number, lines: number): Promise<{ count: number; lost: number; surplus: number }> {
+  const query = `sum by (blk) (count_over_time(${selector} |= "run=${run} " | pattern "<_>blk=<blk> <_>" [1h]))`;
+  const params = new URLSearchParams({ query, time: String((Date.now() + 1000) / 1000) });
+  const res = await fetch(`${lokiUrl}/loki/api/v1/query?${params}`, { signal: AbortSignal.timeout(120_000) });
+  const body = (await res.json()) as { data?: { result: { metric: { blk?: string }; value: [number, string] }[] }; error?: string };
+  if (!res.ok || !body.data) throw new Error(`Loki count query answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+  const blocks = Math.ceil(lines / blockSize);
+  const counted = new Map(body.data.result.map((r) => [Number(r.metric.blk), Number(r.value[1])]));
+  let count = 0;
+  let lost = 0;
+  let surplus = 0;
+  for (let b = 0; b < blocks; b++) {
+    const expected = Math.min(blockSize, lines - b * blockSize);
+    const got = counted.get(b) ?? 0;
+    count += got;
+    if (got < expected) lost += expected - got;
+    else surplus += got - expected;
+  }
+  return { count, lost, surplus };
+}
+
+/** PID of a component started by the testkit: the process whose argv[0] is `bin` and whose argv has `marker`. */
+function componentPid(bin: string, marker: string): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv[0] === bin && argv.some((a) => a.includes(marker))) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+
+const safeCpu = (pid: number | undefined) => {
+  try {
+    return pid === undefined ? Number.NaN : cpuMicros(pid);
+  } catch {
+    return Number.NaN;
+  }
+};
+
+async function ensureLoki(ctx: Ctx): Promise<boolean> {
+  if (ctx.loki) return true;
+  if (ctx.lokiSkip) return false;
+  const testkit = await import("@aixcl/testkit");
+  const need = testkit.requireComponent("loki");
+  if (need.path === undefined) {
+    ctx.lokiSkip = need.skip;
+    return false;
+  }
+  console.log("  starting Loki (shipped loki/loki-config.yml)...");
+  const loki = await testkit.startLoki();
+  ctx.loki = { url: loki.url, pid: componentPid(need.path, loki.dataDir), stop: () => loki.stop() };
+  return true;
+}
+
+function sinkSummary(stats: SinkStats): RunResult["accepted"] {
+  return { distinct: stats.distinct, lost: stats.lost, missing: stats.missing, duplicated: stats.duplicated, foreign: stats.foreign, pushes: stats.pushes, statuses: stats.statuses };
+}
+
+/** Publishers fed through the broker into the consumer into a sink: decode-*, loki-*, refusing. */
+async function consumerRun(ctx: Ctx, run: RunName, opts: { lines: number; rate: number; sink: SinkMode; noDrop: boolean }): Promise<RunResult> {
+  const { publishers } = ctx.opts;
+  const runTag = runId();
+  const blockSize = blockSizeFor(opts.lines);
+  const intoLoki = opts.sink === "proxy";
+  if (intoLoki && !(await ensureLoki(ctx))) return skipped(run, `Loki: ${ctx.lokiSkip}`);
+  const lokiUrl = ctx.loki?.url ?? "";
+
+  const receiver = await startRole<{ url: string }>(["receiver", opts.sink, String(opts.lines), lokiUrl], ctx);
+  const broker = await startRole<{ pub: string; sub: string }>(["broker", ctx.opts.componentsFrom, JSON.stringify(opts.noDrop ? { MESSAGE_BUS_NO_DROP: "true" } : {})], ctx);
+  const consumer = await startConsumerProc(ctx, run, broker.ready.sub, receiver.ready.url);
+  const pubs = await Promise.all(
+    Array.from({ length: publishers }, (_, index) => {
+      const plan: PublisherPlan = { index, publishers, total: opts.lines, rate: opts.rate / publishers, run: runTag, blockSize };
+      return startRole<unknown>(["publisher", broker.ready.pub, JSON.stringify(plan)], ctx);
+    }),
+  );
+  const pubPids = pubs.map((p) => p.child.pid);
+  const sumCpu = (pids: (number | undefined)[]) => pids.reduce<number>((n, pid) => n + safeCpu(pid), 0);
+  const cpu0 = { consumer: safeCpu(consumer.pid), broker: safeCpu(broker.child.pid), loki: safeCpu(ctx.loki?.pid), publishers: sumCpu(pubPids), sink: safeCpu(receiver.child.pid) };
+  const startMs = nowMs();
+  for (const p of pubs) p.child.send({ go: true });
+  let publishing = publishers;
+  const reports: PublisherReport[] = [];
+  for (const p of pubs) void p.done.then((r) => reports.push(r as PublisherReport)).finally(() => publishing--);
+  let peakBuffer = 0;
+  // Where the consumer's memory is when its RSS peaks, from its own /metrics (prom-client's process metrics).
+  let peakRss = 0;
+  let memoryAtPeak: Record<string, number> | undefined;
+  const pollBuffer = async () => {
+    const m = await scrapeConsumer(consumer.opsUrl).catch(() => undefined);
+    if (!m) return;
+    peakBuffer = Math.max(peakBuffer, m.get("aixcl_log_consumer_buffer_bytes")?.get("") ?? 0);
+    const rss = m.get("process_resident_memory_bytes")?.get("") ?? 0;
+    if (rss > peakRss) {
+      peakRss = rss;
+      const space = m.get("nodejs_heap_space_size_total_bytes");
+      memoryAtPeak = {
+        rss: rss / MB,
+        v8Heap: (m.get("nodejs_heap_size_total_bytes")?.get("") ?? 0) / MB,
+        v8NewSpace: (space?.get("new") ?? 0) / MB,
+        v8OldSpace: (space?.get("old") ?? 0) / MB,
+        external: (m.get("nodejs_external_memory_bytes")?.get("") ?? 0) / MB,
+        buffered: (m.get("aixcl_log_consumer_buffer_bytes")?.get("") ?? 0) / MB,
+      };
+    }
+  };
+  let stats: SinkStats;
+  if (opts.sink === "refuse") {
+    // Nothing is ever accepted: the run ends when the consumer has received everything that reached it.
+    let received = -1;
+    for (let stable = 0; stable < 8; ) {
+      await sleep(250);
+      await pollBuffer();
+      const m = await scrapeConsumer(consumer.opsUrl);
+      const now = m.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0;
+      stable = publishing === 0 && now === received ? stable + 1 : 0;
+      received = now;
+    }
+    stats = await getStats(receiver.ready.url);
+  } else {
+    stats = await waitForSink(receiver.ready.url, opts.lines, run, 10_000, () => publishing > 0, pollBuffer);
+  }
+  const endMs = stats.lastAcceptMs || nowMs();
+  const cpu = {
+    consumer: safeCpu(consumer.pid) - cpu0.consumer,
+    broker: safeCpu(broker.child.pid) - cpu0.broker,
+    loki: safeCpu(ctx.loki?.pid) - cpu0.loki,
+    publishers: sumCpu(pubPids) - cpu0.publishers,
+    sink: safeCpu(receiver.child.pid) - cpu0.sink,
+  };
+  const rss = { consumer: peakRssBytes(consumer.pid), broker: peakRssBytes(broker.child.pid as number) };
+  const metrics = await scrapeConsumer(consumer.opsUrl);
+  while (publishing > 0) await sleep(50);
+  const inLoki = intoLoki ? await countInLoki(lokiUrl, '{service=~".+"}', runTag, blockSize, opts.lines) : undefined;
+
+  for (const p of pubs) await stopChild(p.child);
+  await stopChild(consumer.child);
+  await Promise.all([stopChild(broker.child), stopChild(receiver.child)]);
+  const profile = profileOf(consumer, ctx.opts.out.replace(/\.json$/, "") + `-${run}.cpuprofile`);
+
+  const sent = reports.reduce((n, r) => n + r.sent, 0);
+  const bytes = reports.reduce((n, r) => n + r.bytes, 0);
+  const seconds = (endMs - startMs) / 1000;
+  const delivered = opts.sink === "refuse" ? (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) : stats.distinct;
+  const result: RunResult = {
+    run,
+    what: RUNS[run],
+    lines: opts.lines,
+    ...(opts.rate > 0 && { offeredRate: opts.rate }),
+    seconds,
+    linesPerSec: delivered / seconds,
+    mbPerSec: (delivered * (bytes / sent)) / seconds / MB,
+    bytesPerLine: bytes / sent,
+    shipper: { name: "consumer", cpuMicrosPerLine: cpu.consumer / delivered, cpuShareOfCore: cpu.consumer / 1e6 / seconds, peakRssMB: rss.consumer / MB },
+    broker: { cpuMicrosPerLine: cpu.broker / delivered, peakRssMB: rss.broker / MB },
+    ...(intoLoki && { loki: { cpuMicrosPerLine: cpu.loki / delivered } }),
+    harnessCpuMicrosPerLine: { publishers: cpu.publishers / delivered, sink: cpu.sink / delivered },
+    accepted: sinkSummary(stats),
+    latencyMs: stats.latency,
+    ...(inLoki && { inLoki }),
+    consumer: {
+      dropped: byLabel(metrics, "aixcl_log_consumer_dropped_entries_total"),
+      retries: byLabel(metrics, "aixcl_log_consumer_push_retries_total"),
+      peakBufferMB: peakBuffer / MB,
+      ...(memoryAtPeak && { memoryAtPeakMB: memoryAtPeak }),
+    },
+    publishers: { eagain: reports.reduce((n, r) => n + r.eagain, 0), publishSeconds: Math.max(...reports.map((r) => r.endMs - startMs)) / 1000 },
+    ...(profile && { profile }),
+  };
+  if (consumer.output.length > 0) result.note = `consumer said: ${consumer.output.slice(0, 3).map((l) => l.slice(0, 300)).join(" | ")}`;
+  return result;
+}
+
+async function ceilingRun(ctx: Ctx): Promise<RunResult> {
+  const lines = ctx.opts.ceilingLines;
+  const { publishers } = ctx.opts;
+  const runTag = runId();
+  const blockSize = blockSizeFor(lines);
+  const sub = role<{ endpoint: string } | SinkStats>(script, ["sub", String(lines)]);
+  ctx.children.add(sub.child);
+  const { endpoint } = (await sub.ready) as { endpoint: string };
+  const pubs = await Promise.all(
+    Array.from({ length: publishers }, (_, index) =>
+      startRole<unknown>(["publisher", endpoint, JSON.stringify({ index, publishers, total: lines, rate: 0, run: runTag, blockSize } satisfies PublisherPlan)], ctx),
+    ),
+  );
+  const startMs = nowMs();
+  for (const p of pubs) p.child.send({ go: true });
+  const reports = (await Promise.all(pubs.map((p) => p.done))) as PublisherReport[];
+  const stats = (await sub.done) as SinkStats;
+  for (const p of pubs) await stopChild(p.child);
+  await stopChild(sub.child);
+  const sent = reports.reduce((n, r) => n + r.sent, 0);
+  const bytes = reports.reduce((n, r) => n + r.bytes, 0);
+  const seconds = (stats.lastAcceptMs - startMs) / 1000;
+  return {
+    run: "ceiling",
+    what: RUNS.ceiling,
+    lines,
+    seconds,
+    linesPerSec: stats.distinct / seconds,
+    mbPerSec: (stats.distinct * (bytes / sent)) / seconds / MB,
+    bytesPerLine: bytes / sent,
+    accepted: sinkSummary(stats),
+    latencyMs: stats.latency,
+    publishers: { eagain: reports.reduce((n, r) => n + r.eagain, 0), publishSeconds: Math.max(...reports.map((r) => r.endMs - startMs)) / 1000 },
+  };
+}
+
+/** Real Promtail, the shipped config, tailing one JSON-lines file per service, into the shared Loki through the proxy. */
+async function promtailRun(ctx: Ctx, run: RunName, opts: { lines: number; rate: number }): Promise<RunResult> {
+  if (!(await ensureLoki(ctx))) return skipped(run, `Loki: ${ctx.lokiSkip}`);
+  const testkit = await import("@aixcl/testkit");
+  const need = testkit.requireComponent("promtail");
+  if (need.path === undefined) return skipped(run, `Promtail: ${need.skip}`);
+  const loki = ctx.loki as NonNullable<Ctx["loki"]>;
+  const runTag = runId();
+  const blockSize = blockSizeFor(opts.lines);
+  const dir = mkdtempSync(join(tmpdir(), "bench-promtail-logs-"));
+  // The files exist before Promtail starts: it finds new files only on its periodic glob (every 10 s).
+  for (const s of SERVICES) writeFileSync(join(dir, `${s}.log`), "");
+  const proxy = await startRole<{ url: string }>(["receiver", "proxy", String(opts.lines), loki.url], ctx);
+  const promtail = await testkit.startPromtail({ lokiUrl: proxy.ready.url, varLogDir: dir });
+  const pid = componentPid(need.path, promtail.positionsFile);
+  const cpu0 = { promtail: safeCpu(pid), loki: safeCpu(loki.pid) };
+  let startMs: number;
+  let bytes = 0;
+  let writing = Promise.resolve();
+  if (opts.rate > 0) {
+    const writer = await startRole<unknown>(["writer", JSON.stringify({ dir, total: opts.lines, rate: opts.rate, run: runTag, blockSize } satisfies WriterPlan)], ctx);
+    startMs = nowMs();
+    writer.child.send({ go: true });
+    writing = writer.done.then((r) => {
+      bytes = (r as PublisherReport).bytes;
+    });
+  } else {
+    // The whole backlog at once: one append per file.
+    startMs = nowMs();
+    const files = new Map<string, string[]>();
+    for (let seq = 0; seq < opts.lines; seq++) {
+      const s = shapeOf(seq).service;
+      let list = files.get(s);
+      if (!list) files.set(s, (list = []));
+      list.push(jsonLine(runTag, blockSize, seq, nowMs()));
+    }
+    for (const [s, list] of files) {
+      const text = `${list.join("\n")}\n`;
+      bytes += Buffer.byteLength(text);
+      appendFileSync(join(dir, `${s}.log`), text);
+    }
+  }
+  let writerBusy = true;
+  void writing.finally(() => (writerBusy = false));
+  const stats = await waitForSink(proxy.ready.url, opts.lines, run, 15_000, () => writerBusy);
+  await writing;
+  const endMs = stats.lastAcceptMs || nowMs();
+  const cpu = { promtail: safeCpu(pid) - cpu0.promtail, loki: safeCpu(loki.pid) - cpu0.loki };
+  const rss = pid ? peakRssBytes(pid) : Number.NaN;
+  const inLoki = await countInLoki(loki.url, '{job="varlogs"}', runTag, blockSize, opts.lines);
+  await promtail.stop();
+  await stopChild(proxy.child);
+  rmSync(dir, { recursive: true, force: true });
+  const seconds = (endMs - startMs) / 1000;
+  return {
+    run,
+    what: RUNS[run],
+    lines: opts.lines,
+    ...(opts.rate > 0 && { offeredRate: opts.rate }),
+    seconds,
+    linesPerSec: stats.distinct / seconds,
+    mbPerSec: (stats.distinct * (bytes / opts.lines)) / seconds / MB,
+    bytesPerLine: bytes / opts.lines,
+    shipper: { name: "promtail", cpuMicrosPerLine: cpu.promtail / stats.distinct, cpuShareOfCore: cpu.promtail / 1e6 / seconds, peakRssMB: rss / MB },
+    loki: { cpuMicrosPerLine: cpu.loki / stats.distinct },
+    accepted: sinkSummary(stats),
+    latencyMs: stats.latency,
+    inLoki,
+  };
+}
+
+function skipped(run: RunName, reason: string): RunResult {
+  const nan = Number.NaN;
+  return {
+    run,
+    what: RUNS[run],
+    lines: 0,
+    seconds: nan,
+    linesPerSec: nan,
+    mbPerSec: nan,
+    bytesPerLine: nan,
+    accepted: { distinct: 0, lost: 0, missing: [], duplicated: 0, foreign: 0, pushes: 0, statuses: {} },
+    latencyMs: { p50: nan, p99: nan, max: nan },
+    skipped: reason,
+  };
+}
+
+// --- report ----------------------------------------------------------------------------------------------------
+
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+function row(r: RunResult): string[] {
+  if (r.skipped) return [r.run, `skipped: ${r.skipped}`];
+  const lost = r.inLoki ? `${fmt(r.accepted.lost)} / ${fmt(r.inLoki.lost)}` : fmt(r.accepted.lost);
+  return [
+    r.run,
+    r.offeredRate ? fmt(r.offeredRate) : "max",
+    fmt(r.linesPerSec),
+    fmt(r.mbPerSec, 1),
+    r.shipper ? `${r.shipper.name === "promtail" ? "P " : ""}${fmt(r.shipper.cpuMicrosPerLine, 1)}` : "-",
+    r.broker ? fmt(r.broker.cpuMicrosPerLine, 1) : "-",
+    r.loki ? fmt(r.loki.cpuMicrosPerLine, 1) : "-",
+    r.shipper ? fmt(r.shipper.peakRssMB) : "-",
+    r.broker ? fmt(r.broker.peakRssMB) : "-",
+    fmt(r.latencyMs.p50, 1),
+    fmt(r.latencyMs.p99, 1),
+    lost,
+    fmt(r.accepted.duplicated),
+  ];
+}
+
+const HEADER = ["run", "offered/s", "lines/s", "MB/s", "ship µs/line", "broker µs/l", "Loki µs/l", "ship RSS MB", "broker RSS", "p50 ms", "p99 ms", "lost", "dup"];
+
+function table(rows: string[][]): string {
+  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 2).map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => (cells.length === 2 ? `${(cells[0] as string).padEnd(widths[0] as number)}  ${cells[1]}` : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  "));
+  return [line(HEADER), ...rows.map(line)].join("\n");
+}
+
+interface Verdict {
+  target: string;
+  met: boolean | undefined;
+  detail: string;
+}
+
+function verdicts(results: RunResult[], opts: Options): Verdict[] {
+  const get = (run: RunName) => results.find((r) => r.run === run && !r.skipped);
+  const out: Verdict[] = [];
+  const dmax = get("decode-max");
+  out.push(dmax ? { target: "decoding receiver >= 100,000 lines/s", met: dmax.linesPerSec >= 100_000, detail: `${fmt(dmax.linesPerSec)} lines/s` } : { target: "decoding receiver >= 100,000 lines/s", met: undefined, detail: "decode-max not run" });
+  const paced = get("decode-paced");
+  const zeroLoss = "zero loss at 50,000 lines/s for 60 s";
+  if (!paced) out.push({ target: zeroLoss, met: undefined, detail: "decode-paced not run" });
+  else {
+    const clean = paced.accepted.lost === 0 && paced.accepted.duplicated === 0;
+    const full = (paced.offeredRate ?? 0) >= 50_000 && opts.duration >= 60;
+    out.push({ target: zeroLoss, met: full ? clean : undefined, detail: `${fmt(paced.accepted.lost)} lost, ${fmt(paced.accepted.duplicated)} duplicated of ${fmt(paced.lines)} at ${fmt(paced.offeredRate)}/s for ${opts.duration} s${full ? "" : " (not the full check: run without --quick)"}` });
+  }
+  const [ours, theirs] = [get("loki-max"), get("promtail-max")];
+  if (ours?.shipper && theirs?.shipper) {
+    out.push({ target: "into Loki: rate >= Promtail's", met: ours.linesPerSec >= theirs.linesPerSec, detail: `${fmt(ours.linesPerSec)} vs ${fmt(theirs.linesPerSec)} lines/s (ratio ${(ours.linesPerSec / theirs.linesPerSec).toFixed(2)})` });
+    out.push({ target: "into Loki: CPU/line < Promtail's", met: ours.shipper.cpuMicrosPerLine < theirs.shipper.cpuMicrosPerLine, detail: `${fmt(ours.shipper.cpuMicrosPerLine, 1)} vs ${fmt(theirs.shipper.cpuMicrosPerLine, 1)} µs/line (ratio ${(ours.shipper.cpuMicrosPerLine / theirs.shipper.cpuMicrosPerLine).toFixed(2)}; broker adds ${fmt(ours.broker?.cpuMicrosPerLine, 1)})` });
+  } else out.push({ target: "into Loki vs Promtail", met: undefined, detail: "loki-max or promtail-max not run" });
+  const fullRate = [dmax, paced].filter((r): r is RunResult => r?.shipper !== undefined);
+  if (fullRate.length > 0) {
+    const peak = Math.max(...fullRate.map((r) => r.shipper?.peakRssMB ?? 0));
+    out.push({ target: "consumer peak RSS < 150 MB at full rate", met: peak < 150, detail: `${fmt(peak)} MB (decode-max, decode-paced)` });
+  }
+  const lp = get("loki-paced");
+  out.push(lp ? { target: "p99 publish -> accepted by Loki < 1.5 s at 10k lines/s", met: (lp.offeredRate ?? 0) <= 10_000 ? lp.latencyMs.p99 < 1500 : undefined, detail: `p99 ${fmt(lp.latencyMs.p99)} ms, p50 ${fmt(lp.latencyMs.p50)} ms at ${fmt(lp.offeredRate)}/s` } : { target: "p99 < 1.5 s at 10k lines/s", met: undefined, detail: "loki-paced not run" });
+  return out;
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const ctx: Ctx = { opts, children: new Set() };
+  const killAll = () => {
+    for (const c of ctx.children) c.kill("SIGKILL");
+  };
+  process.on("exit", killAll);
+  // Exiting runs the handler above, so no publisher, broker or consumer outlives an interrupted run.
+  process.on("SIGINT", () => process.exit(130));
+  process.on("SIGTERM", () => process.exit(143));
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? "?", memGiB: totalmem() / 2 ** 30, node: process.version, loadBefore: loadavg() };
+  console.log(`Pipeline benchmark${opts.quick ? " (quick)" : ""}: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${machine.loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${opts.publishers} publishers, consumer node options: ${opts.consumerNodeFlags.join(" ") || "(none)"}${opts.componentsFrom === repoRoot ? "" : `, broker and consumer from ${opts.componentsFrom}`}`);
+  const results: RunResult[] = [];
+  const rows: string[][] = [];
+  try {
+    for (const run of opts.runs) {
+      console.log(`- ${run}: ${RUNS[run]}`);
+      let r: RunResult;
+      switch (run) {
+        case "ceiling":
+          r = await ceilingRun(ctx);
+          break;
+        case "decode-max":
+          r = await consumerRun(ctx, run, { lines: opts.maxLines, rate: 0, sink: "decode", noDrop: true });
+          break;
+        case "decode-paced":
+          r = await consumerRun(ctx, run, { lines: opts.rate * opts.duration, rate: opts.rate, sink: "decode", noDrop: false });
+          break;
+        case "loki-max":
+          r = await consumerRun(ctx, run, { lines: opts.lokiLines, rate: 0, sink: "proxy", noDrop: true });
+          break;
+        case "promtail-max":
+          r = await promtailRun(ctx, run, { lines: opts.lokiLines, rate: 0 });
+          break;
+        case "loki-paced":
+          r = await consumerRun(ctx, run, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate, sink: "proxy", noDrop: false });
+          break;
+        case "promtail-paced":
+          r = await promtailRun(ctx, run, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate });
+          break;
+        case "refusing":
+          r = await consumerRun(ctx, run, { lines: opts.lokiLines * 2, rate: 0, sink: "refuse", noDrop: true });
+          break;
+      }
+      results.push(r);
+      rows.push(row(r));
+      console.log(table([row(r)]).split("\n")[1]);
+      if (r.consumer && (Object.keys(r.consumer.dropped).length > 0 || Object.keys(r.consumer.retries).length > 0)) {
+        console.log(`    consumer dropped ${JSON.stringify(r.consumer.dropped)}, retried ${JSON.stringify(r.consumer.retries)}, peak buffer ${fmt(r.consumer.peakBufferMB, 1)} MB`);
+      }
+      if (r.harnessCpuMicrosPerLine) console.log(`    harness CPU µs/line: publishers ${fmt(r.harnessCpuMicrosPerLine.publishers, 1)}, receiver ${fmt(r.harnessCpuMicrosPerLine.sink, 1)}`);
+      if (r.consumer?.memoryAtPeakMB) console.log(`    consumer memory at its highest sampled RSS (MB): ${Object.entries(r.consumer.memoryAtPeakMB).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`);
+      if (r.accepted.lost > 0 && r.run !== "refusing") console.log(`    never accepted, first: ${r.accepted.missing.join(", ")}`);
+      if (r.note) console.log(`    ${r.note}`);
+      if (r.profile) console.log(formatProfile(r.profile));
+    }
+  } finally {
+    await ctx.loki?.stop();
+  }
+  const machineAfter = { ...machine, loadAfter: loadavg(), freeMemGiB: freemem() / 2 ** 30 };
+  console.log(`\n${table(rows)}`);
+  console.log("ship = the shipper (consumer, or P = Promtail): CPU µs per line and peak RSS; lost = at the sink / counted in Loki.");
+  const ours = results.find((r) => r.run === "loki-max" && !r.skipped);
+  const theirs = results.find((r) => r.run === "promtail-max" && !r.skipped);
+  const ratio = ours && theirs ? { linesPerSec: ours.linesPerSec / theirs.linesPerSec, cpuPerLine: (ours.shipper?.cpuMicrosPerLine ?? NaN) / (theirs.shipper?.cpuMicrosPerLine ?? NaN) } : undefined;
+  if (ratio) console.log(`ours / Promtail into Loki: lines/s ${ratio.linesPerSec.toFixed(2)}, CPU per line ${ratio.cpuPerLine.toFixed(2)}`);
+  const v = verdicts(results, opts);
+  console.log("\nTargets:");
+  for (const t of v) console.log(`  ${t.met === undefined ? "n/a " : t.met ? "MET " : "MISS"}  ${t.target}: ${t.detail}`);
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify({ at: new Date().toISOString(), machine: machineAfter, options: opts, results, ratioOursToPromtail: ratio, targets: v }, null, 2)}\n`);
+  console.log(`\nJSON: ${opts.out}`);
+}
+
+const [mode, a, b, c] = process.argv.slice(2);
+
+if (mode === "publisher") await publisherRole(a as string, JSON.parse(b as string) as PublisherPlan);
+else if (mode === "sub") await subscriberRole(Number(a));
+else if (mode === "broker") await brokerRole(a as string, JSON.parse(b as string) as Record<string, string>);
+else if (mode === "receiver") await receiverRole(a as SinkMode, Number(b), c ?? "");
+else if (mode === "writer") await writerRole(JSON.parse(a as string) as WriterPlan);
+else await main();
