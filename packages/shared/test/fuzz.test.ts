@@ -1,19 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "@aixcl/testkit";
 import type { DecodeResult } from "../src/index.js";
 import { DECODE_ERROR_REASONS, decodeLogMessage, encodeAicoMessage, encodeLogEntry, LOG_LEVELS } from "../src/index.js";
 import { fullEntry } from "./fixtures.js";
 
-/** Deterministic PRNG (mulberry32), so a failing case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SAFE_NAME = /^[a-z0-9_-]{1,64}$/;
 
@@ -61,7 +51,7 @@ function mutate(next: () => number, input: Uint8Array): Uint8Array {
 
 describe("decoder fuzzing", () => {
   it("120,000 mutated and random messages: never a throw, every failure a known reason, every success label-safe", () => {
-    const next = rng(0xa1c0);
+    const next = seededRandom(0xa1c0);
     const pick = (n: number) => Math.floor(next() * n);
     const outcomes = new Map<string, number>();
     const cases = 120_000;

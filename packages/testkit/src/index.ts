@@ -9,3 +9,4 @@ export { mapScrapeTargets, startPrometheus } from "./prometheus.js";
 export type { PrometheusHandle, ScrapeTarget, StartPrometheusOptions } from "./prometheus.js";
 export { startBus } from "./bus.js";
 export type { BusHandle, StartBusOptions } from "./bus.js";
+export { metricSample, seededRandom } from "./samples.js";

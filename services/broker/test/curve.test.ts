@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { curveKeyPair, Subscriber } from "zeromq";
 import type { LogEntry } from "@aixcl/shared";
 import { createLogger, curveClientOptions, decodeLogMessage, generateKeys, loadClientKeys, z85Decode } from "@aixcl/shared";
+import { metricSample } from "@aixcl/testkit";
 import { decideZap } from "../src/zap.js";
 import { Collector, testBroker, until } from "./bus.js";
 
@@ -13,11 +14,8 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function metric(url: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.slice(0, l.lastIndexOf(" ")) === sample);
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
+// A counter that was never incremented is not exposed: that reads as 0.
+const metric = async (url: string, sample: string) => (await metricSample(url, sample)) ?? 0;
 
 async function curveBus() {
   const dir = mkdtempSync(join(tmpdir(), "aixcl-curve-"));

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
+import { metricSample } from "@aixcl/testkit";
 import { topicFamily } from "../src/index.js";
 import { Collector, testBroker, until, untilSubscribed } from "./bus.js";
 
@@ -8,12 +9,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-/** Reads one sample (name with its labels, as exposed) from the broker's /metrics. */
-async function metric(url: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.slice(0, l.lastIndexOf(" ")) === sample);
-  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
+const metric = async (url: string, sample: string) => (await metricSample(url, sample)) ?? Number.NaN;
 
 describe("broker /healthz and /metrics", () => {
   it("counts messages and bytes forwarded, subscriptions and connected peers", async () => {

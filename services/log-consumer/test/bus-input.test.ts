@@ -23,7 +23,7 @@ import {
   serviceLog,
 } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { printComponentLogsOnFailure, requireComponent, startLoki } from "@aixcl/testkit";
+import { metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { loadConsumerConfig, startConsumer } from "../src/index.js";
@@ -51,23 +51,8 @@ async function broker(keysDir = ""): Promise<RunningBroker> {
 
 const portOf = (endpoint: string) => Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
 
-async function metricText(url: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.slice(0, l.lastIndexOf(" ")) === sample);
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
-
-/** Deterministic PRNG (mulberry32): a failing case can be replayed from the seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A counter that was never incremented is not exposed: that reads as 0.
+const metricText = async (url: string, sample: string) => (await metricSample(url, sample)) ?? 0;
 
 /** A LogEntry written field by field, so string fields can hold bytes that are not UTF-8. */
 function rawLogEntry(fields: { timestampNs: bigint; level: number; subsystem: Uint8Array; module: Uint8Array; message: Uint8Array; metadata?: [Uint8Array, Uint8Array][] }): Uint8Array {
@@ -201,7 +186,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
     await publisher.waitForSubscriber("logs.", "logs/");
 
     const seed = 0x5eed08;
-    const next = rng(seed);
+    const next = seededRandom(seed);
     const pick = (n: number) => Math.floor(next() * n);
     const now = BigInt(Date.now()) * 1_000_000n;
     const seeds = [
