@@ -1,4 +1,3 @@
-import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import type { Batch } from "./batch.js";
 import type { LabelPair } from "./labels.js";
@@ -10,17 +9,6 @@ export interface EncodedPush {
   readonly body: Uint8Array;
   readonly contentType: string;
 }
-
-/** Folder holding push.proto; the same relative path from src/ and dist/. */
-const PROTO_DIR = new URL("../proto/", import.meta.url);
-const root = new protobuf.Root();
-// google/protobuf/timestamp.proto resolves from protobufjs' bundled copy.
-root.loadSync(new URL("push.proto", PROTO_DIR).pathname);
-/**
- * Loki's PushRequest from proto/push.proto. The push body is written by hand below (the hot path), following
- * that file; decoding our bodies with this type is how the tests check the two agree.
- */
-export const PushRequestType = root.lookupType("logproto.PushRequest");
 
 const NS_PER_SECOND = 1_000_000_000n;
 

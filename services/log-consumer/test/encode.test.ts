@@ -1,7 +1,8 @@
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { describe, expect, it } from "vitest";
-import { PushRequestType, encodeJson, encodeProtobuf } from "../src/encode.js";
+import { encodeJson, encodeProtobuf } from "../src/encode.js";
+import { PushRequestType } from "./push-proto.js";
 import { batchOf, fullEntry, lokiEntries } from "./helpers.js";
 import { decodeRawSnappy } from "./raw-snappy.js";
 

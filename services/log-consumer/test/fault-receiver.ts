@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { uncompressSync } from "snappy";
-import { PushRequestType } from "../src/encode.js";
+import { PushRequestType } from "./push-proto.js";
 
 export interface ReceivedEntry {
   labels: string;

@@ -2,7 +2,7 @@ import { encodeAicoMessage, encodeLogEntry, serviceLog } from "@aixcl/shared";
 import { describe, expect, it } from "vitest";
 import { uncompressSync } from "snappy";
 import type { SealedBatch } from "../src/encode.js";
-import { PushRequestType } from "../src/encode.js";
+import { PushRequestType } from "./push-proto.js";
 import { EntryMapper } from "../src/mapping.js";
 import { createMetrics } from "../src/metrics.js";
 import { Pipeline } from "../src/pipeline.js";
