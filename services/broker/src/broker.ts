@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Proxy, Subscriber, XPublisher, XSubscriber } from "zeromq";
 import type { MessageBusConfig, OpsServer, ServiceLog } from "@aixcl/shared";
-import { bindAddress, curveEnabled, loadBrokerKeys, receiveEach, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
+import { HOLD_TOPIC, bindAddress, curveEnabled, loadBrokerKeys, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
 import { BrokerMetrics } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
 import { authenticate } from "./zap.js";
@@ -13,7 +13,10 @@ export interface RunningBroker {
   readonly subEndpoint: string;
   readonly ops: OpsServer;
   readonly metrics: BrokerMetrics;
-  /** Stops forwarding, closes the sockets and the HTTP server. */
+  /**
+   * Asks publishers to hold (HOLD_TOPIC) and forwards what they sent until then, then stops forwarding and closes
+   * the sockets and the HTTP server. Loggers made by createLogger keep their entries for the next broker.
+   */
   close(): Promise<void>;
 }
 
@@ -78,6 +81,8 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
       })
     : async () => undefined;
 
+  // Where the broker subscribes to HOLD_TOPIC itself at a stop; inproc, so it needs no CURVE key.
+  const holdInproc = `inproc://aixcl-broker-${id}-hold`;
   const frontend = new XSubscriber({ ...hwm, ...security, maxMessageSize: broker.max_message_bytes });
   const backend = new XPublisher({ ...publisherSide, ...security });
   observePeers(frontend, "publishers", metrics);
@@ -89,6 +94,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
     pubEndpoint = frontend.lastEndpoint ?? "";
     await backend.bind(bindSpec(config.host, config.sub_port));
     subEndpoint = backend.lastEndpoint ?? "";
+    await backend.bind(holdInproc);
   } catch (error) {
     frontend.close();
     backend.close();
@@ -156,9 +162,32 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   }
   log.info("broker started", { pubEndpoint, subEndpoint, metrics: `${ops.url}/metrics`, countMessages: broker.count_messages, curve: keys ? `${keys.allowed.length} allowed client keys` : "off" });
 
+  // Subscribed like any leaving subscriber, the hold reaches every publisher. The holder also subscribes to what
+  // the subscribers want (no subscription widens), so it sees when the last of what was sent has gone through.
+  const holdPublishers = async () => {
+    const holder = new Subscriber({ linger: 0 });
+    holder.connect(holdInproc);
+    holder.subscribe(HOLD_TOPIC, ...subscriptions.values());
+    let lastMessageAtMs = 0;
+    let forwarded = 0;
+    const reading = receiveEach(holder, () => {
+      lastMessageAtMs = Date.now();
+      forwarded++;
+    }).catch(() => undefined);
+    const { quiet, ms } = await untilQuiet(() => lastMessageAtMs);
+    log[quiet ? "info" : "warn"]("stopping: publishers asked to hold, forwarded what they had sent", { messages: forwarded, ms, quiet });
+    // Closed only after the proxies: its going would lift the hold while the subscribers' topics are still wanted.
+    return async () => {
+      holder.close();
+      await reading;
+    };
+  };
+
   let closed: Promise<void> | undefined;
   const close = async () => {
+    const release = await holdPublishers();
     await stop();
+    await release();
     await ops.close();
     log.info("broker stopped");
   };

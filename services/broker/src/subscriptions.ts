@@ -18,6 +18,10 @@ export class SubscriptionSet {
     return this.prefixes.has(prefix);
   }
 
+  values(): IterableIterator<string> {
+    return this.prefixes.values();
+  }
+
   get size(): number {
     return this.prefixes.size;
   }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
 import type { LogEntry, Logger } from "@aixcl/shared";
-import { createLogger, decodeLogMessage, encodeAicoMessage, encodeLogEntry } from "@aixcl/shared";
+import { HOLD_TOPIC, createLogger, decodeLogMessage, encodeAicoMessage, encodeLogEntry } from "@aixcl/shared";
 import type { RunningBroker } from "../src/index.js";
 import { Collector, portOf, testBroker, until, untilSubscribed } from "./bus.js";
 
@@ -162,6 +162,30 @@ describe("broker restart", () => {
     const messages = got.map((f) => (decodeLogMessage(f) as { entry: LogEntry }).entry.message);
     // The entry logged while the broker was down was held by the logger, not lost.
     expect(messages).toEqual(["while the broker is down", "after restart"]);
+  });
+});
+
+describe("a subscriber leaving (HOLD_TOPIC)", () => {
+  it("makes loggers hold until it is gone, so what it unsubscribes from is not sent into the gap; the next subscriber gets it in order", async () => {
+    const b = await broker();
+    const leaving = subscriber(b, "logs.");
+    const log = logger(b);
+    await until(() => log.connected, 5000, "logger wired");
+    log.info("before");
+    expect((await leaving.take(1)).map((f) => (decodeLogMessage(f) as { entry: LogEntry }).entry.message)).toEqual(["before"]);
+
+    leaving.socket.subscribe(HOLD_TOPIC);
+    await until(() => !log.connected, 5000, "logger to hold");
+    for (let i = 0; i < 3; i++) log.info(`held ${i}`);
+    expect(log.stats()).toMatchObject({ buffered: 3, published: 1 });
+    leaving.socket.unsubscribe("logs.");
+    await leaving.close();
+    expect(leaving.messages).toEqual([]);
+
+    const next = subscriber(b, "logs.");
+    const got = await next.take(3, 10_000);
+    expect(got.map((f) => (decodeLogMessage(f) as { entry: LogEntry }).entry.message)).toEqual(["held 0", "held 1", "held 2"]);
+    expect(log.stats()).toMatchObject({ buffered: 0, published: 4 });
   });
 });
 

@@ -1,28 +1,38 @@
 import { Subscriber, XPublisher } from "zeromq";
 import type { MessageBusConfig } from "@aixcl/shared";
-import { messageBusSchema } from "@aixcl/shared";
+import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { RunningBroker } from "../src/index.js";
 import { startBroker } from "../src/index.js";
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** A broker on loopback with ephemeral (or given) ports and its metrics server on a free port. */
-export function testBroker(
+/**
+ * A broker on loopback with ephemeral (or given) ports and its metrics server on a free port. Given ports may
+ * still be held by a broker closed a moment ago (libzmq releases them on its I/O thread a few ms after close()),
+ * so binding them is retried for up to a second.
+ */
+export async function testBroker(
   ports: { pub?: number; sub?: number } = {},
   overrides: Partial<MessageBusConfig["broker"]> = {},
   top: Partial<Pick<MessageBusConfig, "keys_dir">> = {},
 ): Promise<RunningBroker> {
-  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
-  return startBroker(
-    {
-      host: "127.0.0.1",
-      pub_port: ports.pub ?? 0,
-      sub_port: ports.sub ?? 0,
-      keys_dir: top.keys_dir ?? "",
-      broker: { ...defaults, metrics_port: 0, ...overrides },
-    },
-    silent,
-  );
+  const defaults = defaultsOf(messageBusSchema);
+  const config = {
+    host: "127.0.0.1",
+    pub_port: ports.pub ?? 0,
+    sub_port: ports.sub ?? 0,
+    keys_dir: top.keys_dir ?? "",
+    broker: { ...defaults.broker, metrics_port: 0, ...overrides },
+  };
+  const deadline = Date.now() + 1000;
+  for (;;) {
+    try {
+      return await startBroker(config, silent);
+    } catch (error) {
+      if (!/Address already in use/.test(String(error)) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
 }
 
 export function portOf(endpoint: string): number {

@@ -1,9 +1,8 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Registry } from "prom-client";
 import { Counter } from "prom-client";
 import { Subscriber } from "zeromq";
 import type { OpsServer, ServiceLog } from "@aixcl/shared";
-import { curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint } from "@aixcl/shared";
+import { HOLD_TOPIC, curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
 import type { ConsumerConfig } from "./config.js";
 import { consumerCurveKeys } from "./config.js";
 import { LokiClient } from "./loki-client.js";
@@ -19,10 +18,6 @@ import { Sender } from "./sender.js";
 import type { SpoolMetrics } from "./spool.js";
 import { Spool, createSpoolMetrics } from "./spool.js";
 
-/** At a stop, after unsubscribing, messages still on their way are read until the bus has been quiet this long... */
-const BUS_QUIET_MS = 100;
-/** ...but no longer than this. */
-const BUS_DRAIN_MAX_MS = 1_000;
 /** ZeroMQ retries a lost connection after 100 ms; no attempt within this long means it will not. */
 const RECONNECT_CHECK_MS = 1_000;
 
@@ -180,10 +175,12 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
 
   let receiveLoopAlive = true;
   let lastMessageAtMs = 0;
+  let messagesReceived = 0;
   const receiving = (async () => {
     try {
       await receiveEach(subscriber, (frames) => {
         lastMessageAtMs = Date.now();
+        messagesReceived++;
         try {
           pipeline.accept(frames, lastMessageAtMs);
         } catch (error) {
@@ -231,16 +228,24 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   let stopping: Promise<ShutdownSummary> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      log.info("stopping: no longer receiving, flushing the buffer", {
+      log.info("stopping: asking publishers to hold, reading what is on its way, then flushing", {
         buffered_entries: pipeline.bufferedEntries,
         deadline_ms: config.shutdown.flush_deadline,
       });
-      // Unsubscribing first makes the bus stop sending to us (publishers using the shared logger then hold their
-      // entries until a consumer subscribes again); what was already on its way is still read, not discarded.
+      const readUntilQuiet = async (step: string) => {
+        const before = messagesReceived;
+        const { quiet, ms } = await untilQuiet(() => lastMessageAtMs);
+        log[quiet ? "info" : "warn"](`stopping: ${step}`, { messages_read: messagesReceived - before, ms, quiet });
+      };
+      // Unsubscribing straight away would lose what publishers send before they hear of it: the broker drops it
+      // as soon as it forgets our subscription. So publishers using the shared logger are first asked to hold
+      // (they keep entries until a consumer subscribes again), and what they sent until then is read here.
+      subscriber.subscribe(HOLD_TOPIC);
+      await readUntilQuiet("publishers asked to hold, read what they had sent");
+      // Our topics go before the hold does (closing the socket ends it), so no publisher sees our topics
+      // still wanted after the hold; the wait lets that message leave and reads what others sent meanwhile.
       for (const topic of config.bus.topics) subscriber.unsubscribe(topic);
-      const drainStarted = Date.now();
-      lastMessageAtMs = Math.max(lastMessageAtMs, drainStarted);
-      while (Date.now() - lastMessageAtMs < BUS_QUIET_MS && Date.now() - drainStarted < BUS_DRAIN_MAX_MS) await sleep(10);
+      await readUntilQuiet("unsubscribed");
       clearTimeout(reconnectCheck);
       subscriber.close();
       await receiving;

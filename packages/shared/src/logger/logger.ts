@@ -7,7 +7,7 @@ import type { LogEntry } from "../wire/entry.js";
 import { nowNs } from "../wire/entry.js";
 import { encodeAicoMessage, encodeLogEntry } from "../wire/encode.js";
 import type { LogLevelName } from "../wire/level.js";
-import { sanitizeName } from "../wire/topic.js";
+import { HOLD_TOPIC, sanitizeName } from "../wire/topic.js";
 import { BoundedQueue } from "./queue.js";
 
 export interface LoggerOptions {
@@ -15,7 +15,7 @@ export interface LoggerOptions {
   module: string;
   /** The broker's publisher endpoint. Default: tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555. */
   endpoint?: string;
-  /** Entries held while nobody on the bus subscribes to them (broker down or not yet connected). Default 10000; the oldest go first. */
+  /** Entries held while nobody on the bus subscribes to them (broker down or not yet connected, consumer restarting). Default 10000; the oldest go first. */
   maxBuffered?: number;
   /** How long close() waits for held entries to reach the bus. Default 2000 ms. */
   closeTimeoutMs?: number;
@@ -60,7 +60,10 @@ export interface Logger {
   error(message: string, extra?: Extra, context?: LogContext): void;
   critical(message: string, extra?: Extra, context?: LogContext): void;
   log(level: LogLevelName, message: string, extra?: Extra, context?: LogContext): void;
-  /** True while the bus has a subscriber for this logger's topic, i.e. entries are being delivered. */
+  /**
+   * True while entries are being delivered: the bus has a subscriber for this logger's topic and no subscriber
+   * is leaving (one that is subscribes to HOLD_TOPIC while it reads what is still on its way).
+   */
   readonly connected: boolean;
   stats(): LoggerStats;
   /** Waits up to closeTimeoutMs for held entries to reach the bus, then closes the socket. */
@@ -102,7 +105,8 @@ async function sendOrWait(socket: XPublisher, frames: Frames): Promise<boolean> 
  * Creates an application logger that publishes LogEntry messages to the broker. Logging never blocks: entries
  * are encoded and queued, and a background pump hands them to the socket. The socket is an XPUB, so the
  * logger sees the bus' subscriptions: while no subscriber wants its topic (broker down, consumer not yet
- * connected) it holds entries in a bounded queue instead of letting ZeroMQ drop them unseen.
+ * connected) or a subscriber is leaving (HOLD_TOPIC), it holds entries in a bounded queue instead of letting
+ * ZeroMQ drop them unseen.
  */
 export function createLogger(options: LoggerOptions): Logger {
   const subsystem = sanitizeName(options.subsystem);
@@ -154,7 +158,10 @@ export function createLogger(options: LoggerOptions): Logger {
         const prefix = frame.subarray(1).toString();
         if (frame[0] === 1) prefixes.add(prefix);
         else prefixes.delete(prefix);
-        wanted = [...prefixes].some((p) => topic.startsWith(p));
+        // Changes that arrive together are applied together: a broker going away removes all its subscriptions
+        // at once, and resuming between the hold's removal and our topic's would send into a pipe that is gone.
+        if (socket.readable) continue;
+        wanted = !prefixes.has(HOLD_TOPIC) && [...prefixes].some((p) => topic.startsWith(p));
         if (wanted) void pump();
       }
     } catch {

@@ -1,7 +1,7 @@
 import protobuf from "protobufjs";
 
 /** Folder holding the .proto files; the same relative path from src/ and dist/. */
-export const PROTO_DIR = new URL("../../proto/", import.meta.url);
+const PROTO_DIR = new URL("../../proto/", import.meta.url);
 
 const root = new protobuf.Root();
 // google/protobuf/{timestamp,any}.proto resolve from protobufjs' bundled copies.

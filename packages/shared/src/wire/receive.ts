@@ -66,3 +66,23 @@ export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer
     else if (!drained) await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+export interface QuietOptions {
+  /** How long without a message counts as quiet. Default 100 ms. */
+  quietMs?: number;
+  /** Give up waiting after this long. Default 1000 ms. */
+  maxMs?: number;
+}
+
+/**
+ * Waits until no message has arrived for `quietMs` (counting from the call) or `maxMs` passed; `quiet` tells which.
+ * At a stop, after asking publishers to hold (HOLD_TOPIC), this is how long to keep reading what they sent before
+ * they heard of it.
+ */
+export async function untilQuiet(lastMessageAtMs: () => number, options: QuietOptions = {}): Promise<{ quiet: boolean; ms: number }> {
+  const { quietMs = 100, maxMs = 1000 } = options;
+  const started = Date.now();
+  const quietFor = () => Date.now() - Math.max(lastMessageAtMs(), started);
+  while (quietFor() < quietMs && Date.now() - started < maxMs) await new Promise((resolve) => setTimeout(resolve, 10));
+  return { quiet: quietFor() >= quietMs, ms: Date.now() - started };
+}

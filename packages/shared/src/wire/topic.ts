@@ -15,6 +15,14 @@ export function sanitizeName(raw: string): string {
   return cleaned === "" || cleaned === "_" ? UNKNOWN_NAME : cleaned;
 }
 
+/**
+ * A subscription no publisher sends on. A subscriber that is about to leave subscribes to it first: loggers made
+ * by createLogger hold their entries while anyone subscribes to it, so the leaving subscriber can read everything
+ * already on its way before it unsubscribes, and nothing is sent into the gap between the broker forgetting its
+ * subscription and the publishers hearing of that. Subscriptions travel upstream through the broker like any other.
+ */
+export const HOLD_TOPIC = "aixcl.hold";
+
 export type TopicStyle = "dot" | "slash";
 
 export interface LogTopic {
