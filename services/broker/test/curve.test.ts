@@ -1,11 +1,8 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { curveKeyPair, Subscriber } from "zeromq";
 import type { LogEntry } from "@aixcl/shared";
 import { createLogger, curveClientOptions, decodeLogMessage, generateKeys, loadClientKeys, z85Decode } from "@aixcl/shared";
-import { metricSample } from "@aixcl/testkit";
+import { metricSample, tempDir } from "@aixcl/testkit";
 import { decideZap } from "../src/zap.js";
 import { Collector, testBroker, until } from "./bus.js";
 
@@ -18,7 +15,7 @@ afterEach(async () => {
 const metric = async (url: string, sample: string) => (await metricSample(url, sample)) ?? 0;
 
 async function curveBus() {
-  const dir = mkdtempSync(join(tmpdir(), "aixcl-curve-"));
+  const dir = tempDir("curve");
   generateKeys(dir, ["app", "log-consumer"]);
   const broker = await testBroker({}, {}, { keys_dir: dir });
   cleanup.push(() => broker.close());
@@ -35,7 +32,7 @@ function subscribe(endpoint: string, options: ConstructorParameters<typeof Subsc
 }
 
 describe("CurveZMQ with an allow-list", () => {
-  it("delivers between allow-listed clients, encrypted end to end", async () => {
+  it("delivers between allow-listed clients, encrypted end to end, and holds the logger while the broker stops", async () => {
     const { dir, broker } = await curveBus();
     expect(await metric(broker.ops.url, "aixcl_broker_curve_enabled")).toBe(1);
     const sub = subscribe(broker.subEndpoint, curveClientOptions(loadClientKeys(dir, "log-consumer")));
@@ -46,6 +43,15 @@ describe("CurveZMQ with an allow-list", () => {
     const [frames] = await sub.take(1);
     expect((decodeLogMessage(frames ?? []) as { entry: LogEntry }).entry.message).toBe("secret hello");
     expect(await metric(broker.ops.url, 'aixcl_broker_auth_decisions_total{result="allowed",reason="listed"}')).toBe(2);
+
+    // A stop asks publishers to hold through the broker's own inproc subscriber, which needs no key.
+    let closed = false;
+    const closing = broker.close().then(() => (closed = true));
+    await until(() => !log.connected, 2000, "the logger to hold while the broker stops");
+    expect(closed).toBe(false);
+    log.info("held for the next broker");
+    await closing;
+    expect(log.stats()).toMatchObject({ buffered: 1, published: 1 });
   });
 
   it("refuses and counts an unknown client key, on either side", async () => {
@@ -77,7 +83,7 @@ describe("CurveZMQ with an allow-list", () => {
   });
 
   it("a keys_dir without broker keys runs plaintext and says so", async () => {
-    const broker = await testBroker({}, {}, { keys_dir: mkdtempSync(join(tmpdir(), "aixcl-nokeys-")) });
+    const broker = await testBroker({}, {}, { keys_dir: tempDir("nokeys") });
     cleanup.push(() => broker.close());
     expect(await metric(broker.ops.url, "aixcl_broker_curve_enabled")).toBe(0);
   });
