@@ -10,6 +10,7 @@ export default defineConfig({
   test: {
     include: ["**/test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/dist/**"],
+    setupFiles: ["packages/testkit/src/setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     server: { deps: { inline: [/@aixcl\//] } },

@@ -486,6 +486,8 @@ interface Ctx {
   lokiSkip?: string;
   promtailSkip?: string;
   children: Set<ChildProcess>;
+  /** Holds every temp dir of the run, removed when the benchmark exits. */
+  tmp: string;
 }
 
 function runId(): string {
@@ -547,9 +549,9 @@ interface ConsumerProc {
 /** The consumer as it ships: dist/main.js with config/log_consumer.yaml, redirected by its environment variables. */
 async function startConsumerProc(ctx: Ctx, name: string, subEndpoint: string, lokiUrl: string, env: Record<string, string> = {}): Promise<ConsumerProc> {
   const subPort = /:(\d+)$/.exec(subEndpoint)?.[1] ?? "";
-  const profileDir = ctx.opts.profile ? mkdtempSync(join(tmpdir(), `bench-prof-${name}-`)) : undefined;
+  const profileDir = ctx.opts.profile ? mkdtempSync(join(ctx.tmp, `prof-${name}-`)) : undefined;
   // The shipped config spools every batch to disk; each run gets its own, empty spool directory.
-  const spoolDir = mkdtempSync(join(tmpdir(), `bench-spool-${name}-`));
+  const spoolDir = mkdtempSync(join(ctx.tmp, `spool-${name}-`));
   const checkout = ctx.opts.componentsFrom;
   const args = [...ctx.opts.consumerNodeFlags, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), join(checkout, "services/log-consumer/dist/main.js")];
   const child = spawn(process.execPath, args, {
@@ -847,7 +849,7 @@ async function promtailRun(ctx: Ctx, run: RunName, opts: { lines: number; rate: 
   const loki = ctx.loki as NonNullable<Ctx["loki"]>;
   const runTag = runId();
   const blockSize = blockSizeFor(opts.lines);
-  const dir = mkdtempSync(join(tmpdir(), "bench-promtail-logs-"));
+  const dir = mkdtempSync(join(ctx.tmp, "promtail-logs-"));
   // The files exist before Promtail starts: it finds new files only on its periodic glob (every 10 s).
   for (const s of SERVICES) writeFileSync(join(dir, `${s}.log`), "");
   const proxy = await startRole<{ url: string }>(["receiver", "proxy", String(opts.lines), loki.url], ctx);
@@ -993,12 +995,14 @@ function verdicts(results: RunResult[], opts: Options): Verdict[] {
 
 async function main(): Promise<void> {
   const opts = options();
-  const ctx: Ctx = { opts, children: new Set() };
-  const killAll = () => {
+  const ctx: Ctx = { opts, children: new Set(), tmp: mkdtempSync(join(tmpdir(), "aixcl-bench-")) };
+  const cleanUp = () => {
     for (const c of ctx.children) c.kill("SIGKILL");
+    rmSync(ctx.tmp, { recursive: true, force: true });
   };
-  process.on("exit", killAll);
-  // Exiting runs the handler above, so no publisher, broker or consumer outlives an interrupted run.
+  process.on("exit", cleanUp);
+  // Exiting runs the handler above, so no publisher, broker or consumer, nor a spool of theirs, outlives an
+  // interrupted run (a finally block would not run on these signals).
   process.on("SIGINT", () => process.exit(130));
   process.on("SIGTERM", () => process.exit(143));
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? "?", memGiB: totalmem() / 2 ** 30, node: process.version, loadBefore: loadavg() };

@@ -1,8 +1,8 @@
-import { mkdtempSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { brokerKeyFiles, clientKeyFiles, loadBrokerKeys } from "@aixcl/shared";
+import { tempDir } from "@aixcl/testkit";
 import { parseArgs, run, UsageError } from "../src/index.js";
 
 function capture() {
@@ -30,7 +30,7 @@ describe("keys", () => {
   });
 
   it("creates the key pairs, secrets 0600, and an allow-list of every client; a second run keeps them", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "aixcl-cli-keys-")), "keys");
+    const dir = join(tempDir("cli-keys"), "keys");
     const first = capture();
     expect(await run(["keys", "my-app", "--dir", dir], first.io)).toBe(0);
     expect(first.out()).toContain(`created ${brokerKeyFiles(dir).secretKey}`);
@@ -45,7 +45,7 @@ describe("keys", () => {
   });
 
   it("fails with the operating system's reason when the folder cannot be created", async () => {
-    const file = join(mkdtempSync(join(tmpdir(), "aixcl-cli-keys-")), "a-file");
+    const file = join(tempDir("cli-keys"), "a-file");
     writeFileSync(file, "");
     await expect(run(["keys", "--dir", join(file, "keys")], capture().io)).rejects.toThrow(/ENOTDIR/);
   });

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "@aixcl/testkit";
 import { bytes, ConfigError, duration, loadConfig, loadMessageBusConfig, messageBusSchema, stringMap } from "../src/index.js";
 
-const dir = mkdtempSync(join(tmpdir(), "aixcl-config-"));
+const dir = tempDir("config");
 let n = 0;
 function file(text: string): string {
   const path = join(dir, `c${n++}.yaml`);

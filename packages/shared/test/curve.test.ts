@@ -1,7 +1,7 @@
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "@aixcl/testkit";
 import { curveKeyPair } from "zeromq";
 import {
   brokerKeyFiles,
@@ -17,7 +17,7 @@ import {
   z85Encode,
 } from "../src/index.js";
 
-const tmp = () => mkdtempSync(join(tmpdir(), "aixcl-keys-"));
+const tmp = () => tempDir("keys");
 
 describe("Z85", () => {
   it("matches the RFC 32 test vector", () => {

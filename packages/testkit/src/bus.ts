@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RunningBroker } from "@aixcl/broker";
 import { startBroker } from "@aixcl/broker";
@@ -7,6 +6,7 @@ import type { RunningConsumer } from "@aixcl/log-consumer";
 import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
 import type { MessageBusConfig } from "@aixcl/shared";
 import { defaultsOf, messageBusSchema, serviceLog } from "@aixcl/shared";
+import { tempDir } from "./process.js";
 
 export interface BusHandle {
   broker: RunningBroker;
@@ -47,7 +47,7 @@ export async function startBus(options: StartBusOptions): Promise<BusHandle> {
       ops: { port: 0 },
     };
     for (const [section, values] of Object.entries(options.consumer ?? {})) sections[section] = { ...sections[section], ...values };
-    const file = join(mkdtempSync(join(tmpdir(), "aixcl-bus-")), "log_consumer.yaml");
+    const file = join(tempDir("bus"), "log_consumer.yaml");
     // JSON is YAML: the consumer reads it through the same loader as the shipped file.
     writeFileSync(file, JSON.stringify(sections));
     const consumer = await startConsumer(loadConsumerConfig({ LOG_CONSUMER_CONFIG: file }), { log: serviceLog("log-consumer", "error") });

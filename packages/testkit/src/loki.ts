@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { requiredBinary, shippedConfig } from "./components.js";
-import { ComponentProcess, freePort, httpOk, makeTempDir, waitUntil } from "./process.js";
+import { ComponentProcess, freePort, httpOk, tempDir, waitUntil } from "./process.js";
 
 /** One stream of a query_range result; the 3rd value element is the entry's structured metadata, if any. */
 export interface LokiStream {
@@ -53,7 +53,7 @@ export async function startLoki(opts: StartLokiOptions = {}): Promise<LokiHandle
   const bin = requiredBinary("loki");
   // Ports are free when asked for but may be taken before Loki binds them; retry that race only.
   for (let attempt = 1; ; attempt++) {
-    const dir = makeTempDir("loki");
+    const dir = tempDir("loki");
     const dataDir = join(dir, "data");
     mkdirSync(dataDir);
     const [httpPort, grpcPort] = [await freePort(), await freePort()];

@@ -19,8 +19,19 @@ export function freePort(): Promise<number> {
   });
 }
 
-export function makeTempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `aixcl-${prefix}-`));
+/** Dirs made by tempDir in this test file, for removeTempDirs. */
+const tempDirs = new Set<string>();
+
+/** A fresh `aixcl-<prefix>-XXXXXX` dir under the OS temp dir, removed once the test file is done (setup.ts). */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `aixcl-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
 }
 
 /**

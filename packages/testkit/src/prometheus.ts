@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { requiredBinary, shippedConfig } from "./components.js";
-import { ComponentProcess, freePort, httpOk, makeTempDir, waitUntil } from "./process.js";
+import { ComponentProcess, freePort, httpOk, tempDir, waitUntil } from "./process.js";
 
 export interface ScrapeTarget {
   job: string;
@@ -73,7 +73,7 @@ export async function startPrometheus(opts: StartPrometheusOptions = {}): Promis
   const bin = requiredBinary("prometheus");
   const shipped = readFileSync(opts.configFile ?? shippedConfig.prometheus, "utf8");
   for (let attempt = 1; ; attempt++) {
-    const dir = makeTempDir("prometheus");
+    const dir = tempDir("prometheus");
     const httpPort = await freePort();
     const configFile = join(dir, "prometheus.yml");
     writeFileSync(configFile, mapScrapeTargets(shipped, { "localhost:9090": `127.0.0.1:${httpPort}`, ...opts.targets }, opts.extraScrapeConfigs));

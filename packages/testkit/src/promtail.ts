@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { requiredBinary, shippedConfig } from "./components.js";
-import { ComponentProcess, freePort, httpOk, makeTempDir, waitUntil } from "./process.js";
+import { ComponentProcess, freePort, httpOk, tempDir, waitUntil } from "./process.js";
 
 export interface PromtailHandle {
   url: string;
@@ -34,7 +34,7 @@ export interface StartPromtailOptions {
 export async function startPromtail(opts: StartPromtailOptions): Promise<PromtailHandle> {
   const bin = requiredBinary("promtail");
   for (let attempt = 1; ; attempt++) {
-    const dir = makeTempDir("promtail");
+    const dir = tempDir("promtail");
     const httpPort = await freePort();
     const positionsFile = join(dir, "positions.yaml");
     const proc = new ComponentProcess({

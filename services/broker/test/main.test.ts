@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "@aixcl/testkit";
 
 const entry = new URL("../dist/main.js", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "aixcl-broker-main-"));
+const dir = tempDir("broker-main");
 
 interface Run {
   code: number | null;

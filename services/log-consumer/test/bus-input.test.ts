@@ -3,8 +3,7 @@
  * CurveZMQ with the broker's allow-list, the maximum message size, fuzzed frames, and hostile text in the fields
  * that become labels (subsystem, module, level).
  */
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import protobuf from "protobufjs";
 import type { RunningBroker } from "@aixcl/broker";
@@ -23,7 +22,7 @@ import {
   serviceLog,
 } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki } from "@aixcl/testkit";
+import { metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { loadConsumerConfig, startConsumer } from "../src/index.js";
@@ -97,9 +96,8 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
 
   describe("CurveZMQ", () => {
     function keys() {
-      const dir = mkdtempSync(join(tmpdir(), "aixcl-consumer-keys-"));
+      const dir = tempDir("consumer-keys");
       generateKeys(dir, ["app", "log-consumer"]);
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
       return dir;
     }
 
@@ -122,8 +120,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
       const dir = keys();
       const bus = await broker(dir);
       // Its own key pair, with the right broker key: the broker does not know it.
-      const strangerDir = mkdtempSync(join(tmpdir(), "aixcl-stranger-keys-"));
-      cleanups.push(() => rmSync(strangerDir, { recursive: true, force: true }));
+      const strangerDir = tempDir("stranger-keys");
       generateKeys(strangerDir, ["log-consumer"]);
       copyFileSync(join(dir, "broker.pub"), join(strangerDir, "broker.pub"));
       const { consumer: c, lines } = await consumer(portOf(bus.subEndpoint), {}, { bus: { keys_dir: strangerDir } });

@@ -22,7 +22,7 @@ describe.skipIf(loki.skip !== undefined)("a 60 s Loki outage at 5000 lines/s", (
   let lokiServer: RestartableLoki | undefined;
   afterAll(async () => {
     await runCleanups();
-    await lokiServer?.close();
+    await lokiServer?.down();
   });
 
   it("loses nothing: the spool holds the outage and is delivered once Loki is back", { timeout: 300_000 }, async () => {

@@ -6,17 +6,16 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "@aixcl/shared";
 import { createLogger } from "@aixcl/shared";
 import type { LokiHandle, LokiStream } from "@aixcl/testkit";
-import { freePort, queryRange, startLoki } from "@aixcl/testkit";
+import { freePort, queryRange, startLoki, tempDir } from "@aixcl/testkit";
 
 const consumerMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const brokerMain = fileURLToPath(new URL("../../broker/dist/main.js", import.meta.url));
@@ -129,7 +128,7 @@ export async function brokerPorts(): Promise<BrokerPorts> {
 export class BrokerProcess extends ServiceProcess {
   /** The broker's dist/main.js on the given ports; resolves once it is bound. */
   static async start(ports: BrokerPorts, keysDir = ""): Promise<BrokerProcess> {
-    const file = join(mkdtempSync(join(tmpdir(), "broker-")), "message_bus.yaml");
+    const file = join(tempDir("broker"), "message_bus.yaml");
     writeFileSync(file, JSON.stringify({ host: "127.0.0.1", pub_port: ports.pub, sub_port: ports.sub, keys_dir: keysDir, broker: { metrics_port: ports.metrics } }));
     const broker = new BrokerProcess(brokerMain, { MESSAGE_BUS_CONFIG: file });
     const started = await Promise.race([broker.line("broker started"), broker.exited.then((code) => ({ exited: code }))]);
@@ -153,9 +152,9 @@ export class RestartableLoki {
     private readonly dataDir: string,
   ) {}
 
-  /** Call close() when done (it is not in `cleanups`: one Loki usually serves a whole test file). */
+  /** Call down() when done (it is not in `cleanups`: one Loki usually serves a whole test file); its data dir goes with the test file. */
   static async start(): Promise<RestartableLoki> {
-    const dataDir = mkdtempSync(join(tmpdir(), "loki-data-"));
+    const dataDir = tempDir("loki-data");
     const loki = new RestartableLoki(await freePort(), dataDir);
     await loki.up();
     return loki;
@@ -210,11 +209,6 @@ export class RestartableLoki {
     await closed;
     await this.loki?.stop();
     this.loki = undefined;
-  }
-
-  async close(): Promise<void> {
-    await this.down();
-    rmSync(this.dataDir, { recursive: true, force: true });
   }
 
   /** A LogQL metric query at `time` (default now): the result vector's samples by their labels. */

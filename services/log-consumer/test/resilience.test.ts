@@ -40,7 +40,7 @@ describe.skipIf(loki.skip !== undefined)("faults with real processes and the rea
   });
   // Each test's processes go after it; Loki serves the whole file.
   afterEach(runCleanups);
-  afterAll(() => lokiServer?.close());
+  afterAll(() => lokiServer?.down());
 
   async function stack(service: string, env: NodeJS.ProcessEnv = {}, rate = RATE) {
     const ports: BrokerPorts = await brokerPorts();

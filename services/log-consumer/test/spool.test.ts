@@ -3,10 +3,11 @@
  * and memory bounds, damaged files, the directory lock.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { serviceLog } from "@aixcl/shared";
+import { tempDir } from "@aixcl/testkit";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import type { SealedBatch } from "../src/encode.js";
@@ -24,7 +25,7 @@ function openSpool(dir: string, options: { maxBytes?: number; fsync?: boolean } 
   return { spool, metrics, dropped: consumerMetrics.dropped, lines };
 }
 
-const freshDir = () => join(mkdtempSync(join(tmpdir(), "spool-test-")), "spool");
+const freshDir = () => join(tempDir("spool-test"), "spool");
 const batchFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".batch")).sort();
 
 /** A batch of `n` entries whose lines say which batch they belong to. */
@@ -199,7 +200,7 @@ describe("spool", () => {
   });
 
   it("a directory that cannot be used stops the start, naming spool.dir and what to do", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "spool-test-")), "a-file");
+    const file = join(tempDir("spool-test"), "a-file");
     writeFileSync(file, "");
     expect(() => openSpool(join(file, "spool"))).toThrow(/^spool.dir .*a-file\/spool: cannot use it \(ENOTDIR\); set spool.dir \(LOG_CONSUMER_SPOOL_DIR\)/);
   });

@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LogEntry } from "@aixcl/shared";
 import { encodeLogEntry, serviceLog } from "@aixcl/shared";
+import { tempDir } from "@aixcl/testkit";
 import { XPublisher } from "zeromq";
 import type { ConsumerConfig, RunningConsumer } from "../src/index.js";
 import { loadConsumerConfig } from "../src/index.js";
@@ -20,7 +20,7 @@ export function consumerConfig(settings: Record<string, unknown>, env: NodeJS.Pr
 
 /** Writes `settings` as a config file (JSON is YAML) beside a fresh spool directory; returns the file's path. */
 export function writeConsumerConfig(settings: Record<string, unknown>): string {
-  const dir = mkdtempSync(join(tmpdir(), "log-consumer-"));
+  const dir = tempDir("log-consumer");
   const file = join(dir, "log_consumer.yaml");
   writeFileSync(file, JSON.stringify({ ...settings, spool: { dir: join(dir, "spool"), ...(settings.spool as object | undefined) } }));
   return file;
