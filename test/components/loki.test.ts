@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { printComponentLogsOnFailure, requireComponents, runComponent, shippedConfig, startLoki, type LokiHandle } from "@aixcl/testkit";
+import { printComponentLogsOnFailure, requireComponents, runComponent, shippedConfig, startLoki, tempDir, type LokiHandle } from "@aixcl/testkit";
 
 const need = requireComponents("loki");
 if (need.skip) console.warn(`[skipped] Loki tests: ${need.skip}`);
@@ -21,14 +20,13 @@ describe.skipIf(need.skip !== undefined)("loki/loki-config.yml in the real Loki"
     ["an unparsable retention period", (c: string) => c.replace("retention_period: 168h", "retention_period: seven-days"), /seven-days/],
     ["retention without delete_request_store (Loki 3.x)", (c: string) => c.replace(/^\s*delete_request_store: filesystem\n/m, ""), /delete-request-store should be configured/],
   ])("-verify-config rejects %s (the check can fail)", async (_case, mutate, message) => {
-    const dir = mkdtempSync(join(tmpdir(), "aixcl-loki-bad-"));
+    const dir = tempDir("loki-bad");
     const bad = join(dir, "loki-config.yml");
     const shipped = readFileSync(shippedConfig.loki, "utf8");
     const variant = mutate(shipped);
     expect(variant).not.toBe(shipped);
     writeFileSync(bad, variant);
     const r = await runComponent("loki", [`-config.file=${bad}`, "-verify-config"]);
-    rmSync(dir, { recursive: true });
     expect(r.status).not.toBe(0);
     expect(r.output).toMatch(message);
   });

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -12,6 +11,7 @@ import {
   startLoki,
   startPrometheus,
   startPromtail,
+  tempDir,
   type LokiHandle,
   type PrometheusHandle,
   type PromtailHandle,
@@ -67,11 +67,10 @@ describe.skipIf(needTool.skip !== undefined)("promtool", () => {
   });
 
   it("check config rejects a broken variant (the check can fail)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "aixcl-prom-bad-"));
+    const dir = tempDir("prom-bad");
     const bad = join(dir, "prometheus.yml");
     writeFileSync(bad, readFileSync(shippedConfig.prometheus, "utf8").replace("scrape_interval: 15s", "scrape_interval: often"));
     const r = await runComponent("promtool", ["check", "config", bad]);
-    rmSync(dir, { recursive: true });
     expect(r.status).not.toBe(0);
     expect(r.output).toContain("often");
   });
@@ -88,7 +87,7 @@ describe.skipIf(need.skip !== undefined)("a real Prometheus running the shipped 
 
   beforeAll(async () => {
     loki = await startLoki();
-    varLog = mkdtempSync(join(tmpdir(), "aixcl-varlog-"));
+    varLog = tempDir("varlog");
     promtail = await startPromtail({ lokiUrl: loki.url, varLogDir: varLog });
     prometheus = await startPrometheus({
       targets: { "loki:3100": `127.0.0.1:${loki.httpPort}`, "promtail:9080": `127.0.0.1:${promtail.httpPort}` },
@@ -98,7 +97,6 @@ describe.skipIf(need.skip !== undefined)("a real Prometheus running the shipped 
     await prometheus?.stop();
     await promtail?.stop();
     await loki?.stop();
-    if (varLog) rmSync(varLog, { recursive: true, force: true });
   });
 
   it("reports Loki, Promtail and itself up", { timeout: 60_000 }, async () => {

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { printComponentLogsOnFailure, repoRoot, requireComponents, runComponent, shippedConfig, startLoki, startPromtail, type LokiHandle, type PromtailHandle } from "@aixcl/testkit";
+import { printComponentLogsOnFailure, repoRoot, requireComponents, runComponent, shippedConfig, startLoki, startPromtail, tempDir, type LokiHandle, type PromtailHandle } from "@aixcl/testkit";
 
 const need = requireComponents("promtail", "loki");
 if (need.skip) console.warn(`[skipped] Promtail tests: ${need.skip}`);
@@ -20,11 +19,10 @@ describe.skipIf(need.skip !== undefined)("promtail/promtail-config.yml in the re
   });
 
   it("-check-syntax rejects a broken variant (the check can fail)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "aixcl-promtail-bad-"));
+    const dir = tempDir("promtail-bad");
     const bad = join(dir, "promtail-config.yml");
     writeFileSync(bad, readFileSync(shippedConfig.promtail, "utf8").replace("refresh_interval: 5s", "refresh_interval: soon"));
     const r = await checkSyntax(bad);
-    rmSync(dir, { recursive: true });
     expect(r.status).not.toBe(0);
   });
 
@@ -36,7 +34,7 @@ describe.skipIf(need.skip !== undefined)("promtail/promtail-config.yml in the re
 
     beforeAll(async () => {
       loki = await startLoki();
-      varLog = mkdtempSync(join(tmpdir(), "aixcl-varlog-"));
+      varLog = tempDir("varlog");
       // The file exists before Promtail starts, as /var/log files do; more lines are appended while it runs.
       writeFileSync(join(varLog, "app.log"), `plain line one ${run}\n`);
       promtail = await startPromtail({ lokiUrl: loki.url, varLogDir: varLog });
@@ -44,7 +42,6 @@ describe.skipIf(need.skip !== undefined)("promtail/promtail-config.yml in the re
     afterAll(async () => {
       await promtail?.stop();
       await loki?.stop();
-      if (varLog) rmSync(varLog, { recursive: true, force: true });
     });
 
     it("ships a known /var/log file through the shipped `system` job, findable with LogQL", async () => {

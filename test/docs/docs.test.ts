@@ -5,8 +5,7 @@
  * stack actually sets.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +14,7 @@ import { parseArgs } from "@aixcl/cli";
 // The consumer's stream labels; the package exports only its public API, so read the module itself.
 import { RESERVED_LABELS } from "../../services/log-consumer/src/mapping.js";
 import type { LokiHandle } from "@aixcl/testkit";
-import { requireComponent, startLoki } from "@aixcl/testkit";
+import { requireComponent, startLoki, tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const DOCS = ["LOGGING.md", "QUICKSTART_LOGGING.md"];
@@ -111,11 +110,10 @@ describe("the docs' ./aixcl commands", () => {
   const healthy = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), "aixcl-docs-"));
+    dir = tempDir("docs");
     for (const f of ["aixcl", ".env.example", "docker-compose.yml"]) copyFileSync(join(root, f), join(dir, f));
     writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=docs0test0password0long\n");
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("covers the commands of the issue", () => {
     const texts = shown.map((s) => shellWords(s.text).slice(1, 3).join(" "));

@@ -6,11 +6,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, printComponentLogsOnFailure, requireComponents } from "@aixcl/testkit";
+import { freePort, printComponentLogsOnFailure, requireComponents, tempDir } from "@aixcl/testkit";
 import { PROJECT, SEARCH, startLogFixture, type LogFixture } from "./fixture.js";
 import { checkedInDashboards, dashboardProviders, dashboardsDir, grafanaDir, panelQueries, renderQuery } from "./provisioning.js";
 
@@ -52,7 +51,7 @@ describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server",
 
   beforeAll(async () => {
     fx = await startLogFixture();
-    dir = mkdtempSync(join(tmpdir(), "aixcl-grafana-server-"));
+    dir = tempDir("grafana-server");
     // Our provisioning as shipped; only what docker-compose.yml provides differently is adapted: the
     // datasource URLs (compose service names) and the provider path (the compose mount of grafana/dashboards).
     const provisioning = join(dir, "provisioning");
@@ -104,7 +103,6 @@ describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server",
       if (grafana.exitCode === null) grafana.kill("SIGKILL");
     }
     await fx?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("provisions both datasources under their fixed uids, the trace links unescaped", async () => {

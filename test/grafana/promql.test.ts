@@ -4,8 +4,7 @@
  * failures) going through them. Every PromQL query must be accepted, name metrics those services really
  * expose, and return data where the traffic produced some.
  */
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { XPublisher } from "zeromq";
@@ -16,6 +15,7 @@ import {
   startLoki,
   startPrometheus,
   startPromtail,
+  tempDir,
   type LokiHandle,
   type PrometheusHandle,
   type PromtailHandle,
@@ -97,7 +97,7 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
 
   beforeAll(async () => {
     loki = await startLoki();
-    varLog = mkdtempSync(join(tmpdir(), "aixcl-grafana-varlog-"));
+    varLog = tempDir("grafana-varlog");
     appendFileSync(join(varLog, "app.log"), "first line\n");
     promtail = await startPromtail({ lokiUrl: loki.url, varLogDir: varLog });
     bus = await startBus({ lokiUrl: loki.url });
@@ -142,7 +142,6 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
     await bus?.stop();
     await promtail?.stop();
     await loki?.stop();
-    if (varLog) rmSync(varLog, { recursive: true, force: true });
   });
 
   it("every query is accepted by Prometheus", { timeout: 60_000 }, async () => {

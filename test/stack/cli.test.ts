@@ -5,12 +5,13 @@
  * healthcheck tests against the real components, and the TypeScript commands' tests against real Loki.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fakeDockerDir = join(root, "test/stack/fake-docker");
@@ -27,10 +28,9 @@ interface Result {
 let dir: string;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "aixcl-cli-"));
+  dir = tempDir("cli");
   for (const f of ["aixcl", ".env.example", "docker-compose.yml"]) copyFileSync(join(root, f), join(dir, f));
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function aixcl(args: string[], env: Record<string, string> = {}, options: { input?: string; path?: string; cwd?: string } = {}): Result {
   const log = join(dir, "docker-calls.log");

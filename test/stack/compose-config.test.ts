@@ -5,11 +5,11 @@
  * real components, so like them this runs in CI and may skip elsewhere.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const goFound = spawnSync("bash", ["-c", "command -v go || ls /usr/local/go/bin/go"], { encoding: "utf8" }).stdout.trim().split("\n")[0] ?? "";
@@ -32,11 +32,10 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
   let bin: string;
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), "aixcl-compose-config-"));
+    dir = tempDir("compose-config");
     bin = join(dir, "compose-config");
     execFileSync(goFound, ["build", "-o", bin, "."], { cwd: join(root, "test/stack/compose-config"), stdio: "pipe", timeout: 600_000 });
   }, 600_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function load(envText: string, composeFile = join(root, "docker-compose.yml")) {
     const envFile = join(dir, "test.env");

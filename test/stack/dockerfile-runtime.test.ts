@@ -7,12 +7,11 @@
  * install provides, fails here.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "@aixcl/testkit";
+import { describe, expect, it } from "vitest";
+import { freePort, tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const distBuilt = ["packages/shared", "packages/cli", "services/broker", "services/log-consumer"].every((p) => existsSync(join(root, p, "dist")));
@@ -49,7 +48,7 @@ function copy(from: string, to: string) {
 /** Builds the final stage of `dockerfile` into a temp dir; returns the dir and the CMD. */
 function assemble(dockerfile: string): { app: string; cmd: string[] } {
   const all = stages(dockerfile);
-  const work = mkdtempSync(join(tmpdir(), "aixcl-image-"));
+  const work = tempDir("image");
   const manifests = join(work, "src");
   for (const line of stage(all, "manifests").lines) {
     const m = /^COPY\s+(\S+(?:\s+\S+)*)\s+(\S+)$/.exec(line);
@@ -108,15 +107,9 @@ async function waitHttp(url: string, timeoutMs: number, proc: { child: { exitCod
   }
 }
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(dirname(d), { recursive: true, force: true });
-});
-
 describe.skipIf(!distBuilt)("the images' final stages contain what the services need", () => {
   it("broker: starts from services/broker/Dockerfile's runtime files and answers /readyz", { timeout: 300_000 }, async () => {
     const { app, cmd } = assemble("services/broker/Dockerfile");
-    dirs.push(app);
     expect(cmd).toEqual(["node", "services/broker/dist/main.js"]);
     const metrics = await freePort();
     const broker = start(cmd, app, {
@@ -137,7 +130,6 @@ describe.skipIf(!distBuilt)("the images' final stages contain what the services 
 
   it("log-consumer and cli: both start from services/log-consumer/Dockerfile's runtime files", { timeout: 300_000 }, async () => {
     const { app, cmd } = assemble("services/log-consumer/Dockerfile");
-    dirs.push(app);
     expect(cmd).toEqual(["node", "--max-old-space-size=128", "services/log-consumer/dist/main.js"]);
     const ops = await freePort();
     const consumer = start(cmd, app, {

@@ -5,8 +5,7 @@
  * ready service from one that is not.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +16,7 @@ import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
 import type { ServiceLog } from "@aixcl/shared";
 import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { componentBinary, freePort, repoRoot, requireComponent, startLoki, startPrometheus, startPromtail } from "@aixcl/testkit";
+import { componentBinary, freePort, repoRoot, requireComponent, startLoki, startPrometheus, startPromtail, tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as {
@@ -81,18 +80,13 @@ if (promtail.skip) console.warn(`SKIPPED Promtail healthcheck tests: ${promtail.
 
 describe.skipIf(loki.skip !== undefined || promtail.skip !== undefined)("Promtail: HTTP over bash's /dev/tcp (the image has no curl or wget)", () => {
   let handle: LokiHandle;
-  const dirs: string[] = [];
   beforeAll(async () => {
     handle = await startLoki();
   });
-  afterAll(async () => {
-    await handle?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
+  afterAll(async () => handle?.stop());
 
   async function promtailWith(logFile: boolean) {
-    const varLogDir = mkdtempSync(join(tmpdir(), "aixcl-varlog-"));
-    dirs.push(varLogDir);
+    const varLogDir = tempDir("varlog");
     if (logFile) writeFileSync(join(varLogDir, "syslog.log"), "a line\n");
     return startPromtail({ lokiUrl: handle.url, varLogDir });
   }
