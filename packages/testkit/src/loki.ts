@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { requiredBinary, shippedConfig } from "./components.js";
-import { ComponentProcess, freePort, httpOk, tempDir, waitUntil } from "./process.js";
+import { ComponentProcess, freePort, launchUntilReady, tempDir } from "./process.js";
 
 /** One stream of a query_range result; the 3rd value element is the entry's structured metadata, if any. */
 export interface LokiStream {
@@ -51,8 +51,7 @@ export interface StartLokiOptions {
  */
 export async function startLoki(opts: StartLokiOptions = {}): Promise<LokiHandle> {
   const bin = requiredBinary("loki");
-  // Ports are free when asked for but may be taken before Loki binds them; retry that race only.
-  for (let attempt = 1; ; attempt++) {
+  const { proc, url, httpPort, dataDir } = await launchUntilReady("Loki", "/ready", opts.readyTimeoutMs ?? 60_000, async () => {
     const dir = tempDir("loki");
     const dataDir = join(dir, "data");
     mkdirSync(dataDir);
@@ -72,16 +71,9 @@ export async function startLoki(opts: StartLokiOptions = {}): Promise<LokiHandle
         ...(opts.args ?? []),
       ],
     });
-    const url = `http://127.0.0.1:${httpPort}`;
-    try {
-      await waitUntil(proc, `Loki on ${url}`, () => httpOk(`${url}/ready`), opts.readyTimeoutMs ?? 60_000);
-    } catch (err) {
-      await proc.stop();
-      if (attempt < 3 && /address already in use/.test(String(err))) continue;
-      throw err;
-    }
-    return lokiHandle(proc, url, httpPort, dataDir);
-  }
+    return { proc, url: `http://127.0.0.1:${httpPort}`, httpPort, dataDir };
+  });
+  return lokiHandle(proc, url, httpPort, dataDir);
 }
 
 function lokiHandle(proc: ComponentProcess, url: string, httpPort: number, dataDir: string): LokiHandle {

@@ -148,7 +148,7 @@ export class ComponentProcess {
  * Polls `probe` until it resolves true. Fails early, with the component's log tail, when the process exits;
  * fails with the log tail and the last probe error after `timeoutMs`.
  */
-export async function waitUntil(proc: ComponentProcess, what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(proc: ComponentProcess, what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = "";
   while (Date.now() < deadline) {
@@ -165,8 +165,33 @@ export async function waitUntil(proc: ComponentProcess, what: string, probe: () 
   throw new Error(`${what}: not ready after ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ""}. Log (${proc.logFile}):\n${proc.logTail()}`);
 }
 
+/** A launched component: its process and the base URL it serves on. */
+export interface Launched {
+  proc: ComponentProcess;
+  url: string;
+}
+
+/**
+ * Calls `launch` (which starts a component on ports that were free when asked for) and waits until
+ * `<url><readyPath>` answers 2xx. Another process may take such a port before the component binds it: that race,
+ * and only that, is retried with a fresh launch, three launches in all.
+ */
+export async function launchUntilReady<T extends Launched>(label: string, readyPath: string, timeoutMs: number, launch: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const launched = await launch();
+    try {
+      await waitUntil(launched.proc, `${label} on ${launched.url}`, () => httpOk(`${launched.url}${readyPath}`), timeoutMs);
+      return launched;
+    } catch (err) {
+      await launched.proc.stop();
+      if (attempt < 3 && /address already in use/.test(String(err))) continue;
+      throw err;
+    }
+  }
+}
+
 /** GET `url` with a short timeout; true on 2xx. */
-export async function httpOk(url: string): Promise<boolean> {
+async function httpOk(url: string): Promise<boolean> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
   await res.arrayBuffer();
   return res.ok;

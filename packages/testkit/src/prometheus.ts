@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { requiredBinary, shippedConfig } from "./components.js";
-import { ComponentProcess, freePort, httpOk, tempDir, waitUntil } from "./process.js";
+import { ComponentProcess, freePort, launchUntilReady, tempDir } from "./process.js";
 
 export interface ScrapeTarget {
   job: string;
@@ -72,7 +72,7 @@ export function mapScrapeTargets(shippedYaml: string, targets: Record<string, st
 export async function startPrometheus(opts: StartPrometheusOptions = {}): Promise<PrometheusHandle> {
   const bin = requiredBinary("prometheus");
   const shipped = readFileSync(opts.configFile ?? shippedConfig.prometheus, "utf8");
-  for (let attempt = 1; ; attempt++) {
+  const { proc, url, httpPort, configFile } = await launchUntilReady("Prometheus", "/-/ready", opts.readyTimeoutMs ?? 30_000, async () => {
     const dir = tempDir("prometheus");
     const httpPort = await freePort();
     const configFile = join(dir, "prometheus.yml");
@@ -83,44 +83,37 @@ export async function startPrometheus(opts: StartPrometheusOptions = {}): Promis
       dir,
       args: [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${httpPort}`],
     });
-    const url = `http://127.0.0.1:${httpPort}`;
-    try {
-      await waitUntil(proc, `Prometheus on ${url}`, () => httpOk(`${url}/-/ready`), opts.readyTimeoutMs ?? 30_000);
-    } catch (err) {
-      await proc.stop();
-      if (attempt < 3 && /address already in use/.test(String(err))) continue;
-      throw err;
-    }
-    const targets = async (): Promise<ScrapeTarget[]> => {
-      const res = await fetch(`${url}/api/v1/targets?state=active`, { signal: AbortSignal.timeout(5000) });
-      if (!res.ok) throw new Error(`Prometheus /api/v1/targets answered ${res.status}`);
-      const body = (await res.json()) as { data: { activeTargets: { labels: Record<string, string>; scrapeUrl: string; health: ScrapeTarget["health"]; lastError: string }[] } };
-      return body.data.activeTargets.map((t) => ({ job: t.labels["job"] ?? "", scrapeUrl: t.scrapeUrl, health: t.health, lastError: t.lastError }));
-    };
-    return {
-      url,
-      httpPort,
-      configFile,
-      logs: () => proc.logs(),
-      stop: () => proc.stop(),
-      targets,
-      async waitForTargetsUp(jobs, timeoutMs = 45_000) {
-        const deadline = Date.now() + timeoutMs;
-        for (;;) {
-          const all = await targets();
-          const wanted = all.filter((t) => jobs.includes(t.job));
-          const missing = jobs.filter((j) => !wanted.some((t) => t.job === j));
-          if (missing.length === 0 && wanted.every((t) => t.health === "up")) return wanted;
-          if (Date.now() > deadline) {
-            const state = jobs.map((j) => {
-              const ts = wanted.filter((t) => t.job === j);
-              return ts.length === 0 ? `${j}: no such job` : ts.map((t) => `${j} ${t.scrapeUrl}: ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).join("; ");
-            });
-            throw new Error(`Prometheus targets not up within ${timeoutMs} ms:\n${state.join("\n")}`);
-          }
-          await new Promise((r) => setTimeout(r, 500));
+    return { proc, url: `http://127.0.0.1:${httpPort}`, httpPort, configFile };
+  });
+  const targets = async (): Promise<ScrapeTarget[]> => {
+    const res = await fetch(`${url}/api/v1/targets?state=active`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`Prometheus /api/v1/targets answered ${res.status}`);
+    const body = (await res.json()) as { data: { activeTargets: { labels: Record<string, string>; scrapeUrl: string; health: ScrapeTarget["health"]; lastError: string }[] } };
+    return body.data.activeTargets.map((t) => ({ job: t.labels["job"] ?? "", scrapeUrl: t.scrapeUrl, health: t.health, lastError: t.lastError }));
+  };
+  return {
+    url,
+    httpPort,
+    configFile,
+    logs: () => proc.logs(),
+    stop: () => proc.stop(),
+    targets,
+    async waitForTargetsUp(jobs, timeoutMs = 45_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const all = await targets();
+        const wanted = all.filter((t) => jobs.includes(t.job));
+        const missing = jobs.filter((j) => !wanted.some((t) => t.job === j));
+        if (missing.length === 0 && wanted.every((t) => t.health === "up")) return wanted;
+        if (Date.now() > deadline) {
+          const state = jobs.map((j) => {
+            const ts = wanted.filter((t) => t.job === j);
+            return ts.length === 0 ? `${j}: no such job` : ts.map((t) => `${j} ${t.scrapeUrl}: ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).join("; ");
+          });
+          throw new Error(`Prometheus targets not up within ${timeoutMs} ms:\n${state.join("\n")}`);
         }
-      },
-    };
-  }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    },
+  };
 }

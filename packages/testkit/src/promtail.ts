@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { requiredBinary, shippedConfig } from "./components.js";
-import { ComponentProcess, freePort, httpOk, tempDir, waitUntil } from "./process.js";
+import { ComponentProcess, freePort, launchUntilReady, tempDir } from "./process.js";
 
 export interface PromtailHandle {
   url: string;
@@ -33,7 +33,7 @@ export interface StartPromtailOptions {
  */
 export async function startPromtail(opts: StartPromtailOptions): Promise<PromtailHandle> {
   const bin = requiredBinary("promtail");
-  for (let attempt = 1; ; attempt++) {
+  const { proc, url, httpPort, positionsFile } = await launchUntilReady("Promtail", "/ready", opts.readyTimeoutMs ?? 30_000, async () => {
     const dir = tempDir("promtail");
     const httpPort = await freePort();
     const positionsFile = join(dir, "positions.yaml");
@@ -54,14 +54,7 @@ export async function startPromtail(opts: StartPromtailOptions): Promise<Promtai
         PROMTAIL_DOCKER_HOST: opts.dockerHost ?? `unix://${join(dir, "no-docker.sock")}`,
       },
     });
-    const url = `http://127.0.0.1:${httpPort}`;
-    try {
-      await waitUntil(proc, `Promtail on ${url}`, () => httpOk(`${url}/ready`), opts.readyTimeoutMs ?? 30_000);
-    } catch (err) {
-      await proc.stop();
-      if (attempt < 3 && /address already in use/.test(String(err))) continue;
-      throw err;
-    }
-    return { url, httpPort, positionsFile, logs: () => proc.logs(), stop: () => proc.stop() };
-  }
+    return { proc, url: `http://127.0.0.1:${httpPort}`, httpPort, positionsFile };
+  });
+  return { url, httpPort, positionsFile, logs: () => proc.logs(), stop: () => proc.stop() };
 }
