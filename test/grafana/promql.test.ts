@@ -15,12 +15,13 @@ import {
   startLoki,
   startPrometheus,
   startPromtail,
+  startBus,
   tempDir,
+  type BusHandle,
   type LokiHandle,
   type PrometheusHandle,
   type PromtailHandle,
 } from "@aixcl/testkit";
-import { startBus, type BusHandle } from "@aixcl/testkit";
 import { checkedInDashboards, panelQueries, renderQuery, type PanelQuery } from "./provisioning.js";
 
 const need = requireComponents("prometheus", "loki", "promtail");

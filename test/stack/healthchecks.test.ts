@@ -10,13 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { startBroker } from "@aixcl/broker";
 import type { RunningBroker } from "@aixcl/broker";
-import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
 import type { ServiceLog } from "@aixcl/shared";
-import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { componentBinary, freePort, repoRoot, requireComponent, startLoki, startPrometheus, startPromtail, tempDir } from "@aixcl/testkit";
+import { componentBinary, freePort, requireComponent, startLoki, startPrometheus, startPromtail, startShippedConsumer, startTestBroker, tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as {
@@ -134,15 +131,10 @@ describe.skipIf(prometheus.skip !== undefined || !hasWget)("Prometheus: wget (bu
   });
 });
 
-function testBroker(): Promise<RunningBroker> {
-  const defaults = defaultsOf(messageBusSchema);
-  return startBroker({ ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_port: 0 } }, silent);
-}
-
 describe("our services: node fetch of /readyz", () => {
   let broker: RunningBroker;
   beforeAll(async () => {
-    broker = await testBroker();
+    broker = await startTestBroker({}, silent);
   });
   afterAll(async () => broker?.close());
 
@@ -150,7 +142,7 @@ describe("our services: node fetch of /readyz", () => {
     const argv = healthcheck("broker", 9464, broker.ops.port);
     expect(argv[0]).toBe("node");
     expect((await exec([process.execPath, ...argv.slice(1)])).code).toBe(0);
-    const other = await testBroker();
+    const other = await startTestBroker({}, silent);
     const stopped = healthcheck("broker", 9464, other.ops.port);
     await other.close();
     expect((await exec([process.execPath, ...stopped.slice(1)])).code).not.toBe(0);
@@ -158,18 +150,7 @@ describe("our services: node fetch of /readyz", () => {
 
   it.skipIf(loki.skip !== undefined)("log-consumer: exits 0 when ready (bus and Loki reachable), non-zero when Loki is not", async () => {
     const handle = await startLoki();
-    const consumerWith = async (lokiUrl: string) =>
-      startConsumer(
-        loadConsumerConfig({
-          LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
-          LOKI_URL: lokiUrl,
-          MESSAGE_BUS_HOST: "127.0.0.1",
-          MESSAGE_BUS_SUB_PORT: broker.subEndpoint.slice(broker.subEndpoint.lastIndexOf(":") + 1),
-          LOG_CONSUMER_OPS_PORT: String(await freePort()),
-          LOG_CONSUMER_FLUSH_DEADLINE: "1s",
-        }),
-        { log: silent },
-      );
+    const consumerWith = (lokiUrl: string) => startShippedConsumer(broker.subEndpoint, lokiUrl, silent);
     const good = await consumerWith(handle.url);
     const bad = await consumerWith(`http://127.0.0.1:${await freePort()}`);
     try {

@@ -1,12 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBroker } from "@aixcl/broker";
-import { startBroker } from "@aixcl/broker";
 import type { RunningConsumer } from "@aixcl/log-consumer";
-import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
 import type { ServiceLog } from "@aixcl/shared";
-import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { freePort, repoRoot, requireComponent, startLoki } from "@aixcl/testkit";
+import { freePort, requireComponent, startLoki, startShippedConsumer, startTestBroker } from "@aixcl/testkit";
 import { BUS_TEST_MODULE, BUS_TEST_SUBSYSTEM } from "../src/index.js";
 import { runCli } from "./helpers.js";
 
@@ -15,23 +12,9 @@ if (loki.skip) console.warn(`SKIPPED packages/cli/test/bus-test.test.ts: ${loki.
 
 const silent: ServiceLog = { debug() {}, info() {}, warn() {}, error() {} };
 
-function broker(): Promise<RunningBroker> {
-  const defaults = defaultsOf(messageBusSchema);
-  return startBroker({ ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_port: 0 } }, silent);
-}
-
 /** The real consumer from the shipped config file, subscribed to `b` and pushing to `lokiUrl`. */
-async function consumer(b: RunningBroker, lokiUrl: string): Promise<RunningConsumer> {
-  const config = loadConsumerConfig({
-    LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
-    LOKI_URL: lokiUrl,
-    MESSAGE_BUS_HOST: "127.0.0.1",
-    MESSAGE_BUS_SUB_PORT: b.subEndpoint.slice(b.subEndpoint.lastIndexOf(":") + 1),
-    LOG_CONSUMER_OPS_PORT: String(await freePort()),
-    // A dead Loki must not hold the test's consumer in backoff for minutes at stop().
-    LOG_CONSUMER_FLUSH_DEADLINE: "1s",
-  });
-  return startConsumer(config, { log: silent });
+function consumer(b: RunningBroker, lokiUrl: string): Promise<RunningConsumer> {
+  return startShippedConsumer(b.subEndpoint, lokiUrl, silent);
 }
 
 describe.skipIf(loki.skip !== undefined)("bus test through the real broker, log-consumer and Loki", () => {
@@ -40,7 +23,7 @@ describe.skipIf(loki.skip !== undefined)("bus test through the real broker, log-
 
   beforeAll(async () => {
     handle = await startLoki();
-    bus = await broker();
+    bus = await startTestBroker({}, silent);
   });
   afterAll(async () => {
     await bus?.close();

@@ -4,9 +4,10 @@ import type { RunningBroker } from "@aixcl/broker";
 import { startBroker } from "@aixcl/broker";
 import type { RunningConsumer } from "@aixcl/log-consumer";
 import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
-import type { MessageBusConfig } from "@aixcl/shared";
+import type { MessageBusConfig, ServiceLog } from "@aixcl/shared";
 import { defaultsOf, messageBusSchema, serviceLog } from "@aixcl/shared";
-import { tempDir } from "./process.js";
+import { repoRoot } from "./components.js";
+import { freePort, tempDir } from "./process.js";
 
 export interface BusHandle {
   broker: RunningBroker;
@@ -29,16 +30,35 @@ function portOf(endpoint: string): number {
   return Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
 }
 
+/** The real broker in this process, on free 127.0.0.1 ports (metrics too), with `broker` settings over the defaults. */
+export function startTestBroker(broker: Partial<MessageBusConfig["broker"]> = {}, log: ServiceLog = serviceLog("broker", "error")): Promise<RunningBroker> {
+  const defaults = defaultsOf(messageBusSchema);
+  return startBroker({ ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_host: "127.0.0.1", metrics_port: 0, ...broker } }, log);
+}
+
+/**
+ * The log consumer on its own, from the shipped config/log_consumer.yaml with the environment overrides a
+ * deployment would use: subscribed to the broker at `subEndpoint`, pushing to `lokiUrl`, ops on a free port. Its
+ * flush deadline is 1 s, so a dead Loki does not hold stop() in backoff for minutes.
+ */
+export async function startShippedConsumer(subEndpoint: string, lokiUrl: string, log: ServiceLog = serviceLog("log-consumer", "error")): Promise<RunningConsumer> {
+  const config = loadConsumerConfig({
+    LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
+    LOKI_URL: lokiUrl,
+    MESSAGE_BUS_HOST: "127.0.0.1",
+    MESSAGE_BUS_SUB_PORT: String(portOf(subEndpoint)),
+    LOG_CONSUMER_OPS_PORT: String(await freePort()),
+    LOG_CONSUMER_FLUSH_DEADLINE: "1s",
+  });
+  return startConsumer(config, { log });
+}
+
 /**
  * The real message bus in this process: the broker on free ports and the log consumer, loaded through its
  * own config loader, pushing to `lokiUrl`. Both log errors only.
  */
 export async function startBus(options: StartBusOptions): Promise<BusHandle> {
-  const defaults = defaultsOf(messageBusSchema);
-  const broker = await startBroker(
-    { ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_host: "127.0.0.1", metrics_port: 0, ...options.broker } },
-    serviceLog("broker", "error"),
-  );
+  const broker = await startTestBroker(options.broker);
   try {
     const sections: Record<string, Record<string, unknown>> = {
       bus: { host: "127.0.0.1", sub_port: portOf(broker.subEndpoint) },

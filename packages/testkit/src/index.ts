@@ -7,6 +7,6 @@ export { startPromtail } from "./promtail.js";
 export type { PromtailHandle, StartPromtailOptions } from "./promtail.js";
 export { mapScrapeTargets, startPrometheus } from "./prometheus.js";
 export type { PrometheusHandle, ScrapeTarget, StartPrometheusOptions } from "./prometheus.js";
-export { startBus } from "./bus.js";
+export { startBus, startShippedConsumer, startTestBroker } from "./bus.js";
 export type { BusHandle, StartBusOptions } from "./bus.js";
 export { metricSample, seededRandom } from "./samples.js";
