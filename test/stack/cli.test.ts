@@ -173,6 +173,15 @@ describe("start: prerequisites, each with its own message, before anything is cr
   it.each(["2.20.0", "v2.29.1-desktop.1", "2.40.3", "5.0.0"])("Compose %s is accepted", (version) => {
     expect(aixcl(["start"], { FAKE_DOCKER_COMPOSE: version, FAKE_DOCKER_PS: ALL_HEALTHY }).status).toBe(0);
   });
+
+  // A source build of Compose says "dev"; Bash arithmetic on it was an unbound-variable crash under set -u.
+  it.each(["dev", "v2.x-rc", "unknown version"])("Compose version %j that is not a number: a clear warning, and the start goes on", (version) => {
+    const r = aixcl(["start"], { FAKE_DOCKER_COMPOSE: version, FAKE_DOCKER_PS: ALL_HEALTHY });
+    expect(r.stderr).not.toContain("unbound variable");
+    expect(r.stderr).toContain(`warning: cannot tell the Docker Compose version from '${version.replace(/^v/, "")}'`);
+    expect(r.stderr).toContain("2.20.0 or newer is needed");
+    expect(r.status).toBe(0);
+  });
 });
 
 describe("start", () => {
