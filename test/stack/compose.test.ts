@@ -225,6 +225,12 @@ describe("the Dockerfiles", () => {
       const stages = text.split(/^FROM /m).slice(1);
       const final = stages.at(-1) ?? "";
 
+      // A `# syntax=` directive makes BuildKit fetch a frontend image from Docker Hub before anything else:
+      // behind a proxy, air-gapped, or on a machine with no registry, no build can start.
+      it("needs no image from a registry beyond its base (no `# syntax=` frontend directive)", () => {
+        expect(text).not.toMatch(/^#\s*syntax\s*=/im);
+      });
+
       it("builds from the repository root with the Dockerfile under its service folder", () => {
         expect(build.context).toBe(".");
         expect(build.dockerfile).toBe(`services/${name}/Dockerfile`);
