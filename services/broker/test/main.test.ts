@@ -46,6 +46,24 @@ describe("broker entry point (built dist/main.js)", () => {
     });
   }
 
+  // `docker logs` gone, a closed pipe: the stop's own log line fails with EPIPE. That must not keep the broker
+  // (and its ZeroMQ threads) alive past SIGTERM.
+  it("exits 0 on SIGTERM after its stdout was closed", { timeout: 20_000 }, async () => {
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\``);
+    const file = join(dir, "stdout-closed.yaml");
+    writeFileSync(file, ports);
+    const child = spawn(process.execPath, [entry], { env: { ...process.env, MESSAGE_BUS_CONFIG: file }, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    await new Promise<void>((resolve) => child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("broker started") && resolve()));
+    child.stdout.destroy();
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    const code = await Promise.race([exited, new Promise<"still running">((r) => setTimeout(() => r("still running"), 10_000))]);
+    if (code === "still running") child.kill("SIGKILL");
+    expect(code, stderr).toBe(0);
+  });
+
   it("refuses a bad config file at start, naming the key and the reason", async () => {
     const run = await runBroker("host: 127.0.0.1\npub_prot: 5555\n");
     expect(run.code).toBe(78);

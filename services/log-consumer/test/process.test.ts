@@ -30,6 +30,8 @@ interface ConsumerProcess {
   exited: Promise<number | null>;
   opsUrl: Promise<string>;
   kill(signal: NodeJS.Signals): void;
+  /** Closes the read end of its stdout, as when `docker logs` or a pipe reader goes away. */
+  closeStdout(): void;
 }
 
 /** Runs dist/main.js with `settings` as its config file (and a fresh spool), or with the config file `file`. */
@@ -55,7 +57,7 @@ function runConsumer(settings: Record<string, unknown>, file = writeConsumerConf
     if (child.exitCode === null) child.kill("SIGKILL");
     if (stderr.trim() !== "") console.error(stderr);
   });
-  return { file, lines, exited, opsUrl, kill: (signal) => child.kill(signal) };
+  return { file, lines, exited, opsUrl, kill: (signal) => child.kill(signal), closeStdout: () => child.stdout.destroy() };
 }
 
 async function decodedSoFar(opsUrl: string): Promise<number> {
@@ -95,6 +97,17 @@ describe("log consumer process", () => {
     expect(await consumer.exited).toBe(0);
     expect(receiver.written.map((e) => seqOf(e.line)).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
     expect(consumer.lines.map((l) => l.msg)).toContain("flushed everything before stopping");
+  });
+
+  it("SIGTERM after its stdout was closed (EPIPE on every log line): still flushes and exits 0", async () => {
+    const { bus, receiver, consumer, opsUrl } = await setup();
+    consumer.closeStdout();
+    await publishNumbered(bus, 300);
+    await until("300 entries decoded", async () => (await decodedSoFar(opsUrl)) === 300);
+    consumer.kill("SIGTERM");
+    const code = await Promise.race([consumer.exited, new Promise<string>((r) => setTimeout(() => r("still running after 10 s"), 10_000))]);
+    expect(code).toBe(0);
+    expect(receiver.written.map((e) => seqOf(e.line)).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 
   it("SIGINT with Loki refusing: gives up at the deadline, keeps what is left in the spool, exits 0; the next start delivers it", async () => {
