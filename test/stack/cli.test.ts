@@ -68,17 +68,19 @@ function composeCalls(r: Result): string[][] {
 const started = () => aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
 
 describe("keys", () => {
-  it("makes ./keys (mode 700) and runs the keys command in our image as the host user", () => {
+  it("makes ./keys (mode 700, owned by the services' uid) and runs the keys command in our image as that uid", () => {
     const r = aixcl(["keys", "my-app"]);
     expect(r.status).toBe(0);
     expect(statSync(join(dir, "keys")).mode & 0o777).toBe(0o700);
+    // Run as root (CI is), the folder must still be the services' (uid 1000), or they cannot write or read it.
+    expect(statSync(join(dir, "keys")).uid).toBe(process.getuid?.() === 0 ? 1000 : process.getuid?.());
     const calls = composeCalls(r);
     expect(calls).toContainEqual(["build", "log-consumer"]);
     const runCall = calls.find((c) => c[0] === "run");
     // The services' uid: the user's own, except root's, which becomes the images' node user.
     const own = (id: number | undefined) => String(id === undefined || id === 0 ? 1000 : id);
     const [uid, gid] = [own(process.getuid?.()), own(process.getgid?.())];
-    expect(runCall).toEqual(["run", "--rm", "--no-deps", "-T", "--user", `${uid}:${gid}`, "--volume", `${join(dir, "keys")}:/keys-rw`, "cli", "keys", "--dir", "/keys-rw", "my-app"]);
+    expect(runCall).toEqual(["run", "--rm", "--no-deps", "-T", "--user", `${uid}:${gid}`, "--volume", `${join(dir, "keys")}:/keys-rw`, "cli", "keys", "--dir", "/keys-rw", "--show-dir", "keys", "my-app"]);
   });
 
   it("refuses --dir: the stack reads ./keys", () => {

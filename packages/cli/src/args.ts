@@ -29,7 +29,7 @@ export type Command =
   | ({ kind: "query"; logql: string } & OutputOptions)
   | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
   | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined }
-  | { kind: "keys"; dir: string; clients: string[] };
+  | { kind: "keys"; dir: string; clients: string[]; shownDir: string };
 
 /** A command line that cannot be run; the message says what is wrong and how to do it right. */
 export class UsageError extends Error {
@@ -46,10 +46,11 @@ export const USAGE = `Usage:
   bus test [--timeout <duration>] [--bus <endpoint>]
       Publish a uniquely tagged LogEntry through the broker and wait until Loki returns it (default 30s).
       Exit status 0 when it arrived, 1 otherwise.
-  keys [<client>...] [--dir <path>]
+  keys [<client>...] [--dir <path>] [--show-dir <path>]
       Create CurveZMQ key pairs for the broker, the stack's clients (${STACK_KEY_CLIENTS.join(", ")}) and each
       named client, secret files mode 0600, and the broker's allow-list. Existing keys are kept.
       Default folder: $MESSAGE_BUS_KEYS_DIR, else ./${DEFAULT_KEYS_DIR}. The stack requires CURVE once it exists.
+      --show-dir: how messages name the folder (./aixcl runs this in a container that sees ./keys elsewhere).
   help
 
 Options for every command: --loki <url> (default $LOKI_URL, else ${DEFAULT_LOKI_URL}).
@@ -72,7 +73,7 @@ const SPECS: Record<"query" | "tail" | "bus-test" | "keys", Spec> = {
     positional: [0, 1],
   },
   "bus-test": { values: ["--timeout", "--bus", "--loki"], flags: {}, positional: [0, 0] },
-  keys: { values: ["--dir"], flags: {}, positional: [0, 64] },
+  keys: { values: ["--dir", "--show-dir"], flags: {}, positional: [0, 64] },
 };
 
 const NAMES: Record<keyof typeof SPECS, string> = { query: "logs query", tail: "logs tail", "bus-test": "bus test", keys: "keys" };
@@ -192,10 +193,12 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
     const parsed = parseOptions("keys", args);
     const bad = parsed.positional.find((name) => !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name));
     if (bad !== undefined) throw new UsageError(`keys: client name ${JSON.stringify(bad)} must be lower-case letters, digits, - and _ (up to 64)`);
+    const dir = parsed.values.get("--dir") ?? (env.MESSAGE_BUS_KEYS_DIR || DEFAULT_KEYS_DIR);
     return {
       kind: "keys",
-      dir: parsed.values.get("--dir") ?? (env.MESSAGE_BUS_KEYS_DIR || DEFAULT_KEYS_DIR),
+      dir,
       clients: [...new Set([...STACK_KEY_CLIENTS, ...parsed.positional])],
+      shownDir: parsed.values.get("--show-dir") ?? dir,
     };
   }
   const shown = [group, sub].filter((s) => s !== undefined).join(" ");

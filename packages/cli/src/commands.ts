@@ -177,12 +177,14 @@ export async function runBusTest(cmd: BusTestCommand, io: CliIO): Promise<number
 
 /** Creates what is missing of the CURVE keys and rewrites the broker's allow-list. */
 export function runKeys(cmd: KeysCommand, io: CliIO): number {
+  // Paths as the user knows them: ./aixcl runs this in a container that sees their keys/ at another path.
+  const shown = (path: string) => (path === cmd.dir || path.startsWith(`${cmd.dir}/`) ? `${cmd.shownDir}${path.slice(cmd.dir.length)}` : path);
   const created = generateKeys(cmd.dir, cmd.clients);
-  for (const file of created) io.stdout.write(`created ${file} (mode 600) and its .pub\n`);
-  if (created.length === 0) io.stdout.write(`every key already existed in ${cmd.dir}; nothing created\n`);
+  for (const file of created) io.stdout.write(`created ${shown(file)} (mode 600) and its .pub\n`);
+  if (created.length === 0) io.stdout.write(`every key already existed in ${shown(cmd.dir)}; nothing created\n`);
   const { allowList } = brokerKeyFiles(cmd.dir);
   const allowed = readAllowList(allowList).map((client) => client.name);
-  io.stdout.write(`allow-list ${allowList}: ${allowed.join(", ")}\n`);
+  io.stdout.write(`allow-list ${shown(allowList)}: ${allowed.join(", ")}\n`);
   io.stdout.write("The bus requires CurveZMQ from the next start of the broker: ./aixcl restart\n");
   return 0;
 }
