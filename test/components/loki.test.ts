@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { printComponentLogsOnFailure, requireComponents, runComponent, shippedConfig, startLoki, tempDir, type LokiHandle } from "@aixcl/testkit";
+import { entryCount, printComponentLogsOnFailure, requireComponents, runComponent, shippedConfig, startLoki, tempDir, type LokiHandle } from "@aixcl/testkit";
 
 const need = requireComponents("loki");
 if (need.skip) console.warn(`[skipped] Loki tests: ${need.skip}`);
@@ -95,6 +95,22 @@ describe.skipIf(need.skip !== undefined)("loki/loki-config.yml in the real Loki"
       const streams = await loki.waitFor(`{run="${run}"}`, 2);
       const names = Object.fromEntries(streams.map((s) => [s.values[0]?.[1], s.stream["service_name"]]));
       expect(names).toEqual({ "container line": "broker", "bus line": "billing" });
+    });
+
+    // What the consumer's crash bound (batches in flight sent twice) means for users, as the docs say it. A batch
+    // is up to 1 MiB; re-sent, its entries are no longer in the stream's in-memory head block, and Loki stores
+    // them again (measured: only a few entries re-sent at once into the head block are dropped as duplicates).
+    it("keeps a re-sent batch: log queries return each entry once, metric queries count both copies", async () => {
+      const run = randomUUID();
+      const now = BigInt(Date.now()) * 1_000_000n;
+      const pad = "x".repeat(250);
+      const values = Array.from({ length: 2000 }, (_, i): [string, string] => [`${now + BigInt(i) * 1000n}`, `dup ${run} ${i} ${pad}`]);
+      for (let i = 0; i < values.length; i += 500) await loki.push([{ stream: { service: "dup-test", run }, values: values.slice(i, i + 500) }]);
+      await loki.push([{ stream: { service: "dup-test", run }, values: values.slice(0, 500) }]);
+      expect(entryCount(await loki.waitFor(`{run="${run}"}`, 2000))).toBe(2000);
+      const params = new URLSearchParams({ query: `sum(count_over_time({run="${run}"}[1h]))`, time: `${now + 10_000_000_000n}` });
+      const body = (await (await fetch(`${loki.url}/loki/api/v1/query?${params}`)).json()) as { data: { result: { value: [number, string] }[] } };
+      expect(body.data.result[0]?.value[1]).toBe("2500");
     });
 
     it("answers the volume endpoint Grafana's log-volume panels use", async () => {

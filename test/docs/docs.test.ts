@@ -201,3 +201,16 @@ describe("the docs' LogQL", () => {
     });
   });
 });
+
+// Measured against Loki 3.7.8 (test/components/loki.test.ts): an exact duplicate is stored, shown once by log
+// queries and counted twice by metric queries. The shipped files once said Loki drops it.
+describe("the shipped files' claims about Loki", () => {
+  it.each(["LOGGING.md", "QUICKSTART_LOGGING.md", "README.md", "services/log-consumer/README.md", "config/log_consumer.yaml", "config/message_bus.yaml"])(
+    "%s never says Loki drops or deduplicates exact duplicates",
+    (file) => {
+      const text = readFileSync(join(root, file), "utf8").replace(/\s+/g, " ");
+      expect(text).not.toMatch(/Loki (drops|dedup\w*|discards|ignores) (exact )?duplicates/i);
+      expect(text).not.toMatch(/Loki stores (an )?exact duplicates? once/i);
+    },
+  );
+});
