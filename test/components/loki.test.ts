@@ -53,6 +53,9 @@ describe.skipIf(need.skip !== undefined)("loki/loki-config.yml in the real Loki"
       });
       expect(effective["analytics"]).toMatchObject({ reporting_enabled: false });
       expect(effective["query_range"]).toMatchObject({ cache_results: true });
+      // One process, one ring member: no reason for /ready to wait 15 s after the join, or 10 s for the scheduler.
+      expect(effective["ingester"]).toMatchObject({ lifecycler: { min_ready_duration: "0s" } });
+      expect(effective["frontend"]).toMatchObject({ scheduler_dns_lookup_period: "1s" });
       // The paths were redirected by flags into this instance's temp dir, not left at /loki.
       expect(JSON.stringify(effective["common"])).toContain(loki.dataDir);
     });
