@@ -268,6 +268,31 @@ describe("start", () => {
     expect(composeCalls(r).some((c) => c[0] === "exec")).toBe(false);
   });
 
+  it("builds only when the files the Dockerfiles copy changed, and prints the time to all-healthy", () => {
+    mkdirSync(join(dir, "services/broker"), { recursive: true });
+    mkdirSync(join(dir, "services/log-consumer"), { recursive: true });
+    mkdirSync(join(dir, "config"));
+    for (const f of ["services/broker/Dockerfile", "services/log-consumer/Dockerfile", "config/message_bus.yaml"]) copyFileSync(join(root, f), join(dir, f));
+    const sourceLog = join(dir, "source-hash");
+    const start = (imageSource: string) => aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_SOURCE_LOG: sourceLog, FAKE_DOCKER_IMAGE_SOURCE: imageSource });
+
+    const first = start("");
+    expect(composeCalls(first)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
+    expect(first.stderr).toMatch(/All services healthy [0-9.]+ s after \.\/aixcl start\./);
+    const hash = readFileSync(sourceLog, "utf8");
+    expect(hash).toMatch(/^\d+$/);
+
+    const unchanged = start(hash);
+    expect(composeCalls(unchanged)[0]).toEqual(["up", "--detach", "--remove-orphans"]);
+    expect(unchanged.stderr).toContain("images up to date with this checkout");
+    expect(readFileSync(sourceLog, "utf8")).toBe(hash);
+
+    writeFileSync(join(dir, "config/message_bus.yaml"), "host: changed\n");
+    const changed = start(hash);
+    expect(composeCalls(changed)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
+    expect(readFileSync(sourceLog, "utf8")).not.toBe(hash);
+  });
+
   it("when compose up fails, says how to diagnose", () => {
     const r = aixcl(["start"], { FAKE_DOCKER_UP_EXIT: "1" });
     expect(r.status).toBe(1);
