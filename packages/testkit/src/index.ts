@@ -1,7 +1,7 @@
 export { componentBinary, repoRoot, requireComponent, requireComponents, requiredBinary, runComponent, shippedConfig } from "./components.js";
 export type { ComponentName, ComponentRequirement } from "./components.js";
 export { freePort, printComponentLogsOnFailure, tempDir } from "./process.js";
-export { entryCount, queryRange, startLoki } from "./loki.js";
+export { entryCount, queryAll, queryInstant, queryRange, startLoki } from "./loki.js";
 export type { LokiHandle, LokiStream, QueryRangeOptions, StartLokiOptions } from "./loki.js";
 export { startPromtail } from "./promtail.js";
 export type { PromtailHandle, StartPromtailOptions } from "./promtail.js";

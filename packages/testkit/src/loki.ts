@@ -159,3 +159,37 @@ export async function queryRange(baseUrl: string, logql: string, opts: QueryRang
     }),
   }));
 }
+
+/** A LogQL metric query at now (plus a second): the result vector's samples by their labels. */
+export async function queryInstant(baseUrl: string, logql: string): Promise<{ metric: Record<string, string>; value: number }[]> {
+  const params = new URLSearchParams({ query: logql, time: `${BigInt(Date.now() + 1000) * 1_000_000n}` });
+  const res = await fetch(`${baseUrl}/loki/api/v1/query?${params}`, { signal: AbortSignal.timeout(60_000) });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`Loki query ${logql} answered ${res.status}: ${body.trim()}`);
+  const parsed = JSON.parse(body) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+  return parsed.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+}
+
+/** Every entry a log query selects in the last `hours`, paging through Loki's 5000-entry limit. */
+export async function queryAll(baseUrl: string, logql: string, hours = 1): Promise<LokiStream["values"]> {
+  const out: LokiStream["values"] = [];
+  const seen = new Set<string>();
+  let start = new Date(Date.now() - hours * 3600_000);
+  for (;;) {
+    const streams = await queryRange(baseUrl, logql, { start, limit: 5000, direction: "forward" });
+    const page = streams.flatMap((s) => s.values).sort((a, b) => (BigInt(a[0]) < BigInt(b[0]) ? -1 : BigInt(a[0]) > BigInt(b[0]) ? 1 : 0));
+    let added = 0;
+    for (const v of page) {
+      const key = `${v[0]} ${v[1]}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(v);
+      added++;
+    }
+    if (page.length < 5000) return out;
+    // The next page starts at the last timestamp seen (inclusive: others may share it; `seen` skips repeats).
+    const last = BigInt(page.at(-1)?.[0] ?? "0");
+    if (added === 0) throw new Error(`more than 5000 entries share timestamp ${last}`);
+    start = new Date(Number(last / 1_000_000n));
+  }
+}
