@@ -55,6 +55,8 @@ function aixcl(args: string[], env: Record<string, string> = {}, options: { inpu
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls };
 }
 
+const upCall = (r: Result) => composeCalls(r).find((c) => c[0] === "up");
+
 /** The compose subcommand and its arguments of each `docker compose` call, after the global options. */
 function composeCalls(r: Result): string[][] {
   return r.calls
@@ -198,8 +200,9 @@ describe("start", () => {
     expect(env).toMatch(new RegExp(`^AIXCL_UID=${own(process.getuid?.())}$`, "m"));
     expect(env).toMatch(new RegExp(`^AIXCL_GID=${own(process.getgid?.())}$`, "m"));
     expect(statSync(join(dir, ".env")).mode & 0o777).toBe(0o600);
-    expect(composeCalls(r)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
-    expect(composeCalls(r)[1]?.[0]).toBe("ps");
+    // Which images it runs (to warn about CI stand-ins), then up, then the health polling.
+    expect(composeCalls(r).map((c) => c[0])).toEqual(["config", "up", "ps"]);
+    expect(composeCalls(r)[1]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
     expect(r.stderr).toContain("Created .env with a generated Grafana admin password");
     expect(r.stderr).toContain(`Grafana      http://127.0.0.1:3000  (user admin, password: GRAFANA_ADMIN_PASSWORD in ${join(dir, ".env")})`);
     expect(r.stderr).toContain("Loki         http://127.0.0.1:3100  (ready: http://127.0.0.1:3100/ready)");
@@ -277,20 +280,29 @@ describe("start", () => {
     const start = (imageSource: string) => aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_SOURCE_LOG: sourceLog, FAKE_DOCKER_IMAGE_SOURCE: imageSource });
 
     const first = start("");
-    expect(composeCalls(first)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
+    expect(upCall(first)).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
     expect(first.stderr).toMatch(/All services healthy [0-9.]+ s after \.\/aixcl start\./);
     const hash = readFileSync(sourceLog, "utf8");
     expect(hash).toMatch(/^\d+$/);
 
     const unchanged = start(hash);
-    expect(composeCalls(unchanged)[0]).toEqual(["up", "--detach", "--remove-orphans"]);
+    expect(upCall(unchanged)).toEqual(["up", "--detach", "--remove-orphans"]);
     expect(unchanged.stderr).toContain("images up to date with this checkout");
     expect(readFileSync(sourceLog, "utf8")).toBe(hash);
 
     writeFileSync(join(dir, "config/message_bus.yaml"), "host: changed\n");
     const changed = start(hash);
-    expect(composeCalls(changed)[0]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
+    expect(upCall(changed)).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
     expect(readFileSync(sourceLog, "utf8")).not.toBe(hash);
+  });
+
+  it("warns when an image is a CI stand-in (.ci/standin-images.sh), except in CI", () => {
+    const images = { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_IMAGES: "grafana/loki:3.7.8 aixcl-broker:local" };
+    const user = aixcl(["start"], { ...images, FAKE_DOCKER_STANDIN: "CI stand-in: built locally" });
+    expect(user.status).toBe(0);
+    expect(user.stderr).toContain("warning: these images are stand-ins built for CI, not the real ones: grafana/loki:3.7.8 aixcl-broker:local.");
+    expect(aixcl(["start"], images).stderr).not.toContain("stand-ins");
+    expect(aixcl(["start"], { ...images, FAKE_DOCKER_STANDIN: "CI stand-in", CI: "true" }).stderr).not.toContain("stand-ins");
   });
 
   it("when compose up fails, says how to diagnose", () => {

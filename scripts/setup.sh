@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything the tests need, installed or built where missing, each step timed; what is there already costs
+# seconds. `npm test` runs it first (scripts/test.sh), and so does CI (.ci/run). On a fresh machine it:
+#   1. installs the npm dependencies (npm ci) when package-lock.json changed since the last install;
+#   2. builds the real Loki, Promtail, Prometheus and promtool at the docker-compose.yml pins (scripts/components.sh);
+#   3. builds the test Grafana server (grafana/scripts/grafana-server.sh);
+#   4. makes sure a Docker engine with Compose v2 answers, for the Docker tier (scripts/docker-engine.sh): on a
+#      Debian machine, as root, it installs docker.io, starts dockerd and builds Compose. Outside CI a machine
+#      without Docker only loses the Docker tier, which then skips and says why.
+# Builds are cached outside the clone (${AIXCL_CACHE:-~/.cache/aixcl}); a cold run on 2 cores takes about
+# 30 minutes (README.md, "The two commands"), a warm one a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$SECONDS
+step() {
+  local name=$1 t=$SECONDS
+  shift
+  echo "setup: $name ..." >&2
+  "$@"
+  echo "setup: $name done ($((SECONDS - t))s)" >&2
+}
+
+npm_dependencies() {
+  # npm ci when the lockfile differs from the one of the last install (recorded here by this script).
+  local stamp=node_modules/.aixcl-lockfile
+  if [[ -d node_modules ]] && cmp -s package-lock.json "$stamp"; then return; fi
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+}
+
+docker_engine() {
+  if bash scripts/docker-engine.sh; then return; fi
+  [[ ${CI:-} == true ]] && { echo "setup: CI needs a Docker engine for the Docker tier" >&2; return 1; }
+  echo "setup: no Docker engine: the Docker tier will skip (see above)" >&2
+}
+
+step "npm dependencies" npm_dependencies
+step "real components (Loki, Promtail, Prometheus, promtool)" bash scripts/components.sh
+step "test Grafana server" bash grafana/scripts/grafana-server.sh
+step "Docker engine and Compose" docker_engine
+echo "setup: ready in $((SECONDS - started))s" >&2

@@ -1,0 +1,61 @@
+/** The Docker engine as the Docker tier inspects it and injects faults into it: the docker CLI, nothing else. */
+import { execFileSync, spawnSync } from "node:child_process";
+
+export const PROJECT = "aixcl";
+
+export function docker(args: string[]): string {
+  return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 }).trim();
+}
+
+/** Why the Docker tier cannot run here, or undefined when an engine answers and Compose v2 works. */
+export function engineProblem(): string | undefined {
+  const info = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8" });
+  if (info.error) return `no docker command (${info.error.message})`;
+  if (info.status !== 0) return `no Docker engine answers (${info.stderr.trim().split("\n")[0]})`;
+  const compose = spawnSync("docker", ["compose", "version", "--short"], { encoding: "utf8" });
+  if (compose.status !== 0) return `Docker Compose v2 is missing (${compose.stderr.trim().split("\n")[0]})`;
+  console.info(`[docker tier] engine ${info.stdout.trim()}, compose ${compose.stdout.trim()}`);
+  return undefined;
+}
+
+/** Containers of the aixcl project (any state), by name. */
+export function projectContainers(): string[] {
+  const out = docker(["ps", "--all", "--filter", `label=com.docker.compose.project=${PROJECT}`, "--format", "{{.Names}}"]);
+  return out === "" ? [] : out.split("\n");
+}
+
+export function projectVolumes(): string[] {
+  const out = docker(["volume", "ls", "--quiet", "--filter", `label=com.docker.compose.project=${PROJECT}`]);
+  return out === "" ? [] : out.split("\n");
+}
+
+export const container = (service: string) => `${PROJECT}-${service}-1`;
+
+/** A container's own output, stdout and stderr (Loki logs to stderr), its last 5,000 lines. */
+export function containerLog(service: string): string {
+  const r = spawnSync("docker", ["logs", "--tail", "5000", container(service)], { encoding: "utf8", maxBuffer: 64 << 20 });
+  return `${r.stdout}${r.stderr}`;
+}
+
+export function health(service: string): string {
+  return docker(["inspect", "--format", "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}", container(service)]);
+}
+
+export function restartCount(service: string): number {
+  return Number(docker(["inspect", "--format", "{{.RestartCount}}", container(service)]));
+}
+
+/** The host PID of a service's node process; PID 1 of its container is the init compose's `init: true` adds. */
+export function servicePid(service: string): number | undefined {
+  const rows = docker(["top", container(service), "-eo", "pid,args"]).split("\n").slice(1);
+  const row = rows.find((r) => /\bnode\b.*dist\/main\.js/.test(r));
+  return row === undefined ? undefined : Number(row.trim().split(/\s+/)[0]);
+}
+
+/** SIGKILLs a service's node process inside its container, from the host; returns the PID killed. */
+export function killServiceProcess(service: string): number {
+  const pid = servicePid(service);
+  if (pid === undefined) throw new Error(`no node process in ${container(service)}`);
+  process.kill(pid, "SIGKILL");
+  return pid;
+}
