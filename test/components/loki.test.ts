@@ -53,6 +53,8 @@ describe.skipIf(need.skip !== undefined)("loki/loki-config.yml in the real Loki"
       });
       expect(effective["analytics"]).toMatchObject({ reporting_enabled: false });
       expect(effective["query_range"]).toMatchObject({ cache_results: true });
+      // The ruler: the shipped Alertmanager, a scratch rule path under the (redirected) path prefix.
+      expect(effective["ruler"]).toMatchObject({ alertmanager_url: "http://alertmanager:9093", evaluation_interval: "1m0s", rule_path: `${loki.dataDir}/rules-temp` });
       // The paths were redirected by flags into this instance's temp dir, not left at /loki.
       expect(JSON.stringify(effective["common"])).toContain(loki.dataDir);
     });
