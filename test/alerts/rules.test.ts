@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUS_TEST_SUBSYSTEM } from "@aixcl/cli";
 import {
   printComponentLogsOnFailure,
+  repoRoot,
   requireComponents,
   runComponent,
   shippedConfig,
@@ -51,6 +52,13 @@ describe("the log rules leave out the stack's own services by label, never by te
     const lineFilters = (expr: string) => expr.replace(/\{[^{}]*\}/g, "{}");
     for (const { rule } of rules) expect(lineFilters(rule.expr), rule.alert).not.toMatch(/(!=|!~)\s*["`]/);
     expect(lineFilters('{compose_service!~"loki"} != "query="')).toMatch(/(!=|!~)\s*["`]/);
+  });
+
+  it("LOGGING.md shows each rule's expression as shipped", () => {
+    // Spacing around parentheses and line breaks aside.
+    const norm = (text: string) => text.replace(/\s*([()])\s*/g, "$1").replace(/\s+/g, " ").trim();
+    const docs = readFileSync(join(repoRoot, "LOGGING.md"), "utf8").split("\n").map(norm);
+    for (const { rule } of rules) expect(docs, `${rule.alert} in LOGGING.md, section Alerts`).toContain(norm(rule.expr));
   });
 
   it("the stack check can fail: a service missing from the exclusion is caught", () => {
