@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     const cpuBefore = cpuMicros(lokiPid);
     await sleep(opts.warmupMs);
     const cpuWarm = cpuMicros(lokiPid);
+    const burstsStarted = Date.now();
     const latencies: number[] = [];
     for (let b = 0; b < opts.bursts; b++) {
       // A different moment of the ruler's 1-minute cycle for each burst.
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
       latencies.push(Date.now() - published);
       console.log(`  burst ${b + 1}: alert in Alertmanager after ${((Date.now() - published) / 1000).toFixed(1)} s`);
     }
+    const cpuEnd = cpuMicros(lokiPid);
+    const burstsMs = Date.now() - burstsStarted;
     const queries = rulerQueries(loki.logs()).slice(-20);
     const byRule = new Map<string, typeof queries>();
     for (const q of queries) byRule.set(q.rule, [...(byRule.get(q.rule) ?? []), q]);
@@ -122,7 +125,11 @@ async function main(): Promise<void> {
           `${Math.round(pct(qs.map((q) => q.lines), 0.5)).toLocaleString("en-US")} lines / ${(pct(qs.map((q) => q.bytes), 0.5) / 1e6).toFixed(1)} MB read per evaluation (from Loki's query log)`,
       );
     }
-    console.log(`Loki CPU while ingesting ${opts.load} lines/s and evaluating: ${((cpuWarm - cpuBefore) / opts.warmupMs / 10).toFixed(1)}% of one core over the warm-up`);
+    const share = (micros: number, ms: number) => `${(micros / ms / 10).toFixed(1)}%`;
+    console.log(
+      `Loki CPU (ingesting ${opts.load} lines/s, evaluating every minute): ${share(cpuWarm - cpuBefore, opts.warmupMs)} of one core while the window filled, ` +
+        `${share(cpuEnd - cpuWarm, burstsMs)} with it full`,
+    );
   } finally {
     stopLoad = true;
     await loadDone;

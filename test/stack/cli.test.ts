@@ -415,7 +415,7 @@ describe("clean", () => {
     const r = aixcl(["clean", "--volumes", "-y"]);
     expect(r.status).toBe(0);
     expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
-    expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings");
+    expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings, Alertmanager's silences");
     expect(existsSync(join(dir, ".env"))).toBe(true);
   });
 
