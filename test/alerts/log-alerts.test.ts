@@ -135,11 +135,9 @@ describe.skipIf(need.skip !== undefined)("log alerts: the shipped rules in the r
 
     // Loki's own log: the ruler prints each rule's query (with "error", "critical", "exception", ...) several
     // times per evaluation. These real lines, labelled as Promtail labels the loki container's output.
-    const queryLines = loki
-      .logs()
-      .split("\n")
-      .filter((l) => l.includes("ContainerErrorBurst") || l.includes("count_over_time"));
-    expect(queryLines.length).toBeGreaterThan(above);
+    const queryLinesOf = (log: string) => log.split("\n").filter((l) => l.includes("ContainerErrorBurst") || l.includes("count_over_time"));
+    await expect.poll(() => queryLinesOf(loki.logs()).length, { timeout: 30_000 }).toBeGreaterThan(above);
+    const queryLines = queryLinesOf(loki.logs());
     expect(queryLines.some((l) => /error\|exception\|fatal\|panic\|critical\|traceback/.test(l))).toBe(true);
     const streams: LokiStream[] = [containerStream("loki", queryLines.slice(-200))];
     // Every stack service: JSON error lines (Promtail makes their level a label) and plain error lines.
