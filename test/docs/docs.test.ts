@@ -107,7 +107,7 @@ describe("the docs' ./aixcl commands", () => {
   const shown = commands();
   let dir: string;
   const fakeDocker = join(root, "test/stack/fake-docker");
-  const healthy = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
+  const healthy = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
 
   beforeAll(() => {
     dir = tempDir("docs");
@@ -117,7 +117,7 @@ describe("the docs' ./aixcl commands", () => {
 
   it("covers the commands of the issue", () => {
     const texts = shown.map((s) => shellWords(s.text).slice(1, 3).join(" "));
-    for (const cmd of ["start", "stop", "status", "clean", "bus test", "logs query", "logs tail", "logs grafana"]) expect(texts).toContain(cmd);
+    for (const cmd of ["start", "stop", "status", "clean", "bus test", "logs query", "logs tail", "logs grafana", "alerts"]) expect(texts).toContain(cmd);
     expect(shown.length).toBeGreaterThan(15);
   });
 
@@ -129,7 +129,7 @@ describe("the docs' ./aixcl commands", () => {
       encoding: "utf8",
       input: "",
       timeout: 20_000,
-      env: { PATH: `${fakeDocker}:${process.env.PATH}`, HOME: dir, FAKE_DOCKER_LOG: log, FAKE_DOCKER_PS: healthy, FAKE_DOCKER_RUNNING: "loki\n", AIXCL_START_TIMEOUT: "2" },
+      env: { PATH: `${fakeDocker}:${process.env.PATH}`, HOME: dir, FAKE_DOCKER_LOG: log, FAKE_DOCKER_PS: healthy, FAKE_DOCKER_RUNNING: "loki\nalertmanager\n", AIXCL_START_TIMEOUT: "2" },
     });
     expect(r.status, r.stderr).not.toBe(2);
     expect(r.stderr).not.toMatch(/unknown (command|option|service)/);
@@ -137,7 +137,7 @@ describe("the docs' ./aixcl commands", () => {
       .split("\n")
       .map((l) => l.split("\x1f"))
       .find((c) => c.includes("run"));
-    if (["logs query", "logs tail", "bus test"].includes(args.slice(0, 2).join(" "))) {
+    if (["logs query", "logs tail", "bus test"].includes(args.slice(0, 2).join(" ")) || args[0] === "alerts") {
       // The TypeScript half gets exactly the arguments shown, and accepts them.
       expect(forwarded?.slice(forwarded.indexOf("cli") + 1)).toEqual(args);
       expect(parseArgs(args).kind).not.toBe("help");

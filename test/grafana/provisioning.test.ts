@@ -99,6 +99,17 @@ describe("datasource provisioning", () => {
     expect(datasources.filter((d) => d.isDefault)).toHaveLength(1);
   });
 
+  it("provisions the stack's Alertmanager under a fixed uid, as the Prometheus implementation, for Grafana's alerting view", () => {
+    const compose = parse(readFileSync(composeFile, "utf8")) as { services: Record<string, { ports?: string[] }> };
+    expect(compose.services["alertmanager"]?.ports?.[0]).toMatch(/:9093$/);
+    expect(byUid.get("alertmanager")).toMatchObject({
+      type: "alertmanager",
+      url: "http://alertmanager:9093",
+      jsonData: { implementation: "prometheus", handleGrafanaManagedAlerts: false },
+    });
+    expect(byUid.get("alertmanager")?.isDefault).toBeFalsy();
+  });
+
   it("sets Loki's query timeout and line limit", () => {
     expect(byUid.get("loki")?.jsonData).toMatchObject({ timeout: 60, maxLines: 5000 });
   });

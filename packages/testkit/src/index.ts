@@ -3,6 +3,8 @@ export type { ComponentName, ComponentRequirement } from "./components.js";
 export { freePort, printComponentLogsOnFailure, tempDir } from "./process.js";
 export { entryCount, queryAll, queryInstant, queryRange, startLoki } from "./loki.js";
 export type { LokiHandle, LokiStream, QueryRangeOptions, StartLokiOptions } from "./loki.js";
+export { startAlertmanager } from "./alertmanager.js";
+export type { AlertmanagerAlert, AlertmanagerHandle, StartAlertmanagerOptions } from "./alertmanager.js";
 export { startPromtail } from "./promtail.js";
 export type { PromtailHandle, StartPromtailOptions } from "./promtail.js";
 export { mapScrapeTargets, startPrometheus } from "./prometheus.js";
