@@ -20,7 +20,15 @@ import { Checkout, currentUser, testerUser, type AixclUser } from "./checkout.js
 import { container, containerLog, docker, engineProblem, health, killServiceProcess, projectContainers, projectVolumes, restartCount, servicePid } from "./engine.js";
 
 const CI = process.env.CI === "true";
-const SERVICES = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"];
+const SERVICES = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"];
+const ALERTMANAGER = "http://127.0.0.1:9093";
+
+interface FiringAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+}
+const firing = async () => (await (await fetch(`${ALERTMANAGER}/api/v2/alerts?active=true&silenced=false&inhibited=false`)).json()) as FiringAlert[];
 const LOKI = "http://127.0.0.1:3100";
 const RATE = 2000;
 
@@ -89,6 +97,11 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   beforeAll(() => {
     checkout = new Checkout(user);
   });
+  /** Grafana's admin, with the password ./aixcl start generated into the checkout's .env. */
+  const grafanaAuth = () => {
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.+)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1] ?? "";
+    return { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString("base64")}` };
+  };
   afterAll(async () => {
     await runCleanups();
     // Whatever happened, leave no project behind for the next pass or the next run.
@@ -155,8 +168,7 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   });
 
   it("Grafana lists both datasources by uid and the dashboards in folder AIXCL, and a dashboard query returns data", { timeout: 60_000 }, async () => {
-    const password = /^GRAFANA_ADMIN_PASSWORD=(.+)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1] ?? "";
-    const auth = { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString("base64")}` };
+    const auth = grafanaAuth();
     const grafana = "http://127.0.0.1:3000";
     const ds = (await (await fetch(`${grafana}/api/datasources`, { headers: auth })).json()) as { uid: string; type: string }[];
     expect(ds.map((d) => [d.uid, d.type])).toEqual(expect.arrayContaining([["loki", "loki"], ["prometheus", "prometheus"]]));
@@ -183,12 +195,33 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   });
 
   it("Prometheus reports every target up", { timeout: 120_000 }, async () => {
-    const jobs = ["prometheus", "loki", "promtail", "broker", "log-consumer", "grafana"];
+    const jobs = ["prometheus", "loki", "promtail", "alertmanager", "broker", "log-consumer", "grafana"];
     await until("every target up", async () => {
       const body = (await (await fetch("http://127.0.0.1:9090/api/v1/targets?state=active")).json()) as { data: { activeTargets: { labels: { job: string }; health: string }[] } };
       const up = new Set(body.data.activeTargets.filter((t) => t.health === "up").map((t) => t.labels.job));
       return jobs.every((j) => up.has(j));
     });
+  });
+
+  const burstService = `dockertier_burst_${run}`;
+
+  it("the alert rules are loaded: Loki's ruler (read-only rules mount) and Prometheus' pipeline rules, sent to Alertmanager", { timeout: 120_000 }, async () => {
+    type Groups = { data: { groups: { rules: { name: string; health: string }[] }[] } };
+    const rules = async (url: string) => ((await (await fetch(url)).json()) as Groups).data.groups.flatMap((g) => g.rules);
+    const logRules = await rules(`${LOKI}/prometheus/api/v1/rules`);
+    expect(logRules.map((r) => [r.name, r.health]).sort()).toEqual([["ApplicationErrorBurst", "ok"], ["ContainerErrorBurst", "ok"]]);
+    expect(containerLog("loki")).not.toMatch(/permission denied|unable to list rules/);
+    await until("every pipeline rule evaluated", async () => {
+      const pipeline = await rules("http://127.0.0.1:9090/api/v1/rules");
+      return pipeline.length >= 9 && pipeline.every((r) => r.health === "ok");
+    });
+    const managers = (await (await fetch("http://127.0.0.1:9090/api/v1/alertmanagers")).json()) as { data: { activeAlertmanagers: { url: string }[] } };
+    expect(managers.data.activeAlertmanagers.map((a) => a.url)).toEqual(["http://alertmanager:9093/api/v2/alerts"]);
+
+    // An error burst from an application: checked after the faults below, once Loki's ruler (every minute) ran.
+    const logger = createLogger({ subsystem: burstService, module: "burst", endpoint: "tcp://127.0.0.1:5555" });
+    for (let i = 0; i < 11; i++) logger.error(`payment failed ${i} ${run}`);
+    await logger.close();
   });
 
   /**
@@ -252,6 +285,24 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
       for (const seq of lost) expect(Math.abs(seq - at), `seq ${seq} lost far from the kill at ${at}`).toBeLessThanOrEqual(1.5 * RATE);
     });
   }
+
+  it("the error burst fires ApplicationErrorBurst for its service in Alertmanager, listed by ./aixcl alerts; the stack's own errors fire nothing", { timeout: 180_000 }, async () => {
+    await until("ApplicationErrorBurst in Alertmanager", async () => (await firing()).some((a) => a.labels.alertname === "ApplicationErrorBurst" && a.labels.service === burstService), 150_000);
+    const alerts = await checkout.run(["alerts"], 120_000);
+    expect(alerts.status, alerts.stderr).toBe(0);
+    expect(alerts.stdout).toMatch(new RegExp(`^${burstService}\\s+ApplicationErrorBurst\\s`, "m"));
+    const json = await checkout.run(["alerts", "--json"], 120_000);
+    expect(json.status, json.stderr).toBe(0);
+    expect(json.stdout).toContain(`"service":"${burstService}"`);
+    // The faults above made the stack's own services log errors (a consumer without Loki, restarts, kills): none
+    // of that may alert as an application or a container error burst.
+    const own = (await firing()).filter((a) => SERVICES.includes(a.labels.service ?? "") || SERVICES.includes(a.labels.compose_service ?? ""));
+    expect(own).toEqual([]);
+
+    const auth = grafanaAuth();
+    const viaGrafana = (await (await fetch("http://127.0.0.1:3000/api/alertmanager/alertmanager/api/v2/alerts", { headers: auth })).json()) as FiringAlert[];
+    expect(viaGrafana.some((a) => a.labels.service === burstService)).toBe(true);
+  });
 
   it("./aixcl stop, then start: the logs are kept; the warm start's time is printed", { timeout: 300_000 }, async () => {
     const service = `dockertier_restart_consumer_${run}`;
