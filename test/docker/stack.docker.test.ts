@@ -206,10 +206,19 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   const burstService = `dockertier_burst_${run}`;
 
   it("the alert rules are loaded: Loki's ruler (read-only rules mount) and Prometheus' pipeline rules, sent to Alertmanager", { timeout: 120_000 }, async () => {
+    // An error burst from an application: checked after the faults below, once Loki's ruler (every minute) ran.
+    const logger = createLogger({ subsystem: burstService, module: "burst", endpoint: "tcp://127.0.0.1:5555" });
+    for (let i = 0; i < 11; i++) logger.error(`payment failed ${i} ${run}`);
+    await logger.close();
+
     type Groups = { data: { groups: { rules: { name: string; health: string }[] }[] } };
     const rules = async (url: string) => ((await (await fetch(url)).json()) as Groups).data.groups.flatMap((g) => g.rules);
-    const logRules = await rules(`${LOKI}/prometheus/api/v1/rules`);
-    expect(logRules.map((r) => [r.name, r.health]).sort()).toEqual([["ApplicationErrorBurst", "ok"], ["ContainerErrorBurst", "ok"]]);
+    // Health is "unknown" until the first evaluation, a minute after the start at most.
+    await until("Loki's two log rules evaluated", async () => {
+      const logRules = await rules(`${LOKI}/prometheus/api/v1/rules`);
+      expect(logRules.map((r) => r.name).sort()).toEqual(["ApplicationErrorBurst", "ContainerErrorBurst"]);
+      return logRules.every((r) => r.health === "ok");
+    }, 90_000);
     expect(containerLog("loki")).not.toMatch(/permission denied|unable to list rules/);
     await until("every pipeline rule evaluated", async () => {
       const pipeline = await rules("http://127.0.0.1:9090/api/v1/rules");
@@ -217,11 +226,6 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
     });
     const managers = (await (await fetch("http://127.0.0.1:9090/api/v1/alertmanagers")).json()) as { data: { activeAlertmanagers: { url: string }[] } };
     expect(managers.data.activeAlertmanagers.map((a) => a.url)).toEqual(["http://alertmanager:9093/api/v2/alerts"]);
-
-    // An error burst from an application: checked after the faults below, once Loki's ruler (every minute) ran.
-    const logger = createLogger({ subsystem: burstService, module: "burst", endpoint: "tcp://127.0.0.1:5555" });
-    for (let i = 0; i < 11; i++) logger.error(`payment failed ${i} ${run}`);
-    await logger.close();
   });
 
   /**
