@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -68,4 +68,18 @@ export async function installNodeClient(extra: string[] = ["pino", "winston"]): 
         });
       }),
   };
+}
+
+export type PythonRequirement = { python: string; skip?: undefined } | { python?: undefined; skip: string };
+
+/**
+ * The Python of the clients/python test venv (scripts/python.sh, which reinstalls the package first when the
+ * checkout changed), or `{ skip }` saying how to create it. With CI=true a missing venv throws: CI never skips.
+ */
+export function requirePythonClient(): PythonRequirement {
+  const result = spawnSync("bash", [`${repoRoot}scripts/python.sh`, "--path"], { encoding: "utf8", timeout: 300_000 });
+  if (result.status === 0) return { python: result.stdout.trim() };
+  const reason = result.stderr.trim() || `scripts/python.sh --path exited ${result.status}`;
+  if (process.env["CI"] === "true") throw new Error(`CI=true and the Python client's venv is not usable: ${reason}`);
+  return { skip: reason };
 }
