@@ -187,7 +187,11 @@ def test_a_closed_handler_drops_and_counts_and_close_says_what_it_could_not_send
     assert time.monotonic() - started < 1
     log.warning("after close")
     assert handler.stats() == type(handler.stats())(published=0, buffered=0, dropped_buffer_full=3, dropped_closed=6)
-    assert "aixcl_logging: 8 log records for logs.py_nowhere.main not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full; 0 delivered" in capsys.readouterr().err
+    report = "aixcl_logging: 8 log records for logs.py_nowhere.main not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full; 0 delivered\n"
+    assert capsys.readouterr().err == report
+    # logging.shutdown() closes it again at exit: no second report.
+    handler.close()
+    assert capsys.readouterr().err == ""
     log.removeHandler(handler)
 
 

@@ -63,6 +63,7 @@ class BusHandler(logging.Handler):
         self.topic = log_topic(self.subsystem, self.module, wire_format)
         self.endpoint = endpoint or default_endpoint()
         self.close_timeout = close_timeout
+        self._closed = False
         self._publisher = Publisher(
             self.topic,
             lambda entry: encode(entry, wire_format),
@@ -92,9 +93,12 @@ class BusHandler(logging.Handler):
         return self._publisher.flush(self.close_timeout if timeout is None else timeout)
 
     def close(self) -> None:
+        # logging.shutdown() closes every handler at exit, also those the application closed before: report once.
+        first = not self._closed
+        self._closed = True
         stats = self._publisher.close(self.close_timeout)
         lost = stats.dropped_closed + stats.dropped_buffer_full
-        if lost:
+        if first and lost:
             sys.stderr.write(
                 f"aixcl_logging: {lost} log records for {self.topic} not delivered: {stats.dropped_closed} still held at "
                 f"close (no subscriber on the bus within {self.close_timeout:g} s), {stats.dropped_buffer_full} dropped "
