@@ -88,7 +88,7 @@ class BusHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]  # logging ignores the result
         """Waits until every queued record went to the socket; True if so. Returns at once while nothing can be sent."""
         return self._publisher.flush(self.close_timeout if timeout is None else timeout)
 

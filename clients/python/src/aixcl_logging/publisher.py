@@ -24,7 +24,7 @@ from aixcl_logging.keys import ClientKeys
 from aixcl_logging.wire import HOLD_TOPIC, Entry
 
 #: How long the thread waits before retrying a send the socket refused at its high-water mark.
-FULL_QUEUE_RETRY_S = 0.002
+FULL_QUEUE_RETRY_MS = 2
 
 _instances = itertools.count()
 
@@ -175,7 +175,7 @@ class Publisher:
                     if self._wanted and not full and self._queue:
                         continue  # put() queued more after we looked, without waking us
                     self._idle = self._wanted and not full
-                for ready, _ in poller.poll(FULL_QUEUE_RETRY_S * 1000 if full else None):
+                for ready, _ in poller.poll(FULL_QUEUE_RETRY_MS if full else None):
                     if ready is self._wake_rx:
                         while self._wake_rx.poll(0):
                             self._wake_rx.recv()

@@ -58,7 +58,7 @@ class Entry:
 
 def encode_log_entry(entry: Entry) -> bytes:
     message = log_entry_pb2.LogEntry(
-        level=entry.level,  # type: ignore[arg-type]
+        level=entry.level,  # type: ignore[arg-type]  # an aico.core.LogLevel number
         subsystem=entry.subsystem,
         module=entry.module,
         function=entry.function,
