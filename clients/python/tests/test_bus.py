@@ -248,6 +248,35 @@ def test_an_application_killed_without_closing_loses_at_most_what_was_still_queu
     assert len(lines) <= 1050
 
 
+def test_a_forked_child_publishes_through_a_socket_of_its_own(loki: Loki, bus_endpoint: str) -> None:
+    """ZeroMQ sockets and the handler's thread do not survive os.fork(): the child gets its own publisher, and
+    neither process sends the other's records."""
+    result = run_app(
+        """
+        import logging, os, time
+        from aixcl_logging import BusHandler
+        handler = BusHandler("py_fork", "main")
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
+        while not handler.connected:
+            time.sleep(0.01)
+        logging.info("parent before fork")
+        pid = os.fork()
+        if pid == 0:
+            logging.info("child %d", os.getpid())
+            logging.shutdown()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        logging.info("parent after fork")
+        """,
+        bus_endpoint,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    entries = loki.wait_for('{service="py_fork"}', 3)
+    lines = sorted(e.line for e in entries)
+    assert len(lines) == 3 and lines[0].startswith("child ") and lines[1:] == ["parent after fork", "parent before fork"]
+
+
 def test_curve_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch, make_logger: MakeLogger) -> None:
     """A CURVE broker admitting python-app and python-sub: the handler finds its key pair through
     MESSAGE_BUS_KEYS_DIR and MESSAGE_BUS_CLIENT_NAME; a plaintext handler never gets a subscription."""

@@ -5,12 +5,26 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 
 from aixcl_logging.keys import ClientKeys, client_keys_from_env
 from aixcl_logging.publisher import Publisher, Stats
 from aixcl_logging.records import entry_from_record
 from aixcl_logging.wire import WireFormat, encode, log_topic, sanitize_name
+
+
+#: Publishers a forked child inherited: never used again, kept so that nothing closes the parent's sockets from it.
+_inherited: list[Publisher] = []
+
+
+def _after_fork_in_child(handler: weakref.ref[BusHandler]) -> Callable[[], None]:
+    def reinit() -> None:
+        live = handler()
+        if live is not None and not live._closed:
+            live._restart_after_fork()
+
+    return reinit
 
 
 def default_endpoint(env: Mapping[str, str] = os.environ) -> str:
@@ -34,6 +48,10 @@ class BusHandler(logging.Handler):
     ``trace_id``, ``session_id`` and ``user_uuid``, which fill the entry's own fields; OpenTelemetry's logging
     instrumentation's ``otelTraceID`` and ``otelSpanID`` become ``trace_id`` and ``extra["span_id"]``. The logger's
     name goes into ``metadata["logger"]``.
+
+    A process forked after the handler was made (multiprocessing's fork start method, pre-forking servers) gets a
+    publisher of its own. Such a child that ends with ``os._exit`` (multiprocessing's workers do) skips
+    ``logging.shutdown()``: call ``handler.flush()`` before it returns.
 
     ``wire_format="aico"`` publishes as AICO's own producers do: topic ``logs/<subsystem>/<module>/v1`` and the entry
     inside an AicoMessage envelope. ``curve`` defaults to the key pair named by ``MESSAGE_BUS_KEYS_DIR`` and
@@ -64,13 +82,11 @@ class BusHandler(logging.Handler):
         self.endpoint = endpoint or default_endpoint()
         self.close_timeout = close_timeout
         self._closed = False
-        self._publisher = Publisher(
-            self.topic,
-            lambda entry: encode(entry, wire_format),
-            self.endpoint,
-            max_buffered,
-            curve if curve is not None else client_keys_from_env(),
-        )
+        keys = curve if curve is not None else client_keys_from_env()
+        self._new_publisher = lambda: Publisher(self.topic, lambda entry: encode(entry, wire_format), self.endpoint, max_buffered, keys)
+        self._publisher = self._new_publisher()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child(weakref.ref(self)))
 
     @property
     def connected(self) -> bool:
@@ -79,6 +95,12 @@ class BusHandler(logging.Handler):
 
     def stats(self) -> Stats:
         return self._publisher.stats()
+
+    def _restart_after_fork(self) -> None:
+        """A forked child has the parent's queue but not its thread, and ZeroMQ sockets do not survive a fork: it
+        gets a publisher of its own, empty (the parent sends what it had queued) and counting from zero."""
+        _inherited.append(self._publisher)
+        self._publisher = self._new_publisher()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
