@@ -44,10 +44,10 @@ class BusHandler(logging.Handler):
     could not send.
 
     The record's message, formatted by the handler's formatter (by default ``%(message)s``: the message followed by
-    any traceback from ``exc_info`` and ``stack_info``), is the log line. ``extra=`` fields go into the entry's ``extra`` map, except
-    ``trace_id``, ``session_id`` and ``user_uuid``, which fill the entry's own fields; OpenTelemetry's logging
-    instrumentation's ``otelTraceID`` and ``otelSpanID`` become ``trace_id`` and ``extra["span_id"]``. The logger's
-    name goes into ``metadata["logger"]``.
+    any traceback from ``exc_info`` and ``stack_info``), is the log line. ``extra=`` fields go into the entry's
+    ``extra`` map, except ``trace_id``, ``session_id`` and ``user_uuid``, which fill the entry's own fields;
+    OpenTelemetry's logging instrumentation's ``otelTraceID`` and ``otelSpanID`` become ``trace_id`` and
+    ``extra["span_id"]``. The logger's name goes into ``metadata["logger"]``.
 
     A process forked after the handler was made (multiprocessing's fork start method, pre-forking servers) gets a
     publisher of its own. Such a child that ends with ``os._exit`` (multiprocessing's workers do) skips
