@@ -75,16 +75,17 @@ export async function runNodeTransports(service: string): Promise<ScriptResult> 
   const app = await installNodeClient();
   writeFileSync(
     join(app.dir, "app.mjs"),
+    // As LOGGING.md shows them: pino flushes its transport at exit; winston's transport is closed by hand.
     `import pino from "pino";
 import winston from "winston";
 import { AixclTransport } from "@aixcl/logging/winston";
-const transport = pino.transport({ target: "@aixcl/logging/pino", options: { subsystem: "${service}", module: "pino" } });
-const plog = pino(transport);
+const plog = pino(pino.transport({ target: "@aixcl/logging/pino", options: { subsystem: "${service}", module: "pino" } }));
 plog.warn({ order: 7 }, "pino says");
-const wlog = winston.createLogger({ transports: [new AixclTransport({ subsystem: "${service}", module: "winston" })] });
+const transport = new AixclTransport({ subsystem: "${service}", module: "winston" });
+const wlog = winston.createLogger({ transports: [transport] });
 wlog.error("winston says", { order: 8 });
-await new Promise((resolve) => wlog.on("finish", resolve).end());
-await new Promise((resolve) => transport.end(resolve));
+wlog.close();
+await transport.close();
 `,
   );
   return app.node("app.mjs", {}, 120_000);
