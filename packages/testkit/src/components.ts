@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool";
+export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "otelcol";
 
 /** Repository root: this file is <root>/packages/testkit/{src,dist}/components.{ts,js}. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -11,6 +11,8 @@ export const shippedConfig = {
   loki: `${repoRoot}loki/loki-config.yml`,
   promtail: `${repoRoot}promtail/promtail-config.yml`,
   prometheus: `${repoRoot}prometheus/prometheus.yml`,
+  /** The OpenTelemetry Collector's, for the benchmark's second reference shipper (not part of the stack). */
+  otelcol: `${repoRoot}bench/otelcol/config.yaml`,
 } as const;
 
 const resolved = new Map<ComponentName, string | undefined>();
@@ -44,7 +46,10 @@ export type ComponentRequirement = { path: string; skip?: undefined } | { path?:
 export function requireComponent(name: ComponentName): ComponentRequirement {
   const path = componentBinary(name);
   if (path) return { path };
-  const reason = `${name} is not built for the version pinned in docker-compose.yml; run \`npm run components\``;
+  const reason =
+    name === "otelcol"
+      ? "otelcol is not built for the version pinned in bench/otelcol/builder-config.yaml; run `npm run components -- otelcol`"
+      : `${name} is not built for the version pinned in docker-compose.yml; run \`npm run components\``;
   if (process.env["CI"] === "true") throw new Error(`CI=true and ${reason}`);
   return { skip: reason };
 }

@@ -5,6 +5,8 @@ export { entryCount, queryAll, queryInstant, queryRange, startLoki } from "./lok
 export type { LokiHandle, LokiStream, QueryRangeOptions, StartLokiOptions } from "./loki.js";
 export { startPromtail } from "./promtail.js";
 export type { PromtailHandle, StartPromtailOptions } from "./promtail.js";
+export { startOtelcol } from "./otelcol.js";
+export type { OtelcolHandle, StartOtelcolOptions } from "./otelcol.js";
 export { mapScrapeTargets, startPrometheus } from "./prometheus.js";
 export type { PrometheusHandle, ScrapeTarget, StartPrometheusOptions } from "./prometheus.js";
 export { startBus, startShippedConsumer, startTestBroker } from "./bus.js";
