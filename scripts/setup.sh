@@ -4,7 +4,10 @@
 #   1. installs the npm dependencies (npm ci) when package-lock.json changed since the last install;
 #   2. builds the real Loki, Promtail, Prometheus and promtool at the docker-compose.yml pins (scripts/components.sh);
 #   3. builds the test Grafana server (grafana/scripts/grafana-server.sh);
-#   4. makes sure a Docker engine with Compose v2 answers, for the Docker tier (scripts/docker-engine.sh): on a
+#   4. builds the OpenTelemetry Collector the benchmark runs beside Promtail, which test/components/otelcol.test.ts
+#      checks (scripts/components.sh otelcol, pinned in bench/otelcol/builder-config.yaml; 2.5 minutes after the
+#      components above, 3.5 with an empty Go build cache);
+#   5. makes sure a Docker engine with Compose v2 answers, for the Docker tier (scripts/docker-engine.sh): on a
 #      Debian machine, as root, it installs docker.io, starts dockerd and builds Compose. Outside CI a machine
 #      without Docker only loses the Docker tier, which then skips and says why.
 # Builds are cached outside the clone (${AIXCL_CACHE:-~/.cache/aixcl}); a cold run on 2 cores takes about
@@ -38,5 +41,6 @@ docker_engine() {
 step "npm dependencies" npm_dependencies
 step "real components (Loki, Promtail, Prometheus, promtool)" bash scripts/components.sh
 step "test Grafana server" bash grafana/scripts/grafana-server.sh
+step "OpenTelemetry Collector (the benchmark's second reference shipper)" bash scripts/components.sh otelcol
 step "Docker engine and Compose" docker_engine
 echo "setup: ready in $((SECONDS - started))s" >&2
