@@ -13,8 +13,8 @@
  * - Each line carries `seq=<n> t=<publish time>`; the sink counts every sequence number (lost, duplicated).
  * - Latency: "accepted" is the moment the sink answered the push: the decoding receiver after decoding it; for
  *   Loki, a pass-through proxy in front of Loki, at the moment Loki's 2xx came back. Ours, Promtail's and the
- *   collector's pushes go through the same proxy (bench/src/receiver.ts). Every entry of a push is accepted at once, so each entry's latency is that
- *   moment minus its own `t`.
+ *   collector's pushes go through the same proxy (bench/src/receiver.ts). Every entry of a push is accepted at
+ *   once, so each entry's latency is that moment minus its own `t`.
  * - Into Loki, loss and duplication are also counted in Loki itself: count_over_time by block of sequence
  *   numbers (Loki drops an identical resent entry, so a duplicate cannot show there; the proxy counts them).
  * - CPU: utime+stime from /proc over the run / lines; peak RSS: VmHWM. Each run starts fresh processes.
@@ -37,7 +37,7 @@ import { blockSizeFor, countInLoki, ensureLoki, getStats, MB, ROLES_SCRIPT, runI
 import { peakRssBytes, role } from "./proc.js";
 import type { SinkMode } from "./receiver.js";
 import { receiverRole } from "./receiver.js";
-import { anchorRatios, fmt, formatRatios, row, table } from "./report.js";
+import { referenceRatios, fmt, formatRatios, row, table } from "./report.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "./tally.js";
 import { checkEncoding, EntryEncoder, nowMs } from "./workload.js";
 
@@ -606,7 +606,7 @@ async function main(): Promise<void> {
   const machineAfter = { ...machine, loadAfter: loadavg(), freeMemGiB: freemem() / 2 ** 30 };
   console.log(`\n${table(rows)}`);
   console.log(`ship = the shipper (consumer, or ${[PROMTAIL, OTELCOL].map((s) => `${s.tag} = ${s.title}`).join(", ")}): CPU µs per line and peak RSS; lost = at the sink / counted in Loki.`);
-  const ratios = anchorRatios(results, [PROMTAIL, OTELCOL]);
+  const ratios = referenceRatios(results, [PROMTAIL, OTELCOL]);
   if (ratios.length > 0) console.log(`\nOurs against each reference shipper, same lines into the same Loki (below 1: less than theirs):\n${formatRatios(ratios)}`);
   const v = verdicts(results, opts);
   console.log("\nTargets:");

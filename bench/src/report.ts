@@ -54,7 +54,7 @@ export interface ReferenceRatio {
 }
 
 /** loki-max against <shipper>-max and loki-paced against <shipper>-paced, for each reference shipper that ran. */
-export function anchorRatios(results: RunResult[], shippers: FileShipper[]): ReferenceRatio[] {
+export function referenceRatios(results: RunResult[], shippers: FileShipper[]): ReferenceRatio[] {
   const get = (run: string) => results.find((r) => r.run === run && !r.skipped);
   const out: ReferenceRatio[] = [];
   for (const shipper of shippers) {
