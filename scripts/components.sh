@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds (or finds already built) the real Loki, Promtail, Prometheus and promtool binaries that the tests
-# and developers run natively, at the versions pinned by the image tags in docker-compose.yml.
+# Builds (or finds already built) the real Loki, Promtail, Prometheus, promtool, Alertmanager and amtool
+# binaries that the tests and developers run natively, at the versions pinned by the image tags in
+# docker-compose.yml.
 #
 #   scripts/components.sh              build whatever is missing for the current pins
-#   scripts/components.sh loki ...     only these (loki, promtail, prometheus, promtool)
+#   scripts/components.sh loki ...     only these (loki, promtail, prometheus, promtool, alertmanager, amtool)
 #   scripts/components.sh otelcol      the OpenTelemetry Collector the benchmark runs beside Promtail: built only
 #                                      when named, at the pin in bench/otelcol/builder-config.yaml
 #   scripts/components.sh --path NAME  print the cached binary for the current pin; exit 1 if not built
@@ -19,7 +20,7 @@ COMPOSE_FILE="$ROOT/docker-compose.yml"
 CACHE_DIR=${AIXCL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aixcl}
 BIN_DIR="$CACHE_DIR/bin"
 WORK_DIR="$CACHE_DIR/build"
-COMPONENTS=(loki promtail prometheus promtool)
+COMPONENTS=(loki promtail prometheus promtool alertmanager amtool)
 # Not in the stack, so not pinned by docker-compose.yml and not built by default: named on the command line only.
 EXTRA_COMPONENTS=(otelcol)
 OTELCOL_MANIFEST="$ROOT/bench/otelcol/builder-config.yaml"
@@ -41,6 +42,7 @@ version() {
     loki) image_tag grafana/loki ;;
     promtail) image_tag grafana/promtail ;;
     prometheus | promtool) local t; t=$(image_tag prom/prometheus); echo "${t#v}" ;;
+    alertmanager | amtool) local t; t=$(image_tag prom/alertmanager); echo "${t#v}" ;;
     otelcol) manifest_field "  version" ;;
     *) die "unknown component '$1' (expected one of: ${COMPONENTS[*]} ${EXTRA_COMPONENTS[*]})" ;;
   esac
@@ -48,11 +50,17 @@ version() {
 
 # Go module, version and main package of each component. Prometheus 3.x publishes its Go module as
 # v0.3MM.P for release v3.MM.P (github.com/prometheus/prometheus has no /v3 module path).
-go_module() { case $1 in loki | promtail) echo github.com/grafana/loki/v3 ;; *) echo github.com/prometheus/prometheus ;; esac; }
+go_module() {
+  case $1 in
+    loki | promtail) echo github.com/grafana/loki/v3 ;;
+    alertmanager | amtool) echo github.com/prometheus/alertmanager ;;
+    *) echo github.com/prometheus/prometheus ;;
+  esac
+}
 go_version() {
   local v=$2
   case $1 in
-    loki | promtail) echo "v$v" ;;
+    loki | promtail | alertmanager | amtool) echo "v$v" ;;
     *)
       [[ $v =~ ^3\.([0-9]+)\.([0-9]+)$ ]] || die "prom/prometheus tag v$v is not a v3.x.y release; cannot map it to a Go module version"
       printf 'v0.%d.%d\n' $((300 + BASH_REMATCH[1])) "${BASH_REMATCH[2]}"
@@ -65,6 +73,8 @@ go_package() {
     promtail) echo clients/cmd/promtail ;;
     prometheus) echo cmd/prometheus ;;
     promtool) echo cmd/promtool ;;
+    alertmanager) echo cmd/alertmanager ;;
+    amtool) echo cmd/amtool ;;
   esac
 }
 # -X flags so `<binary> -version` reports the pinned release instead of an empty version.
@@ -76,6 +86,23 @@ version_ldflags() {
 }
 
 bin_path() { echo "$BIN_DIR/$1-$(version "$1")"; }
+
+# stub_alertmanager_ui <wrapper dir> <module> <version>: Alertmanager's ui package embeds ui/app/dist, which its
+# release build generates with npm and the module zip therefore lacks, so `go build` fails on the embed pattern.
+# Build from a copy of the module with a one-page stand-in there. Only the web UI differs from the release
+# binary; the API, the config loader and amtool, which are what the tests use, are the module's own code.
+stub_alertmanager_ui() {
+  local dir=$1 module=$2 ver=$3 src ui
+  src=$(go mod download -json "$module@$ver" | json_field Dir)
+  cp -r "$src" "$dir/module"
+  chmod -R u+w "$dir/module"
+  for ui in elm mantine; do
+    mkdir -p "$dir/module/ui/app/dist/$ui"
+    printf '<!doctype html><title>Alertmanager</title><p>Web UI not built in this test binary (scripts/components.sh); the API is at /api/v2/.\n' \
+      >"$dir/module/ui/app/dist/$ui/index.html"
+  done
+  (cd "$dir" && go mod edit -replace="$module=./module")
+}
 
 # json_field <field>: reads a `go ... -json` object on stdin and prints one top-level field.
 json_field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];process.stdout.write(v===undefined?"":String(v))})' "$1"; }
@@ -149,6 +176,7 @@ build() {
     export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}$module"
   fi
   prepare_wrapper "$dir" "$module" "$gover"
+  [[ $module != github.com/prometheus/alertmanager ]] || stub_alertmanager_ui "$dir" "$module" "$gover"
   (cd "$dir" && go get "$module/$pkg@$gover") >"$log" 2>&1 || { cat "$log" >&2; die "$name: resolving dependencies failed"; }
   say "$name $ver: dependencies resolved ($((SECONDS - started))s), compiling"
   # `go build -v` prints one line per package it compiles: count them from here on as progress.
@@ -260,7 +288,7 @@ ensure() {
 main() {
   [[ -f $COMPOSE_FILE ]] || die "$COMPOSE_FILE not found"
   case ${1:-} in
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; return ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; return ;;
     --path)
       [[ -n ${2:-} ]] || die "--path needs a component name (${COMPONENTS[*]})"
       local p; p=$(bin_path "$2")

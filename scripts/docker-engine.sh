@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers and `docker compose` (v2) works, for the Docker tier of the tests.
 #
-#   scripts/docker-engine.sh           install/start what is missing (see below), then print the versions
-#   scripts/docker-engine.sh --check   exit 0 when an engine answers and compose works, 1 otherwise; changes nothing
+#   scripts/docker-engine.sh    install/start what is missing (see below), then print the versions
 #
 # On a developer's machine Docker is normally there already and this only checks it. On a fresh Debian
 # machine (CI), as root, it:
@@ -26,11 +25,7 @@ die() { echo "docker-engine: $*" >&2; exit 1; }
 engine_answers() { docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 compose_works() { docker compose version --short >/dev/null 2>&1; }
 
-if [[ ${1:-} == --check ]]; then
-  command -v docker >/dev/null && engine_answers && compose_works
-  exit
-fi
-[[ $# -eq 0 ]] || die "usage: $0 [--check]"
+[[ $# -eq 0 ]] || die "usage: $0 (no arguments)"
 
 root() { [[ $(id -u) == 0 ]]; }
 

@@ -1,8 +1,6 @@
 import { DashboardBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
 import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
 import {
-  BUS_LEVELS,
-  BUS_SERVICE,
   LOKI,
   TAG,
   fixedValues,
@@ -17,40 +15,55 @@ import {
 export const APPLICATION_LOGS_UID = "aixcl-application-logs";
 
 /**
- * `module` is structured metadata, not a label (one stream per module would multiply Loki's streams),
- * so it is filtered after the selector; `.*$module.*` makes an empty box match every line.
+ * Application logs arrive two ways: on the bus (the log consumer labels them `service` and `level`) and over OTLP
+ * (Loki's otlp_config labels them `service_name`, ...). Both carry `service_name` (for bus streams Loki copies it
+ * from `service`: discover_service_name) and the structured metadata `detected_level` (Loki's, from the bus's level
+ * label or the OTLP severity), so one selector and one level filter cover both. Promtail's container and file
+ * streams all carry `job`: `job=""` leaves them out.
  */
-const BY_MODULE = '| module=~".*$module.*"';
-const SELECTED = `{${BUS_SERVICE}, level=~"$level"} |~ "(?i)$search" ${BY_MODULE}`;
-const ERRORS = `{${BUS_SERVICE}, level=~"error|critical"} ${BY_MODULE}`;
+const APPLICATIONS = 'service_name=~"$service", job=""';
+
+/** Loki's detected_level values (the bus's `warning` is `warn` there, OTLP's FATAL is `fatal`), in severity order. */
+export const DETECTED_LEVELS = ["trace", "debug", "info", "warn", "error", "critical", "fatal", "unknown"] as const;
+
+/**
+ * `module` (bus) and `scope_name` (OTLP's instrumentation scope) are structured metadata, not labels (one stream per
+ * module would multiply Loki's streams), so they are filtered after the selector; an entry has one or the other,
+ * the missing one reads as empty, and `.*$module.*` makes an empty box match every line.
+ */
+const BY_MODULE = '| module=~".*$module.*" or scope_name=~".*$module.*"';
+const SELECTED = `{${APPLICATIONS}} | detected_level=~"$level" |~ "(?i)$search" ${BY_MODULE}`;
+const ERRORS = `{${APPLICATIONS}} | detected_level=~"error|critical|fatal" ${BY_MODULE}`;
 
 export function applicationLogsDashboard(): Dashboard {
   return new DashboardBuilder("AIXCL - Application Logs")
     .uid(APPLICATION_LOGS_UID)
-    .description("Logs published on the message bus, pushed to Loki by the log consumer")
+    .description("Logs applications sent on the message bus (through the log consumer) or over OTLP, side by side")
     .tags([TAG, "logs"])
     .time({ from: "now-1h", to: "now" })
     .refresh("10s")
     .withVariable(
-      lokiLabelValuesMulti("service", "Service", "service", '{service=~".+"}').description("Subsystem that logged"),
+      lokiLabelValuesMulti("service", "Service", "service_name", '{service_name=~".+", job=""}').description(
+        "The bus entry's subsystem or the OTLP resource's service.name",
+      ),
     )
-    .withVariable(fixedValues("level", "Level", BUS_LEVELS))
-    .withVariable(textBox("module", "Module", "Regular expression matched anywhere in the module name"))
+    .withVariable(fixedValues("level", "Level", DETECTED_LEVELS))
+    .withVariable(textBox("module", "Module", "Regular expression matched anywhere in the bus module or the OTLP instrumentation scope"))
     .withVariable(textBox("search", "Search", "Case-insensitive regular expression; empty shows every line"))
     .withPanel(
       stackedBars("Volume by level", "Entries per interval")
         .span(12)
         .height(8)
-        .withTarget(logql(`sum by (level) (count_over_time(${SELECTED} [$__auto]))`, "{{level}}")),
+        .withTarget(logql(`sum by (detected_level) (count_over_time(${SELECTED} [$__auto]))`, "{{detected_level}}")),
     )
     .withPanel(
-      lines(LOKI, "Error rate by service", "Entries per second at level error or critical", "reqps")
+      lines(LOKI, "Error rate by service", "Entries per second at level error, critical or fatal", "reqps")
         .span(12)
         .height(8)
-        .withTarget(logql(`sum by (service) (rate(${ERRORS} [$__auto]))`, "{{service}}")),
+        .withTarget(logql(`sum by (service_name) (rate(${ERRORS} [$__auto]))`, "{{service_name}}")),
     )
     .withPanel(
-      logLines("Logs", "Message lines; module, function, file, line and trace_id are in each line's details")
+      logLines("Logs", "Bus entries and OTLP records; module or scope, function, file, line, trace_id and attributes are in each line's details")
         .span(24)
         .height(20)
         .withTarget(logql(SELECTED)),

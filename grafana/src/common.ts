@@ -35,15 +35,6 @@ export const TAG = "aixcl";
 export const DEFAULT_PROJECT = "aixcl";
 
 /**
- * Message-bus logs are the streams with a `service` label: the log consumer sets it (the subsystem) on every
- * entry, while Promtail names the container's service `compose_service`. "All" is `.+` (see below).
- */
-export const BUS_SERVICE = 'service=~"$service"';
-
-/** Levels the log consumer writes as the `level` label, in severity order (`unknown`: level not set). */
-export const BUS_LEVELS = ["debug", "info", "warning", "error", "critical", "unknown"] as const;
-
-/**
  * The values of Loki label `label` as dashboard variable `name` (titled `title`). `stream` narrows the values
  * to streams matching a selector, which chains the variable to the ones before it.
  */

@@ -1,4 +1,5 @@
-import { DashboardBuilder, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
+import { BigValueColorMode, BigValueGraphMode } from "@grafana/grafana-foundation-sdk/common";
+import { DashboardBuilder, RowBuilder, ThresholdsConfigBuilder, ThresholdsMode } from "@grafana/grafana-foundation-sdk/dashboard";
 import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
 import { PanelBuilder as StatPanel } from "@grafana/grafana-foundation-sdk/stat";
 import { PROMETHEUS, TAG, lines, promql } from "./common.js";
@@ -14,6 +15,26 @@ export function pipelineDashboard(): Dashboard {
     .tags([TAG, "pipeline"])
     .time({ from: "now-1h", to: "now" })
     .refresh("30s")
+    .withRow(new RowBuilder("Alerts"))
+    .withPanel(
+      alertCount("Alerts firing", "red")
+        .description(
+          "Alerts Alertmanager holds that are firing: log alerts from Loki's ruler (loki/rules) and pipeline alerts from " +
+            "Prometheus (prometheus/rules). Which ones: ./aixcl alerts, or Alerting > Alert groups with the Alertmanager datasource.",
+        )
+        .withTarget(promql('sum(alertmanager_alerts{state=~"active|unprocessed"})', "firing")),
+    )
+    .withPanel(
+      alertCount("Silenced or inhibited", "blue")
+        .description("Alerts that fire but are muted by a silence or an inhibition rule in Alertmanager")
+        .withTarget(promql('sum(alertmanager_alerts{state="suppressed"})', "suppressed")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Pipeline alerts", "Prometheus' pipeline rules that are firing, by alert name (1 per firing series)", "short")
+        .span(12)
+        .height(6)
+        .withTarget(promql('sum by (alertname) (ALERTS{alertstate="firing"})', "{{alertname}}")),
+    )
     .withRow(new RowBuilder("Message bus"))
     .withPanel(
       lines(PROMETHEUS, "Broker throughput", "Messages per second through the broker, by topic family", "msg/s")
@@ -117,4 +138,22 @@ export function pipelineDashboard(): Dashboard {
         .withTarget(promql(`sum by (reason) (increase(promtail_dropped_entries_total${RATE}))`, "{{reason}}")),
     )
     .build();
+}
+
+/** A count of alerts in one state: green at 0, `color` from 1 on. */
+function alertCount(title: string, color: string): StatPanel {
+  return new StatPanel()
+    .datasource(PROMETHEUS)
+    .title(title)
+    .span(6)
+    .height(6)
+    .unit("short")
+    .colorMode(BigValueColorMode.Background)
+    .graphMode(BigValueGraphMode.None)
+    .thresholds(
+      new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
+        { value: null, color: "green" },
+        { value: 1, color },
+      ]),
+    );
 }

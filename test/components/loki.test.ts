@@ -56,6 +56,8 @@ describe.skipIf(need.skip !== undefined)("loki/loki-config.yml in the real Loki"
       // One process, one ring member: no reason for /ready to wait 15 s after the join, or 10 s for the scheduler.
       expect(effective["ingester"]).toMatchObject({ lifecycler: { min_ready_duration: "0s" } });
       expect(effective["frontend"]).toMatchObject({ scheduler_dns_lookup_period: "1s" });
+      // The ruler: the shipped Alertmanager, a scratch rule path under the (redirected) path prefix.
+      expect(effective["ruler"]).toMatchObject({ alertmanager_url: "http://alertmanager:9093", evaluation_interval: "1m0s", rule_path: `${loki.dataDir}/rules-temp` });
       // The paths were redirected by flags into this instance's temp dir, not left at /loki.
       expect(JSON.stringify(effective["common"])).toContain(loki.dataDir);
     });

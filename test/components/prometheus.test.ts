@@ -31,6 +31,15 @@ describe("mapScrapeTargets (how the harness adapts the shipped prometheus.yml)",
     expect(targets["promtail"]).toEqual(["promtail:9080"]);
   });
 
+  it("maps the Alertmanager Prometheus sends alerts to, like a scrape target", () => {
+    const mapped = parse(mapScrapeTargets(shipped, { "alertmanager:9093": "127.0.0.1:4321" })) as {
+      alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    expect(mapped.alerting.alertmanagers[0]?.static_configs[0]?.targets).toEqual(["127.0.0.1:4321"]);
+    expect(mapped.scrape_configs.find((j) => j.job_name === "alertmanager")?.static_configs[0]?.targets).toEqual(["127.0.0.1:4321"]);
+  });
+
   it("fails when a mapped address is not in the shipped file", () => {
     expect(() => mapScrapeTargets(shipped, { "loki:3101": "127.0.0.1:1" })).toThrow(/loki:3101/);
   });
@@ -51,6 +60,7 @@ describe("prometheus/prometheus.yml", () => {
       promtail: ["promtail:9080"],
       broker: ["broker:9464"],
       "log-consumer": ["log-consumer:9465"],
+      alertmanager: ["alertmanager:9093"],
       grafana: ["grafana:3000"],
     });
   });
@@ -60,9 +70,10 @@ const needTool = requireComponents("promtool");
 if (needTool.skip) console.warn(`[skipped] promtool tests: ${needTool.skip}`);
 
 describe.skipIf(needTool.skip !== undefined)("promtool", () => {
-  it("check config accepts the shipped prometheus.yml", async () => {
+  it("check config accepts the shipped prometheus.yml and the rule files it names", async () => {
     const r = await runComponent("promtool", ["check", "config", shippedConfig.prometheus]);
     expect(r.output).toContain("SUCCESS");
+    expect(r.output).toMatch(/SUCCESS: [1-9]\d* rule files found/);
     expect(r.status).toBe(0);
   });
 

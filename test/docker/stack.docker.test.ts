@@ -17,10 +17,19 @@ import { createLogger, encodeLogEntry, nowNs } from "@aixcl/shared";
 import { metricSample, queryAll, queryInstant, queryRange, repoRoot } from "@aixcl/testkit";
 import { countSeqs, missing, runCleanups, SteadyLogger } from "../../services/log-consumer/test/processes.js";
 import { Checkout, currentUser, testerUser, type AixclUser } from "./checkout.js";
+import { pythonFieldsProgram, pythonNumberedProgram, runNodeTransports, runPython, sendOtlp } from "./clients.js";
 import { container, containerLog, docker, engineProblem, health, killServiceProcess, projectContainers, projectVolumes, restartCount, servicePid } from "./engine.js";
 
 const CI = process.env.CI === "true";
-const SERVICES = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"];
+const SERVICES = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"];
+const ALERTMANAGER = "http://127.0.0.1:9093";
+
+interface FiringAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+}
+const firing = async () => (await (await fetch(`${ALERTMANAGER}/api/v2/alerts?active=true&silenced=false&inhibited=false`)).json()) as FiringAlert[];
 const LOKI = "http://127.0.0.1:3100";
 const RATE = 2000;
 
@@ -89,6 +98,11 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   beforeAll(() => {
     checkout = new Checkout(user);
   });
+  /** Grafana's admin, with the password ./aixcl start generated into the checkout's .env. */
+  const grafanaAuth = () => {
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.+)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1] ?? "";
+    return { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString("base64")}` };
+  };
   afterAll(async () => {
     await runCleanups();
     // Whatever happened, leave no project behind for the next pass or the next run.
@@ -155,8 +169,7 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   });
 
   it("Grafana lists both datasources by uid and the dashboards in folder AIXCL, and a dashboard query returns data", { timeout: 60_000 }, async () => {
-    const password = /^GRAFANA_ADMIN_PASSWORD=(.+)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1] ?? "";
-    const auth = { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString("base64")}` };
+    const auth = grafanaAuth();
     const grafana = "http://127.0.0.1:3000";
     const ds = (await (await fetch(`${grafana}/api/datasources`, { headers: auth })).json()) as { uid: string; type: string }[];
     expect(ds.map((d) => [d.uid, d.type])).toEqual(expect.arrayContaining([["loki", "loki"], ["prometheus", "prometheus"]]));
@@ -183,12 +196,84 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   });
 
   it("Prometheus reports every target up", { timeout: 120_000 }, async () => {
-    const jobs = ["prometheus", "loki", "promtail", "broker", "log-consumer", "grafana"];
+    const jobs = ["prometheus", "loki", "promtail", "alertmanager", "broker", "log-consumer", "grafana"];
     await until("every target up", async () => {
       const body = (await (await fetch("http://127.0.0.1:9090/api/v1/targets?state=active")).json()) as { data: { activeTargets: { labels: { job: string }; health: string }[] } };
       const up = new Set(body.data.activeTargets.filter((t) => t.health === "up").map((t) => t.labels.job));
       return jobs.every((j) => up.has(j));
     });
+  });
+
+  it("Python's logging through BusHandler (clients/python, pip-installed) on the host: every field arrives", { timeout: 180_000 }, async () => {
+    const service = `dockertier_py_${run}`;
+    const py = await runPython(pythonFieldsProgram(service));
+    expect(py.status, py.stderr).toBe(0);
+    await until("both records in Loki", async () => (await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values).length === 2, 60_000);
+    const [failed] = (await queryRange(LOKI, `{service="${service}", level="error"}`)).flatMap((s) => s.values);
+    expect(failed?.[1]).toMatch(/^charging invoice-1234 failed\nTraceback \(most recent call last\):\n[\s\S]*ZeroDivisionError: division by zero$/);
+    expect(failed?.[2]).toMatchObject({ module: "billing", function: "charge", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", meta_logger: "shop.billing", extra_invoice: "1234", topic: `logs.${service}.billing` });
+  });
+
+  it("pino and winston through the packed @aixcl/logging, installed in a project outside the repository", { timeout: 300_000 }, async () => {
+    const service = `dockertier_node_${run}`;
+    const app = await runNodeTransports(service);
+    expect(app.status, app.stderr).toBe(0);
+    await until("both lines in Loki", async () => (await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values).length === 2, 60_000);
+    const lines = Object.fromEntries((await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values.map((v) => [v[1], { level: s.stream["level"], ...v[2] }])));
+    expect(lines["pino says"]).toMatchObject({ level: "warning", module: "pino", extra_order: "7" });
+    expect(lines["winston says"]).toMatchObject({ level: "error", module: "winston", extra_order: "8" });
+  });
+
+  it("an OpenTelemetry SDK into Loki's published OTLP endpoint: otlp_config's labels; the Application Logs dashboard shows OTLP and bus lines through Grafana", { timeout: 120_000 }, async () => {
+    const service = `dockertier_otlp_${run}`;
+    await sendOtlp(LOKI, service, 5);
+    await until("the OTLP records in Loki", async () => (await queryRange(LOKI, `{service_name="${service}"}`)).flatMap((s) => s.values).length === 5, 60_000);
+    const [stream] = await queryRange(LOKI, `{service_name="${service}"}`);
+    // service.name and service.namespace index; service.instance.id (a new stream per process) does not.
+    expect(stream?.stream).toEqual({ service_name: service, service_namespace: "shop" });
+    expect(stream?.values[0]?.[2]).toMatchObject({ service_instance_id: "pid-123", order: expect.any(String) });
+
+    const board = JSON.parse(readFileSync(join(repoRoot, "grafana/dashboards/application-logs.json"), "utf8")) as { panels: { title: string; targets?: { expr: string }[] }[] };
+    const bus = `dockertier_py_${run}`;
+    const expr = (board.panels.find((p) => p.title === "Logs")?.targets?.[0]?.expr ?? "")
+      .replaceAll("$service", `${service}|${bus}`)
+      .replaceAll("$level", ".+")
+      .replaceAll("$module", "")
+      .replaceAll("$search", "");
+    const res = await fetch("http://127.0.0.1:3000/api/ds/query", {
+      method: "POST",
+      headers: { ...grafanaAuth(), "Content-Type": "application/json" },
+      body: JSON.stringify({ from: "now-1h", to: "now", queries: [{ refId: "A", datasource: { uid: "loki", type: "loki" }, expr, queryType: "range", maxLines: 100 }] }),
+    });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(text).toContain("otlp record 0");
+    expect(text).toContain("charging invoice-1234 failed");
+  });
+
+  const burstService = `dockertier_burst_${run}`;
+
+  it("the alert rules are loaded: Loki's ruler (read-only rules mount) and Prometheus' pipeline rules, sent to Alertmanager", { timeout: 120_000 }, async () => {
+    // An error burst from an application: checked after the faults below, once Loki's ruler (every minute) ran.
+    const logger = createLogger({ subsystem: burstService, module: "burst", endpoint: "tcp://127.0.0.1:5555" });
+    for (let i = 0; i < 11; i++) logger.error(`payment failed ${i} ${run}`);
+    await logger.close();
+
+    type Groups = { data: { groups: { rules: { name: string; health: string }[] }[] } };
+    const rules = async (url: string) => ((await (await fetch(url)).json()) as Groups).data.groups.flatMap((g) => g.rules);
+    // Health is "unknown" until the first evaluation, a minute after the start at most.
+    await until("Loki's two log rules evaluated", async () => {
+      const logRules = await rules(`${LOKI}/prometheus/api/v1/rules`);
+      expect(logRules.map((r) => r.name).sort()).toEqual(["ApplicationErrorBurst", "ContainerErrorBurst"]);
+      return logRules.every((r) => r.health === "ok");
+    }, 90_000);
+    expect(containerLog("loki")).not.toMatch(/permission denied|unable to list rules/);
+    await until("every pipeline rule evaluated", async () => {
+      const pipeline = await rules("http://127.0.0.1:9090/api/v1/rules");
+      return pipeline.length >= 9 && pipeline.every((r) => r.health === "ok");
+    });
+    const managers = (await (await fetch("http://127.0.0.1:9090/api/v1/alertmanagers")).json()) as { data: { activeAlertmanagers: { url: string }[] } };
+    expect(managers.data.activeAlertmanagers.map((a) => a.url)).toEqual(["http://alertmanager:9093/api/v2/alerts"]);
   });
 
   /**
@@ -227,6 +312,22 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
     expect(lost).toEqual([]);
   });
 
+  it("a Python service logging through BusHandler across ./aixcl restart broker loses nothing", { timeout: 300_000 }, async () => {
+    const service = `dockertier_py_restart_${run}`;
+    const rate = 500;
+    const app = runPython(pythonNumberedProgram(service, rate, 15), {}, 180_000);
+    await sleep(4000);
+    const r = await checkout.run(["restart", "broker"], 180_000);
+    expect(r.status, r.stderr).toBe(0);
+    const py = await app;
+    expect(py.status, py.stderr).toBe(0);
+    const total = rate * 15;
+    const counts = await settled(service, total);
+    const lost = missing(counts, total);
+    figure(`Python BusHandler at ${rate} lines/s across ./aixcl restart broker: ${total} logged, ${lost.length} lost; handler ${py.stdout.trim().split("\n").at(-1)}`);
+    expect(lost).toEqual([]);
+  });
+
   it("under load, Loki stopped for 20 s loses nothing", { timeout: 400_000 }, async () => {
     const { lost } = await underLoad("loki_down_20s", async () => {
       docker(["stop", container("loki")]);
@@ -253,6 +354,24 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
     });
   }
 
+  it("the error burst fires ApplicationErrorBurst for its service in Alertmanager, listed by ./aixcl alerts; the stack's own errors fire nothing", { timeout: 180_000 }, async () => {
+    await until("ApplicationErrorBurst in Alertmanager", async () => (await firing()).some((a) => a.labels.alertname === "ApplicationErrorBurst" && a.labels.service === burstService), 150_000);
+    const alerts = await checkout.run(["alerts"], 120_000);
+    expect(alerts.status, alerts.stderr).toBe(0);
+    expect(alerts.stdout).toMatch(new RegExp(`^${burstService}\\s+ApplicationErrorBurst\\s`, "m"));
+    const json = await checkout.run(["alerts", "--json"], 120_000);
+    expect(json.status, json.stderr).toBe(0);
+    expect(json.stdout).toContain(`"service":"${burstService}"`);
+    // The faults above made the stack's own services log errors (a consumer without Loki, restarts, kills): none
+    // of that may alert as an application or a container error burst.
+    const own = (await firing()).filter((a) => SERVICES.includes(a.labels.service ?? "") || SERVICES.includes(a.labels.compose_service ?? ""));
+    expect(own).toEqual([]);
+
+    const auth = grafanaAuth();
+    const viaGrafana = (await (await fetch("http://127.0.0.1:3000/api/alertmanager/alertmanager/api/v2/alerts", { headers: auth })).json()) as FiringAlert[];
+    expect(viaGrafana.some((a) => a.labels.service === burstService)).toBe(true);
+  });
+
   it("./aixcl stop, then start: the logs are kept; the warm start's time is printed", { timeout: 300_000 }, async () => {
     const service = `dockertier_restart_consumer_${run}`;
     const before = (await queryInstant(LOKI, `sum(count_over_time({service="${service}"}[1h]))`))[0]?.value;
@@ -268,9 +387,10 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   });
 
   it("./aixcl keys, then restart: the bus requires CURVE, bus test passes, a plaintext publisher is refused and counted", { timeout: 600_000 }, async () => {
-    const keys = await checkout.run(["keys"], 600_000);
+    const keys = await checkout.run(["keys", "my-app"], 600_000);
     expect(keys.status, keys.stderr).toBe(0);
     expect(keys.stdout).toContain("created keys/broker.secret");
+    expect(keys.stdout).toContain("created keys/clients/my-app.secret");
     expect(keys.stdout).not.toContain("/keys-rw");
     const restart = await checkout.run(["restart"], 300_000);
     expect(restart.status, restart.stderr).toBe(0);
@@ -278,6 +398,12 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
 
     const bus = await checkout.run(["bus", "test"], 120_000);
     expect(bus.status, `${bus.stdout}\n${bus.stderr}`).toBe(0);
+
+    // An application with its own key pair (made above for "my-app") through the Python client.
+    const keyed = `dockertier_py_curve_${run}`;
+    const py = await runPython(pythonFieldsProgram(keyed), { MESSAGE_BUS_KEYS_DIR: join(checkout.dir, "keys"), MESSAGE_BUS_CLIENT_NAME: "my-app" });
+    expect(py.status, py.stderr).toBe(0);
+    await until("the keyed client's records in Loki", async () => (await queryRange(LOKI, `{service="${keyed}"}`)).flatMap((s) => s.values).length === 2, 60_000);
 
     // Refused during the handshake: kind "protocol" (a plaintext greeting) or, when the connection drops first, "other".
     const refused = async () => {

@@ -2,12 +2,11 @@
  * What the docs show must work: every ./aixcl command in LOGGING.md and QUICKSTART_LOGGING.md is accepted by
  * the CLI (the Bash script with a recording fake docker, and the TypeScript parser for the commands it
  * forwards), every LogQL query they show is accepted by the real Loki, and the queries only use labels the
- * stack actually sets.
+ * stack actually sets. (snippets.test.ts runs their code.)
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { parseArgs } from "@aixcl/cli";
@@ -15,9 +14,8 @@ import { parseArgs } from "@aixcl/cli";
 import { RESERVED_LABELS } from "../../services/log-consumer/src/mapping.js";
 import type { LokiHandle } from "@aixcl/testkit";
 import { requireComponent, startLoki, tempDir } from "@aixcl/testkit";
+import { DOCS, fencedBlocks, root } from "./markdown.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const DOCS = ["LOGGING.md", "QUICKSTART_LOGGING.md"];
 
 /** Splits a command line like a POSIX shell does for quotes and backslashes (no expansion). */
 function shellWords(line: string): string[] {
@@ -53,10 +51,6 @@ function shellWords(line: string): string[] {
 interface Shown {
   doc: string;
   text: string;
-}
-
-function fencedBlocks(text: string, langs: string[]): string[] {
-  return [...text.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].filter((m) => langs.includes(m[1] as string)).map((m) => m[2] as string);
 }
 
 /** Inline code spans outside fenced blocks, with a table's escaped pipes restored. */
@@ -107,7 +101,7 @@ describe("the docs' ./aixcl commands", () => {
   const shown = commands();
   let dir: string;
   const fakeDocker = join(root, "test/stack/fake-docker");
-  const healthy = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
+  const healthy = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
 
   beforeAll(() => {
     dir = tempDir("docs");
@@ -117,7 +111,7 @@ describe("the docs' ./aixcl commands", () => {
 
   it("covers the commands of the issue", () => {
     const texts = shown.map((s) => shellWords(s.text).slice(1, 3).join(" "));
-    for (const cmd of ["start", "stop", "status", "clean", "bus test", "logs query", "logs tail", "logs grafana"]) expect(texts).toContain(cmd);
+    for (const cmd of ["start", "stop", "status", "clean", "bus test", "logs query", "logs tail", "logs grafana", "alerts"]) expect(texts).toContain(cmd);
     expect(shown.length).toBeGreaterThan(15);
   });
 
@@ -129,7 +123,7 @@ describe("the docs' ./aixcl commands", () => {
       encoding: "utf8",
       input: "",
       timeout: 20_000,
-      env: { PATH: `${fakeDocker}:${process.env.PATH}`, HOME: dir, FAKE_DOCKER_LOG: log, FAKE_DOCKER_PS: healthy, FAKE_DOCKER_RUNNING: "loki\n", AIXCL_START_TIMEOUT: "2" },
+      env: { PATH: `${fakeDocker}:${process.env.PATH}`, HOME: dir, FAKE_DOCKER_LOG: log, FAKE_DOCKER_PS: healthy, FAKE_DOCKER_RUNNING: "loki\nalertmanager\n", AIXCL_START_TIMEOUT: "2" },
     });
     expect(r.status, r.stderr).not.toBe(2);
     expect(r.stderr).not.toMatch(/unknown (command|option|service)/);
@@ -137,13 +131,23 @@ describe("the docs' ./aixcl commands", () => {
       .split("\n")
       .map((l) => l.split("\x1f"))
       .find((c) => c.includes("run"));
-    if (["logs query", "logs tail", "bus test"].includes(args.slice(0, 2).join(" "))) {
+    if (["logs query", "logs tail", "bus test"].includes(args.slice(0, 2).join(" ")) || args[0] === "alerts") {
       // The TypeScript half gets exactly the arguments shown, and accepts them.
       expect(forwarded?.slice(forwarded.indexOf("cli") + 1)).toEqual(args);
       expect(parseArgs(args).kind).not.toBe("help");
     }
   });
 });
+
+/** Labels OTLP records get: limits_config.otlp_config's index_label resource attributes, dots as underscores. */
+function otlpLabels(): string[] {
+  const loki = parse(readFileSync(join(root, "loki/loki-config.yml"), "utf8")) as {
+    limits_config: { otlp_config: { resource_attributes: { attributes_config: { action: string; attributes: string[] }[] } } };
+  };
+  return loki.limits_config.otlp_config.resource_attributes.attributes_config
+    .filter((c) => c.action === "index_label")
+    .flatMap((c) => c.attributes.map((a) => a.replaceAll(".", "_")));
+}
 
 describe("the docs' LogQL", () => {
   const queries = logqlShown();
@@ -168,6 +172,8 @@ describe("the docs' LogQL", () => {
       "level",
       // Added by Loki to every stream (limits_config.discover_service_name, on by default).
       "service_name",
+      // The OTLP resource attributes loki-config.yml indexes, as Loki names them.
+      ...otlpLabels(),
       ...promtail.scrape_configs.flatMap((j) => (j.relabel_configs ?? []).map((r) => r.target_label ?? "")),
       ...promtail.scrape_configs.flatMap((j) => (j.static_configs ?? []).flatMap((s) => Object.keys(s.labels ?? {}))),
     ]);

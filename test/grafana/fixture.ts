@@ -1,13 +1,19 @@
 /**
  * Log data for checking the dashboards' queries against a real Loki.
  *
- * Application logs take the real path: createLogger -> broker -> log consumer -> Loki. Container logs are
+ * Application logs take the real paths: createLogger -> broker -> log consumer -> Loki, and the OpenTelemetry SDK
+ * -> OTLP/HTTP -> Loki (its otlp_config as shipped). Container logs are
  * pushed with the labels Promtail's shipped config gives them (compose_project, compose_service, container,
  * stream, job and, for JSON lines, level): Promtail discovers containers through a Docker engine, which these
  * machines do not have. One container line is authentic Loki output: the query log Loki writes for a search,
  * as the Loki container's own log would carry it.
  */
 import { randomUUID } from "node:crypto";
+import { context, trace as traces, TraceFlags } from "@opentelemetry/api";
+import { SeverityNumber } from "@opentelemetry/api-logs";
+import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
 import { createLogger } from "@aixcl/shared";
 import { startBus, startLoki } from "@aixcl/testkit";
 import type { BusHandle, LokiHandle, LokiStream } from "@aixcl/testkit";
@@ -25,6 +31,13 @@ export const BUS_ENTRIES = [
   { service: "inventory", module: "stock", level: "critical", message: "stock database unreachable", traced: false },
 ] as const;
 
+/** What an application sends over OTLP (service.name "storefront", instrumentation scope "web"), in order. */
+export const OTLP_RECORDS = [
+  { severity: SeverityNumber.INFO, text: "INFO", message: "product page rendered", traced: false },
+  { severity: SeverityNumber.WARN, text: "WARN", message: "recommendations slow", traced: false },
+  { severity: SeverityNumber.ERROR, text: "ERROR", message: "payment provider timed out", traced: true },
+] as const;
+
 export const CONTAINERS = {
   api: { service: "api", container: "aixcl-api-1", stream: "stdout" },
   db: { service: "db", container: "aixcl-db-1", stream: "stderr" },
@@ -33,7 +46,7 @@ export const CONTAINERS = {
 
 export interface LogFixture {
   loki: LokiHandle;
-  /** Trace id carried by two bus entries (structured metadata) and two api container lines (JSON field). */
+  /** Trace id carried by two bus entries and one OTLP record (structured metadata) and two api container lines (JSON field). */
   trace: string;
   /** The Loki query-log line pushed as the loki container's log. */
   queryEcho: string;
@@ -100,6 +113,17 @@ async function lokiQueryEcho(loki: LokiHandle): Promise<string> {
   throw new Error(`Loki logged no query line for ${query}; its log:\n${loki.logs().slice(-3000)}`);
 }
 
+async function sendOtlp(loki: LokiHandle, trace: string): Promise<void> {
+  const provider = new LoggerProvider({
+    resource: resourceFromAttributes({ "service.name": "storefront", "service.instance.id": randomUUID() }),
+    processors: [new BatchLogRecordProcessor({ exporter: new OTLPLogExporter({ url: `${loki.url}/otlp/v1/logs` }) })],
+  });
+  const logger = provider.getLogger("web");
+  const span = traces.setSpanContext(context.active(), { traceId: trace, spanId: "00f067aa0ba902b7", traceFlags: TraceFlags.SAMPLED });
+  for (const r of OTLP_RECORDS) logger.emit({ severityNumber: r.severity, severityText: r.text, body: r.message, ...(r.traced ? { context: span } : {}) });
+  await provider.shutdown();
+}
+
 export async function startLogFixture(): Promise<LogFixture> {
   const loki = await startLoki();
   let bus: BusHandle | undefined;
@@ -124,7 +148,9 @@ export async function startLogFixture(): Promise<LogFixture> {
       logger.log(e.level, e.message, {}, { function: "handle", filePath: `src/${e.module}.ts`, lineNumber: 7, ...(e.traced ? { traceId: trace } : {}) });
     }
     await Promise.all([...loggers.values()].map((l) => l.close()));
+    await sendOtlp(loki, trace);
     await loki.waitFor('{service=~".+"}', BUS_ENTRIES.length, 20_000);
+    await loki.waitFor('{service_name="storefront"}', OTLP_RECORDS.length, 20_000);
     await loki.waitFor(`{compose_project=~".+"}`, 7, 10_000);
     return { loki, trace, queryEcho, stop };
   } catch (err) {

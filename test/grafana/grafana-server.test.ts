@@ -2,14 +2,15 @@
  * Our provisioning loaded by a real Grafana server built from Grafana's Go module
  * (grafana/scripts/grafana-server.sh, which explains why that build is a 2023 main-branch commit and not 13.1).
  * Checked through Grafana's HTTP API: the datasources exist under their fixed uids, the dashboards sit in the
- * AIXCL folder, and a dashboard's LogQL query through the provisioned Loki datasource returns data.
+ * AIXCL folder, a dashboard's LogQL query through the provisioned Loki datasource returns data, and the alerts of
+ * a real Alertmanager come through the provisioned Alertmanager datasource, as Grafana's alerting view asks.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, printComponentLogsOnFailure, requireComponents, tempDir } from "@aixcl/testkit";
+import { freePort, printComponentLogsOnFailure, requireComponents, startAlertmanager, tempDir, type AlertmanagerHandle } from "@aixcl/testkit";
 import { PROJECT, SEARCH, startLogFixture, type LogFixture } from "./fixture.js";
 import { checkedInDashboards, dashboardProviders, dashboardsDir, grafanaDir, panelQueries, renderQuery } from "./provisioning.js";
 
@@ -25,13 +26,14 @@ const grafanaBin = scriptOutput("--path");
 const grafanaHome = scriptOutput("--home");
 const missing = grafanaBin && grafanaHome ? undefined : "the Grafana server is not built; run bash grafana/scripts/grafana-server.sh (~15 min)";
 if (missing && process.env["CI"] === "true") throw new Error(`CI=true and ${missing}`);
-const need = requireComponents("loki");
+const need = requireComponents("loki", "alertmanager");
 const skip = missing ?? need.skip;
 if (skip) console.warn(`[skipped] provisioning in a real Grafana server: ${skip}`);
 printComponentLogsOnFailure();
 
 describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server", () => {
   let fx: LogFixture;
+  let alertmanager: AlertmanagerHandle;
   let grafana: ChildProcess;
   let dir: string;
   let url: string;
@@ -51,13 +53,17 @@ describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server",
 
   beforeAll(async () => {
     fx = await startLogFixture();
+    alertmanager = await startAlertmanager();
     dir = tempDir("grafana-server");
     // Our provisioning as shipped; only what docker-compose.yml provides differently is adapted: the
     // datasource URLs (compose service names) and the provider path (the compose mount of grafana/dashboards).
     const provisioning = join(dir, "provisioning");
     cpSync(join(grafanaDir, "provisioning"), provisioning, { recursive: true });
     const dsFile = join(provisioning, "datasources/datasources.yml");
-    writeFileSync(dsFile, readFileSync(dsFile, "utf8").replace("http://loki:3100", fx.loki.url).replace("http://prometheus:9090", "http://127.0.0.1:9"));
+    writeFileSync(
+      dsFile,
+      readFileSync(dsFile, "utf8").replace("http://loki:3100", fx.loki.url).replace("http://prometheus:9090", "http://127.0.0.1:9").replace("http://alertmanager:9093", alertmanager.url),
+    );
     const providerFile = join(provisioning, "dashboards/dashboards.yml");
     const providerPath = dashboardProviders()[0]!.options.path;
     writeFileSync(providerFile, readFileSync(providerFile, "utf8").replace(`path: ${providerPath}`, `path: ${dashboardsDir}`));
@@ -102,6 +108,7 @@ describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server",
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
       if (grafana.exitCode === null) grafana.kill("SIGKILL");
     }
+    await alertmanager?.stop();
     await fx?.stop();
   });
 
@@ -114,6 +121,21 @@ describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server",
     for (const f of loki.jsonData.derivedFields) expect(f.url).toContain('"${__value.raw}"');
     const prometheus = await api<{ type: string; jsonData: { timeInterval: string } }>("/api/datasources/uid/prometheus");
     expect(prometheus).toMatchObject({ type: "prometheus", jsonData: { timeInterval: "15s" } });
+  });
+
+  it("provisions the Alertmanager datasource under its fixed uid, and Grafana's alerting API shows that Alertmanager's alerts", async () => {
+    const ds = await api<{ type: string; jsonData: { implementation: string; handleGrafanaManagedAlerts: boolean } }>("/api/datasources/uid/alertmanager");
+    expect(ds).toMatchObject({ type: "alertmanager", jsonData: { implementation: "prometheus", handleGrafanaManagedAlerts: false } });
+    // What Loki's ruler sends when an application's errors burst.
+    const res = await fetch(`${alertmanager.url}/api/v2/alerts`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify([{ labels: { alertname: "ApplicationErrorBurst", service: "grafana_test" }, annotations: { summary: "grafana_test logged 11 error entries" } }]),
+    });
+    expect(res.status).toBe(200);
+    // The endpoint Grafana's Alerting > Alert groups view reads for an external Alertmanager.
+    const alerts = await api<{ labels: Record<string, string>; annotations: Record<string, string> }[]>("/api/alertmanager/alertmanager/api/v2/alerts");
+    expect(alerts.map((a) => a.labels)).toContainEqual({ alertname: "ApplicationErrorBurst", service: "grafana_test" });
   });
 
   it("provisions every dashboard into the AIXCL folder, read-only", async () => {

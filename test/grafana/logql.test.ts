@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { printComponentLogsOnFailure, requireComponents } from "@aixcl/testkit";
-import { BUS_ENTRIES, CONTAINERS, PROJECT, SEARCH, startLogFixture, type LogFixture } from "./fixture.js";
+import { BUS_ENTRIES, CONTAINERS, OTLP_RECORDS, PROJECT, SEARCH, startLogFixture, type LogFixture } from "./fixture.js";
 import {
   checkedInDashboards,
   lokiLabelValuesVariables,
@@ -106,8 +106,8 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
     expect(await values(containerLogs, "service", CONTAINER_DEFAULTS)).toEqual(["api", "db", "loki"]);
     expect(await values(containerLogs, "container", { ...CONTAINER_DEFAULTS, service: ["api", "db"] })).toEqual(["aixcl-api-1", "aixcl-db-1"]);
     expect(await values(containerLogs, "stream", { ...CONTAINER_DEFAULTS, service: ["db"] })).toEqual(["stderr"]);
-    // Bus services only: Promtail's container streams have compose_service, never service.
-    expect(await values(applicationLogs, "service", APPLICATION_DEFAULTS)).toEqual(["checkout", "inventory"]);
+    // Bus and OTLP services only: Promtail's container streams (service_name api, db, loki) carry job.
+    expect(await values(applicationLogs, "service", APPLICATION_DEFAULTS)).toEqual(["checkout", "inventory", "storefront"]);
   });
 
   describe("Container Logs", () => {
@@ -141,21 +141,31 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
   });
 
   describe("Application Logs", () => {
-    it("volume by level counts the bus entries per level", async () => {
+    it("volume by level counts bus entries and OTLP records per level (Loki's detected_level: warning is warn)", async () => {
       const logql = render(applicationLogs, query(applicationLogs, "Volume by level"), APPLICATION_DEFAULTS, "1h");
-      expect(await totals(logql, "level")).toEqual({ debug: 1, info: 1, warning: 1, error: 1, critical: 1 });
+      // Bus: debug, info, warning, error, critical; OTLP: INFO, WARN, ERROR.
+      expect(await totals(logql, "detected_level")).toEqual({ debug: 1, info: 2, warn: 2, error: 2, critical: 1 });
       const picked = render(applicationLogs, query(applicationLogs, "Volume by level"), { ...APPLICATION_DEFAULTS, level: ["error", "critical"] }, "1h");
-      expect(await totals(picked, "level")).toEqual({ error: 1, critical: 1 });
+      expect(await totals(picked, "detected_level")).toEqual({ error: 2, critical: 1 });
+      const otlpOnly = render(applicationLogs, query(applicationLogs, "Volume by level"), { ...APPLICATION_DEFAULTS, service: ["storefront"] }, "1h");
+      expect(await totals(otlpOnly, "detected_level")).toEqual({ info: 1, warn: 1, error: 1 });
     });
 
-    it("error rate covers error and critical entries per service", async () => {
+    it("error rate covers error and critical entries per service, bus and OTLP alike", async () => {
       const logql = render(applicationLogs, query(applicationLogs, "Error rate by service"), APPLICATION_DEFAULTS, "1h");
-      const rates = await totals(logql, "service");
-      expect(Object.keys(rates).sort()).toEqual(["checkout", "inventory"]);
+      const rates = await totals(logql, "service_name");
+      expect(Object.keys(rates).sort()).toEqual(["checkout", "inventory", "storefront"]);
       expect(rates["checkout"]! * 3600).toBeCloseTo(1);
+      expect(rates["storefront"]! * 3600).toBeCloseTo(1);
     });
 
-    it("the logs panel filters on structured metadata (module) and returns it with each line", async () => {
+    it("the logs panel shows bus entries and OTLP records side by side, and no container line", async () => {
+      const logql = render(applicationLogs, query(applicationLogs, "Logs"), APPLICATION_DEFAULTS);
+      const expected = [...BUS_ENTRIES.map((e) => e.message), ...OTLP_RECORDS.map((r) => r.message)];
+      expect((await lines(logql)).sort()).toEqual(expected.sort());
+    });
+
+    it("the logs panel filters on structured metadata (bus module, OTLP scope) and returns it with each line", async () => {
       const logql = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, module: "pay" });
       const streams = await fx.loki.queryRange(logql);
       const got = streams.flatMap((s) => s.values.map(([, line, meta]) => ({ line, meta })));
@@ -163,6 +173,9 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
       for (const g of got) expect(g.meta).toMatchObject({ module: "payment", function: "handle", file_path: "src/payment.ts", trace_id: fx.trace });
       const searched = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, search: "DATABASE" });
       expect(await lines(searched)).toEqual(["stock database unreachable"]);
+      const scope = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, module: "web", level: ["error"] });
+      const otlp = (await fx.loki.queryRange(scope)).flatMap((s) => s.values.map(([, line, meta]) => ({ line, meta })));
+      expect(otlp).toEqual([{ line: "payment provider timed out", meta: expect.objectContaining({ scope_name: "web", severity_text: "ERROR", trace_id: fx.trace }) }]);
     });
   });
 
@@ -170,9 +183,9 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
     const fields = provisionedDatasources().find((d) => d.uid === "loki")?.jsonData?.derivedFields ?? [];
     /** Grafana substitutes the matched value for ${__value.raw} and runs the link's query on datasourceUid. */
     const follow = (url: string, value: string) => lines(url.replaceAll("${__value.raw}", value));
-    const busLines = BUS_ENTRIES.filter((e) => e.traced).map((e) => e.message).sort();
+    const busLines = [...BUS_ENTRIES.filter((e) => e.traced).map((e) => e.message), ...OTLP_RECORDS.filter((r) => r.traced).map((r) => r.message)].sort();
 
-    it("from a bus entry's trace_id metadata: the trace's bus entries and container lines", async () => {
+    it("from a bus entry's trace_id metadata: the trace's bus entries, OTLP records and container lines", async () => {
       const entries = (await fx.loki.queryRange('{service="checkout"}')).flatMap((s) => s.values);
       const value = entries.map(([, , meta]) => meta?.["trace_id"]).find((t) => t !== undefined);
       expect(value).toBe(fx.trace);

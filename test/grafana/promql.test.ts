@@ -12,11 +12,13 @@ import { createLogger, encodeLogEntry } from "@aixcl/shared";
 import {
   printComponentLogsOnFailure,
   requireComponents,
+  startAlertmanager,
   startLoki,
   startPrometheus,
   startPromtail,
   startBus,
   tempDir,
+  type AlertmanagerHandle,
   type BusHandle,
   type LokiHandle,
   type PrometheusHandle,
@@ -24,7 +26,7 @@ import {
 } from "@aixcl/testkit";
 import { checkedInDashboards, panelQueries, renderQuery, type PanelQuery } from "./provisioning.js";
 
-const need = requireComponents("prometheus", "loki", "promtail");
+const need = requireComponents("prometheus", "loki", "promtail", "alertmanager");
 if (need.skip) console.warn(`[skipped] PromQL of the Grafana dashboards: ${need.skip}`);
 printComponentLogsOnFailure();
 
@@ -37,11 +39,15 @@ const JOB_BY_PREFIX: [string, string][] = [
   ["aixcl_log_consumer_", "log-consumer"],
   ["loki_", "loki"],
   ["promtail_", "promtail"],
+  ["alertmanager_", "alertmanager"],
 ];
 
-/** Metric names in a PromQL expression (ours and the components'; functions and labels never match). */
+/**
+ * Metric names in a PromQL expression (ours and the components'; functions and labels never match). ALERTS is
+ * Prometheus' own series of its firing rules, exposed by no service.
+ */
 function metricNames(expr: string): string[] {
-  return [...new Set(expr.match(/\b(?:aixcl|loki|promtail)_[a-z0-9_]+/g) ?? [])];
+  return [...new Set(expr.match(/\b(?:aixcl|loki|promtail|alertmanager)_[a-z0-9_]+/g) ?? [])];
 }
 
 /** Exposition families: `# TYPE name kind`; a histogram's series are name_bucket/_sum/_count. */
@@ -57,6 +63,10 @@ function families(exposition: string): Set<string> {
 
 /** Panels whose metrics the test traffic moves; the others (retries: Loki never answered 429/5xx) only need to parse. */
 const MUST_HAVE_DATA = [
+  "Alerts firing",
+  "Silenced or inhibited",
+  // The too-old entry below makes the consumer drop it: the shipped rule LogConsumerDroppingEntries fires.
+  "Pipeline alerts",
   "Broker throughput",
   "Consumer throughput",
   "Push latency p99",
@@ -83,6 +93,7 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
   let promtail: PromtailHandle;
   let prometheus: PrometheusHandle;
   let bus: BusHandle;
+  let alertmanager: AlertmanagerHandle;
   let varLog: string;
   const scrapeUrls: Record<string, string> = {};
 
@@ -102,16 +113,19 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
     appendFileSync(join(varLog, "app.log"), "first line\n");
     promtail = await startPromtail({ lokiUrl: loki.url, varLogDir: varLog });
     bus = await startBus({ lokiUrl: loki.url });
+    alertmanager = await startAlertmanager();
     scrapeUrls["loki"] = `127.0.0.1:${loki.httpPort}`;
     scrapeUrls["promtail"] = `127.0.0.1:${promtail.httpPort}`;
     scrapeUrls["broker"] = new URL(bus.broker.ops.url).host;
     scrapeUrls["log-consumer"] = new URL(bus.consumer.opsUrl).host;
+    scrapeUrls["alertmanager"] = `127.0.0.1:${alertmanager.httpPort}`;
     prometheus = await startPrometheus({
       targets: {
         "loki:3100": scrapeUrls["loki"],
         "promtail:9080": scrapeUrls["promtail"],
         "broker:9464": scrapeUrls["broker"],
         "log-consumer:9465": scrapeUrls["log-consumer"],
+        "alertmanager:9093": scrapeUrls["alertmanager"],
       },
     });
 
@@ -141,12 +155,13 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
   afterAll(async () => {
     await prometheus?.stop();
     await bus?.stop();
+    await alertmanager?.stop();
     await promtail?.stop();
     await loki?.stop();
   });
 
   it("every query is accepted by Prometheus", { timeout: 60_000 }, async () => {
-    expect(queries.length).toBeGreaterThanOrEqual(12);
+    expect(queries.length).toBeGreaterThanOrEqual(15);
     for (const q of queries) {
       expect(q.datasourceUid).toBe("prometheus");
       const r = await instant(render(q));
@@ -157,11 +172,11 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
   });
 
   it("every metric a query names is exposed by the service it belongs to", { timeout: 90_000 }, async () => {
-    await prometheus.waitForTargetsUp(["loki", "promtail", "broker", "log-consumer"]);
+    await prometheus.waitForTargetsUp(["loki", "promtail", "broker", "log-consumer", "alertmanager"]);
     const exposed = new Map<string, Set<string>>();
     for (const [job, host] of Object.entries(scrapeUrls)) exposed.set(job, families(await (await fetch(`http://${host}/metrics`)).text()));
     const names = queries.flatMap((q) => metricNames(q.expr));
-    expect(names.length).toBeGreaterThanOrEqual(14);
+    expect(names.length).toBeGreaterThanOrEqual(16);
     for (const name of names) {
       const job = JOB_BY_PREFIX.find(([prefix]) => name.startsWith(prefix))?.[1];
       expect(job, `${name}: no service owns this prefix`).toBeDefined();
@@ -170,7 +185,7 @@ describe.skipIf(need.skip !== undefined)("PromQL of the Logging Pipeline dashboa
   });
 
   it("returns data for every panel the traffic moves", { timeout: 150_000 }, async () => {
-    await prometheus.waitForTargetsUp(["loki", "promtail", "broker", "log-consumer"]);
+    await prometheus.waitForTargetsUp(["loki", "promtail", "broker", "log-consumer", "alertmanager"]);
     for (const title of MUST_HAVE_DATA) {
       const panelQueriesOf = queries.filter((q) => q.panel === title);
       expect(panelQueriesOf.length, title).toBeGreaterThan(0);

@@ -54,10 +54,14 @@ describe("generated dashboards", () => {
     expect([...referencedDatasourceUids(broken)].filter((u) => !provisioned.has(u))).toEqual(["P8E80F9AEF21F6940"]);
   });
 
-  it("offers every bus log level the wire format knows", () => {
+  it("offers Loki's detected level of every bus log level and every OpenTelemetry severity", () => {
     const app = generated.find((g) => g.dashboard.title === "AIXCL - Application Logs")!.dashboard;
     const level = (app.templating.list ?? []).find((v) => v.name === "level") as VariableJson & { query?: string };
-    expect(String(level.query).split(",").sort()).toEqual([...LOG_LEVELS].sort());
+    // Loki spells the bus's warning "warn" (test/grafana/logql.test.ts sees it do so); OTLP's severities are
+    // TRACE, DEBUG, INFO, WARN, ERROR and FATAL.
+    const bus = LOG_LEVELS.map((l) => (l === "warning" ? "warn" : l));
+    const otlp = ["trace", "debug", "info", "warn", "error", "fatal"];
+    expect(new Set(String(level.query).split(","))).toEqual(new Set([...bus, ...otlp]));
   });
 
   it("every variable query and panel query renders without a leftover variable", () => {
@@ -99,6 +103,17 @@ describe("datasource provisioning", () => {
     expect(datasources.filter((d) => d.isDefault)).toHaveLength(1);
   });
 
+  it("provisions the stack's Alertmanager under a fixed uid, as the Prometheus implementation, for Grafana's alerting view", () => {
+    const compose = parse(readFileSync(composeFile, "utf8")) as { services: Record<string, { ports?: string[] }> };
+    expect(compose.services["alertmanager"]?.ports?.[0]).toMatch(/:9093$/);
+    expect(byUid.get("alertmanager")).toMatchObject({
+      type: "alertmanager",
+      url: "http://alertmanager:9093",
+      jsonData: { implementation: "prometheus", handleGrafanaManagedAlerts: false },
+    });
+    expect(byUid.get("alertmanager")?.isDefault).toBeFalsy();
+  });
+
   it("sets Loki's query timeout and line limit", () => {
     expect(byUid.get("loki")?.jsonData).toMatchObject({ timeout: 60, maxLines: 5000 });
   });
@@ -117,7 +132,7 @@ describe("datasource provisioning", () => {
     for (const name of names) {
       const group = fields.filter((f) => f.name === name);
       // Grafana groups configs by name: the first one's matcher extracts the value, each one adds a link.
-      expect(group.map((f) => f.urlDisplayLabel)).toEqual(["Bus logs of this trace", "Container logs of this trace"]);
+      expect(group.map((f) => f.urlDisplayLabel)).toEqual(["Application logs of this trace", "Container logs of this trace"]);
       for (const f of group) {
         expect(f.datasourceUid).toBe("loki");
         expect(f.url).toContain("${__value.raw}");

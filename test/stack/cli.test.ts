@@ -15,7 +15,7 @@ import { tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fakeDockerDir = join(root, "test/stack/fake-docker");
-const ALL_HEALTHY = ["loki", "promtail", "prometheus", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
+const ALL_HEALTHY = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"].map((s) => `${s} running healthy`).join("\n");
 
 interface Result {
   status: number;
@@ -97,7 +97,7 @@ describe("help and unknown commands", () => {
   it("help lists every command; no arguments shows the same", () => {
     const help = aixcl(["help"]);
     expect(help.status).toBe(0);
-    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "bus test", "keys [<client>...]", "help"]) {
+    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "alerts [--json]", "bus test", "keys [<client>...]", "help"]) {
       expect(help.stdout).toContain(cmd);
     }
     expect(aixcl([]).stdout).toBe(help.stdout);
@@ -118,7 +118,7 @@ describe("help and unknown commands", () => {
     [["stop", "loki"], "stop takes no arguments"],
     [["status", "-v"], "status takes no arguments"],
     [["restart", "loki", "grafana"], "restart takes at most one service"],
-    [["restart", "nginx"], "unknown service 'nginx'; services: loki promtail prometheus grafana broker log-consumer"],
+    [["restart", "nginx"], "unknown service 'nginx'; services: loki promtail prometheus alertmanager grafana broker log-consumer"],
     [["logs"], "logs needs a service, 'query <LogQL>' or 'tail [<LogQL>]'"],
     [["logs", "nginx"], "unknown service 'nginx'"],
     [["logs", "loki", "--since", "5m"], "logs loki: unknown option '--since' (options: --follow, --tail <n>)"],
@@ -207,6 +207,7 @@ describe("start", () => {
     expect(r.stderr).toContain(`Grafana      http://127.0.0.1:3000  (user admin, password: GRAFANA_ADMIN_PASSWORD in ${join(dir, ".env")})`);
     expect(r.stderr).toContain("Loki         http://127.0.0.1:3100  (ready: http://127.0.0.1:3100/ready)");
     expect(r.stderr).toContain("Broker       tcp://127.0.0.1:5555 (publish), :5556 (subscribe), http://127.0.0.1:9464/metrics");
+    expect(r.stderr).toContain("Alertmanager http://127.0.0.1:9093  (what is firing: ./aixcl alerts)");
     expect(r.stderr).toContain("./aixcl bus test");
     expect(`${r.stdout}${r.stderr}`).not.toContain(password);
 
@@ -340,7 +341,7 @@ describe("stop, restart, status", () => {
   });
 
   it("commands other than start and status need a started checkout", () => {
-    for (const args of [["stop"], ["restart"], ["logs", "loki"], ["logs", "query", "{a=\"b\"}"], ["bus", "test"]]) {
+    for (const args of [["stop"], ["restart"], ["logs", "loki"], ["logs", "query", "{a=\"b\"}"], ["bus", "test"], ["alerts"]]) {
       const r = aixcl(args);
       expect(r.status, args.join(" ")).toBe(1);
       expect(r.stderr).toContain("The stack has not been started from this checkout (there is no .env). Run: ./aixcl start");
@@ -369,10 +370,11 @@ describe("stop, restart, status", () => {
     expect(ok.status).toBe(0);
     const lines = ok.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^SERVICE\s+STATE\s+HEALTH\s+URL$/);
-    expect(lines).toHaveLength(7);
+    expect(lines).toHaveLength(8);
     expect(lines[1]).toMatch(/^loki\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:3100$/);
     expect(lines[3]).toMatch(/^prometheus\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:9090$/);
-    expect(lines[6]).toMatch(/^log-consumer\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:9465\/metrics$/);
+    expect(lines[4]).toMatch(/^alertmanager\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:9093$/);
+    expect(lines[7]).toMatch(/^log-consumer\s+running\s+healthy\s+http:\/\/127\.0\.0\.1:9465\/metrics$/);
 
     const bad = aixcl(["status"], { FAKE_DOCKER_PS: ALL_HEALTHY.replace("loki running healthy", "loki restarting -") });
     expect(bad.status).toBe(3);
@@ -418,6 +420,19 @@ describe("logs", () => {
     expect(aixcl(["logs", "query"], { FAKE_DOCKER_RUNNING: "loki\n", FAKE_DOCKER_RUN_EXIT: "2" }).status).toBe(2);
   });
 
+  it.each([[["alerts"]], [["alerts", "--json"]]])("%j runs in the cli container once Alertmanager runs, its arguments unchanged", (args) => {
+    const r = aixcl(args, { FAKE_DOCKER_RUNNING: "alertmanager\n" });
+    expect(r.status).toBe(0);
+    expect(composeCalls(r)).toEqual([["ps", "--status", "running", "--services"], ["run", "--rm", "--no-deps", "-T", "cli", ...args]]);
+  });
+
+  it("alerts refuses to run while Alertmanager is down, saying how to start it", () => {
+    const r = aixcl(["alerts"], { FAKE_DOCKER_RUNNING: "loki\nbroker\n" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("error: Alertmanager is not running. Start the stack first: ./aixcl start");
+    expect(composeCalls(r).some((c) => c[0] === "run")).toBe(false);
+  });
+
   it("refuses to run them while Loki is down, saying how to start it", () => {
     const r = aixcl(["logs", "query", "{a=\"b\"}"], { FAKE_DOCKER_RUNNING: "grafana\n" });
     expect(r.status).toBe(1);
@@ -448,7 +463,7 @@ describe("clean", () => {
     const r = aixcl(["clean", "--volumes", "-y"]);
     expect(r.status).toBe(0);
     expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
-    expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings");
+    expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings, Alertmanager's silences");
     expect(existsSync(join(dir, ".env"))).toBe(true);
   });
 

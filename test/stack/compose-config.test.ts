@@ -54,9 +54,9 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     expect(r.status).toBe(0);
     const project = r.project as Resolved;
     expect(project.name).toBe("aixcl");
-    expect(Object.keys(project.services).sort()).toEqual(["broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
+    expect(Object.keys(project.services).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
     const ports = Object.values(project.services).flatMap((s) => s.ports ?? []);
-    expect(ports).toHaveLength(8);
+    expect(ports).toHaveLength(9);
     for (const p of ports) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
     expect(project.services.grafana?.environment?.GF_SECURITY_ADMIN_PASSWORD).toBe("k3Jq9sZpW2xYv8LmN4bT6cRd1fGh5aEu");
     const socket = project.services.promtail?.volumes?.find((v) => v.target === "/var/run/docker.sock");
@@ -64,9 +64,12 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
   });
 
   it("takes host ports and the Docker socket path from .env", () => {
-    const r = load(`${dotEnv()}\nGRAFANA_PORT=3300\nDOCKER_SOCKET=/run/user/1000/docker.sock\n`);
+    const r = load(`${dotEnv()}\nGRAFANA_PORT=3300\nALERTMANAGER_PORT=19093\nDOCKER_SOCKET=/run/user/1000/docker.sock\n`);
     expect(r.status).toBe(0);
     expect(r.project?.services.grafana?.ports?.[0]).toMatchObject({ host_ip: "127.0.0.1", published: "3300", target: 3000 });
+    expect(r.project?.services.alertmanager?.ports?.[0]).toMatchObject({ host_ip: "127.0.0.1", published: "19093", target: 9093 });
+    // Alertmanager's links follow the published port; the command's ${...} is interpolated like the ports.
+    expect((r.project?.services.alertmanager as { command?: string[] } | undefined)?.command).toContain("--web.external-url=http://127.0.0.1:19093/");
     expect(r.project?.services.promtail?.volumes?.find((v) => v.target === "/var/run/docker.sock")?.source).toBe("/run/user/1000/docker.sock");
   });
 

@@ -31,10 +31,10 @@ describe("docker-compose.yml follows the stack's rules", () => {
     expect(composeProblems(compose())).toEqual([]);
   });
 
-  it("runs the six services under the project name aixcl, plus the on-demand cli", () => {
+  it("runs the seven services under the project name aixcl, plus the on-demand cli", () => {
     const doc = compose();
     expect(doc.name).toBe("aixcl");
-    expect(Object.keys(services(doc)).sort()).toEqual(["broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
+    expect(Object.keys(services(doc)).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
   });
 
   describe("each rule catches what it is for", () => {
@@ -66,6 +66,11 @@ describe("docker-compose.yml follows the stack's rules", () => {
       ["loki", "ports", ["127.0.0.1:${LOKI_PORT:-3100}"], "loki: port"],
       ["loki", "ports", ["${LOKI_HOST:-127.0.0.1}:3100:3100"], "loki: port"],
       ["promtail", "networks", ["default"], "promtail: must be on the stack's network aixcl only"],
+      ["alertmanager", "image", "prom/alertmanager:latest", "alertmanager: image prom/alertmanager:latest uses latest; pin a version"],
+      ["alertmanager", "ports", ["9093:9093"], 'alertmanager: port "9093:9093" must be published as 127.0.0.1:<host port>:<container port>'],
+      ["alertmanager", "healthcheck", undefined, "alertmanager: needs a healthcheck"],
+      ["alertmanager", "security_opt", undefined, "alertmanager: security_opt must include no-new-privileges:true"],
+      ["alertmanager", "mem_limit", undefined, "alertmanager: needs a memory limit"],
     ])("%s.%s = %j", (name, key, value, problem) => {
       const found = composeProblems(withChange(name, key, value));
       expect(found.some((p) => p.startsWith(problem))).toBe(true);
@@ -104,28 +109,52 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     }
   });
 
-  it("every named volume is declared, and data lives on the five named volumes", () => {
+  it("every named volume is declared, and data lives on the six named volumes", () => {
     const declared = Object.keys((compose().volumes ?? {}) as object);
-    expect(declared.sort()).toEqual(["grafana-data", "log-consumer-spool", "loki-data", "prometheus-data", "promtail-positions"]);
+    expect(declared.sort()).toEqual(["alertmanager-data", "grafana-data", "log-consumer-spool", "loki-data", "prometheus-data", "promtail-positions"]);
     for (const [name, service] of Object.entries(services(compose()))) {
       for (const m of mounts(service).filter((x) => !x.bind && x.source !== "")) expect(declared, `${name} uses volume ${m.source}`).toContain(m.source);
     }
   });
 
-  it("Loki runs as uid 10001 with every path of its config on the loki-data volume at /loki, which the image creates for that uid", () => {
+  it("Loki runs as uid 10001 with every path it writes on the loki-data volume at /loki, which the image creates for that uid", () => {
     const loki = svc("loki");
     expect(loki.user).toBe("10001:10001");
     const data = mounts(loki).find((m) => m.source === "loki-data");
     expect(data?.target).toBe("/loki");
     const config = parse(read("loki/loki-config.yml")) as Record<string, Record<string, unknown>>;
-    const paths: string[] = [];
+    const paths: [string, string][] = [];
     const collect = (node: unknown, key = "") => {
-      if (typeof node === "string" && /(path_prefix|_directory|working_directory)$/.test(key)) paths.push(node);
+      if (typeof node === "string" && /(path_prefix|_directory|working_directory|rule_path)$/.test(key)) paths.push([key, node]);
       else if (node && typeof node === "object") for (const [k, v] of Object.entries(node)) collect(v, k);
     };
     collect(config);
-    expect(paths.length).toBeGreaterThan(0);
-    for (const p of paths) expect(p === "/loki" || p.startsWith("/loki/"), `${p} in loki-config.yml`).toBe(true);
+    expect(paths.length).toBeGreaterThan(2);
+    // The ruler only reads its rules folder; everything else is written.
+    for (const [key, p] of paths.filter(([k]) => k !== "rules_directory")) expect(p === "/loki" || p.startsWith("/loki/"), `${key}: ${p} in loki-config.yml`).toBe(true);
+  });
+
+  it("Loki's ruler reads the repository's loki/rules, mounted read-only where the config says, one folder per tenant", () => {
+    const config = parse(read("loki/loki-config.yml")) as { auth_enabled: boolean; common: { storage: { filesystem: { rules_directory: string } } }; ruler: { alertmanager_url: string } };
+    const rules = mounts(svc("loki")).find((m) => m.source === "./loki/rules");
+    expect(rules).toMatchObject({ target: config.common.storage.filesystem.rules_directory, readOnly: true });
+    // auth_enabled: false makes every request tenant "fake"; the local rule store reads <dir>/<tenant>/*.yaml.
+    expect(config.auth_enabled).toBe(false);
+    expect(readdirSync(join(root, "loki/rules"))).toEqual(["fake"]);
+    expect(readdirSync(join(root, "loki/rules/fake")).every((f) => /\.ya?ml$/.test(f))).toBe(true);
+    expect(config.ruler.alertmanager_url).toBe("http://alertmanager:9093");
+  });
+
+  it("Alertmanager runs as the image's nobody, read-only, one instance, its silences on a named volume", () => {
+    const am = svc("alertmanager");
+    expect(am.user).toBe("65534:65534");
+    expect(am.read_only).toBe(true);
+    const command = am.command as string[];
+    const storage = command.find((c) => c.startsWith("--storage.path="))?.slice("--storage.path=".length);
+    expect(mounts(am).find((m) => m.target === storage)?.source).toBe("alertmanager-data");
+    // No gossip port listening on every interface of the container.
+    expect(command).toContain("--cluster.listen-address=");
+    expect(command).toContain("--web.external-url=http://127.0.0.1:${ALERTMANAGER_PORT:-9093}/");
   });
 
   it("Loki's healthcheck uses the loki binary itself: the image has no shell, wget or curl", () => {
@@ -139,6 +168,7 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
       loki: ["./loki/loki-config.yml", "-config.file="],
       promtail: ["./promtail/promtail-config.yml", "-config.file="],
       prometheus: ["./prometheus/prometheus.yml", "--config.file="],
+      alertmanager: ["./alertmanager/alertmanager.yml", "--config.file="],
     };
     for (const [name, [source, flag]] of Object.entries(configs)) {
       const s = svc(name);
@@ -158,11 +188,15 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     expect(mounts(promtail).find((m) => m.target === "/var/log")).toMatchObject({ source: "/var/log", readOnly: true });
   });
 
-  it("every Prometheus scrape target is a compose service on a port that service listens on", () => {
-    const config = parse(read("prometheus/prometheus.yml")) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+  it("every Prometheus scrape target and Alertmanager is a compose service on a port that service listens on", () => {
+    const config = parse(read("prometheus/prometheus.yml")) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+      alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+    };
     const all = services(compose());
-    const targets = config.scrape_configs.flatMap((j) => j.static_configs.flatMap((s) => s.targets));
-    expect(targets.length).toBeGreaterThanOrEqual(6);
+    const targets = [...config.scrape_configs, ...config.alerting.alertmanagers].flatMap((j) => j.static_configs.flatMap((s) => s.targets));
+    expect(targets.length).toBeGreaterThanOrEqual(8);
+    expect(config.alerting.alertmanagers.flatMap((a) => a.static_configs.flatMap((s) => s.targets))).toEqual(["alertmanager:9093"]);
     for (const target of targets) {
       const [host, port] = target.split(":");
       if (host === "localhost") continue;
@@ -171,6 +205,15 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
       const containerPorts = ((service?.ports ?? []) as string[]).map((p) => String(p).split(":").at(-1));
       expect(containerPorts, `scrape target ${target}`).toContain(port);
     }
+  });
+
+  it("Prometheus finds its rule files where prometheus.yml names them, mounted read-only beside it", () => {
+    const config = parse(read("prometheus/prometheus.yml")) as { rule_files: string[] };
+    const prometheus = svc("prometheus");
+    const configTarget = mounts(prometheus).find((m) => m.source === "./prometheus/prometheus.yml")?.target ?? "";
+    expect(config.rule_files).toEqual(["rules/*.yml"]);
+    expect(mounts(prometheus).find((m) => m.source === "./prometheus/rules")).toMatchObject({ target: posix.join(posix.dirname(configTarget), "rules"), readOnly: true });
+    expect(readdirSync(join(root, "prometheus/rules")).filter((f) => f.endsWith(".yml")).length).toBeGreaterThan(0);
   });
 
   it("Grafana gets the provisioning directory and every dashboard file lies under a dashboards provider's path", () => {

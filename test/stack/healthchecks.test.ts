@@ -13,7 +13,18 @@ import { parse } from "yaml";
 import type { RunningBroker } from "@aixcl/broker";
 import type { ServiceLog } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { componentBinary, freePort, requireComponent, startLoki, startPrometheus, startPromtail, startShippedConsumer, startTestBroker, tempDir } from "@aixcl/testkit";
+import {
+  componentBinary,
+  freePort,
+  requireComponent,
+  startAlertmanager,
+  startLoki,
+  startPrometheus,
+  startPromtail,
+  startShippedConsumer,
+  startTestBroker,
+  tempDir,
+} from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as {
@@ -126,6 +137,23 @@ describe.skipIf(prometheus.skip !== undefined || !hasWget)("Prometheus: wget (bu
       expect((await eventually(argv, 20_000)).code).toBe(0);
     } finally {
       await p.stop();
+    }
+    expect((await exec(argv)).code).not.toBe(0);
+  });
+});
+
+const alertmanager = requireComponent("alertmanager");
+if (alertmanager.skip) console.warn(`SKIPPED Alertmanager healthcheck test: ${alertmanager.skip}`);
+if (!hasWget) console.warn("SKIPPED Alertmanager healthcheck test: no wget on this machine (the prom/alertmanager image has busybox wget)");
+
+describe.skipIf(alertmanager.skip !== undefined || !hasWget)("Alertmanager: wget (busybox in the image)", () => {
+  it("exits 0 against a ready Alertmanager and non-zero once it is gone", async () => {
+    const a = await startAlertmanager();
+    const argv = healthcheck("alertmanager", 9093, a.httpPort);
+    try {
+      expect((await eventually(argv, 20_000)).code).toBe(0);
+    } finally {
+      await a.stop();
     }
     expect((await exec(argv)).code).not.toBe(0);
   });

@@ -6,6 +6,7 @@ import { parseDuration } from "./duration.js";
  */
 
 export const DEFAULT_LOKI_URL = "http://127.0.0.1:3100";
+export const DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093";
 /** Every container of the compose project: what `logs tail` shows when no query is given. */
 export const DEFAULT_TAIL_QUERY = '{compose_project="aixcl"}';
 export const DEFAULT_QUERY_LIMIT = 100;
@@ -29,7 +30,8 @@ export type Command =
   | ({ kind: "query"; logql: string } & OutputOptions)
   | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
   | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined }
-  | { kind: "keys"; dir: string; clients: string[]; shownDir: string };
+  | { kind: "keys"; dir: string; clients: string[]; shownDir: string }
+  | { kind: "alerts"; alertmanagerUrl: string; json: boolean };
 
 /** A command line that cannot be run; the message says what is wrong and how to do it right. */
 export class UsageError extends Error {
@@ -46,6 +48,9 @@ export const USAGE = `Usage:
   bus test [--timeout <duration>] [--bus <endpoint>]
       Publish a uniquely tagged LogEntry through the broker and wait until Loki returns it (default 30s).
       Exit status 0 when it arrived, 1 otherwise.
+  alerts [--json] [--alertmanager <url>]
+      List the alerts firing in Alertmanager, oldest first: service, alert, since when, summary. Silenced and
+      inhibited alerts are counted, not listed. Default URL: $ALERTMANAGER_URL, else ${DEFAULT_ALERTMANAGER_URL}.
   keys [<client>...] [--dir <path>] [--show-dir <path>]
       Create CurveZMQ key pairs for the broker, the stack's clients (${STACK_KEY_CLIENTS.join(", ")}) and each
       named client, secret files mode 0600, and the broker's allow-list. Existing keys are kept.
@@ -65,7 +70,7 @@ interface Spec {
   positional: [number, number];
 }
 
-const SPECS: Record<"query" | "tail" | "bus-test" | "keys", Spec> = {
+const SPECS: Record<"query" | "tail" | "bus-test" | "keys" | "alerts", Spec> = {
   query: { values: ["--since", "--limit", "--loki"], flags: { "--json": "--json" }, positional: [1, 0] },
   tail: {
     values: ["--since", "--limit", "--loki"],
@@ -74,9 +79,10 @@ const SPECS: Record<"query" | "tail" | "bus-test" | "keys", Spec> = {
   },
   "bus-test": { values: ["--timeout", "--bus", "--loki"], flags: {}, positional: [0, 0] },
   keys: { values: ["--dir", "--show-dir"], flags: {}, positional: [0, 64] },
+  alerts: { values: ["--alertmanager"], flags: { "--json": "--json" }, positional: [0, 0] },
 };
 
-const NAMES: Record<keyof typeof SPECS, string> = { query: "logs query", tail: "logs tail", "bus-test": "bus test", keys: "keys" };
+const NAMES: Record<keyof typeof SPECS, string> = { query: "logs query", tail: "logs tail", "bus-test": "bus test", keys: "keys", alerts: "alerts" };
 
 interface Parsed {
   values: Map<string, string>;
@@ -139,16 +145,19 @@ function limit(name: string, text: string | undefined): number {
   return n;
 }
 
-function lokiUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
-  const raw = text ?? (env.LOKI_URL || DEFAULT_LOKI_URL);
+function httpUrl(name: string, what: string, raw: string, example: string): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new UsageError(`${name}: Loki URL ${JSON.stringify(raw)} is not a URL (e.g. http://127.0.0.1:3100)`);
+    throw new UsageError(`${name}: ${what} URL ${JSON.stringify(raw)} is not a URL (e.g. ${example})`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: Loki URL ${JSON.stringify(raw)} must be http:// or https://`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: ${what} URL ${JSON.stringify(raw)} must be http:// or https://`);
   return raw.replace(/\/+$/, "");
+}
+
+function lokiUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
+  return httpUrl(name, "Loki", text ?? (env.LOKI_URL || DEFAULT_LOKI_URL), DEFAULT_LOKI_URL);
 }
 
 function query(name: string, text: string): string {
@@ -201,6 +210,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
       shownDir: parsed.values.get("--show-dir") ?? dir,
     };
   }
+  if (group === "alerts") {
+    const args = argv.slice(1);
+    if (args.includes("--help") || args.includes("-h")) return { kind: "help" };
+    const parsed = parseOptions("alerts", args);
+    const raw = parsed.values.get("--alertmanager") ?? (env.ALERTMANAGER_URL || DEFAULT_ALERTMANAGER_URL);
+    return { kind: "alerts", alertmanagerUrl: httpUrl("alerts", "Alertmanager", raw, DEFAULT_ALERTMANAGER_URL), json: parsed.flags.has("--json") };
+  }
   const shown = [group, sub].filter((s) => s !== undefined).join(" ");
-  throw new UsageError(`unknown command ${JSON.stringify(shown)}; commands: logs query, logs tail, bus test, keys, help`);
+  throw new UsageError(`unknown command ${JSON.stringify(shown)}; commands: logs query, logs tail, bus test, alerts, keys, help`);
 }

@@ -4,7 +4,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { brokerKeyFiles, createLogger, generateKeys, readAllowList } from "@aixcl/shared";
 import type { Command } from "./args.js";
 import { formatDuration } from "./duration.js";
-import { formatEntry, formatSeries } from "./format.js";
+import { AlertmanagerClient } from "./alertmanager.js";
+import { formatAlerts, formatEntry, formatSeries } from "./format.js";
 import { LokiClient, LokiError } from "./loki.js";
 import type { LogEntryOut } from "./loki.js";
 
@@ -24,6 +25,7 @@ type QueryCommand = Extract<Command, { kind: "query" }>;
 type TailCommand = Extract<Command, { kind: "tail" }>;
 type BusTestCommand = Extract<Command, { kind: "bus-test" }>;
 type KeysCommand = Extract<Command, { kind: "keys" }>;
+type AlertsCommand = Extract<Command, { kind: "alerts" }>;
 
 export async function runQuery(cmd: QueryCommand, io: CliIO): Promise<number> {
   const loki = new LokiClient(cmd.lokiUrl);
@@ -186,5 +188,18 @@ export function runKeys(cmd: KeysCommand, io: CliIO): number {
   const allowed = readAllowList(allowList).map((client) => client.name);
   io.stdout.write(`allow-list ${shown(allowList)}: ${allowed.join(", ")}\n`);
   io.stdout.write("The bus requires CurveZMQ from the next start of the broker: ./aixcl restart\n");
+  return 0;
+}
+
+/** Lists what Alertmanager has firing; silenced and inhibited alerts are only counted. */
+export async function runAlerts(cmd: AlertsCommand, io: CliIO): Promise<number> {
+  const all = await new AlertmanagerClient(cmd.alertmanagerUrl).alerts(io.signal);
+  const firing = all.filter((a) => a.state !== "suppressed");
+  for (const line of formatAlerts(firing, Date.now(), cmd.json)) {
+    if (cmd.json || firing.length > 0) io.stdout.write(`${line}\n`);
+  }
+  if (firing.length === 0) io.stderr.write(`no alerts firing (${cmd.alertmanagerUrl})\n`);
+  const suppressed = all.length - firing.length;
+  if (suppressed > 0) io.stderr.write(`${suppressed} more silenced or inhibited, not shown (Alertmanager's web UI lists them)\n`);
   return 0;
 }

@@ -1,3 +1,4 @@
+import type { AlertOut } from "./alertmanager.js";
 import type { LogEntryOut, Series } from "./loki.js";
 
 /**
@@ -37,4 +38,54 @@ export function formatSeries(series: Series, json: boolean): string[] {
   if (json) return [JSON.stringify({ labels: series.labels, points: series.points })];
   const name = labelText(series.labels);
   return series.points.map(([t, v]) => `${new Date(t * 1000).toISOString()} ${name} ${v}`);
+}
+
+/** Labels that name what an alert is about: the bus subsystem, the container's compose service, the scrape job. */
+const ALERT_SUBJECT_LABELS = ["service", "compose_service", "job"];
+
+export function alertSubject(labels: Record<string, string>): string {
+  for (const name of ALERT_SUBJECT_LABELS) if (labels[name]) return labels[name];
+  return "-";
+}
+
+/** How long ago, to the minute past the first minute: 45s, 12m, 3h05m, 2d04h. */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, "0")}h`;
+}
+
+/**
+ * Firing alerts as a table (SERVICE, ALERT, SINCE, SUMMARY; columns as wide as their widest cell), or one JSON
+ * object per alert.
+ */
+export function formatAlerts(alerts: readonly AlertOut[], now: number, json: boolean): string[] {
+  if (json) {
+    return alerts.map((a) =>
+      JSON.stringify({
+        service: alertSubject(a.labels),
+        alertname: a.labels.alertname ?? "",
+        summary: a.annotations.summary ?? "",
+        startsAt: a.startsAt,
+        state: a.state,
+        labels: a.labels,
+        annotations: a.annotations,
+      }),
+    );
+  }
+  const rows = [
+    ["SERVICE", "ALERT", "SINCE", "SUMMARY"],
+    ...alerts.map((a) => [
+      alertSubject(a.labels),
+      a.labels.alertname ?? "-",
+      `${a.startsAt.replace(/\.\d+Z$/, "Z")} (${formatAge(now - Date.parse(a.startsAt))} ago)`,
+      a.annotations.summary ?? a.annotations.description ?? "",
+    ]),
+  ];
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+  return rows.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i] as number) : cell)).join("  ").trimEnd());
 }

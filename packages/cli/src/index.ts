@@ -1,3 +1,4 @@
+export * from "./alertmanager.js";
 export * from "./args.js";
 export * from "./commands.js";
 export * from "./duration.js";

@@ -1,7 +1,8 @@
 import { parseArgs, UsageError, USAGE } from "./args.js";
 import type { CliIO } from "./commands.js";
 import { KeyFileError } from "@aixcl/shared";
-import { runBusTest, runKeys, runQuery, runTail } from "./commands.js";
+import { AlertmanagerError } from "./alertmanager.js";
+import { runAlerts, runBusTest, runKeys, runQuery, runTail } from "./commands.js";
 import { LokiError } from "./loki.js";
 
 /** Exit statuses: 0 success, 1 the operation failed, 2 the command line is wrong. */
@@ -27,9 +28,11 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
         return await runBusTest(cmd, io);
       case "keys":
         return runKeys(cmd, io);
+      case "alerts":
+        return await runAlerts(cmd, io);
     }
   } catch (error) {
-    if (error instanceof LokiError || error instanceof KeyFileError) {
+    if (error instanceof LokiError || error instanceof AlertmanagerError || error instanceof KeyFileError) {
       io.stderr.write(`error: ${error.message}\n`);
       return 1;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LOKI_URL, DEFAULT_TAIL_QUERY, parseArgs, parseDuration, UsageError } from "../src/index.js";
+import { DEFAULT_ALERTMANAGER_URL, DEFAULT_LOKI_URL, DEFAULT_TAIL_QUERY, formatAge, parseArgs, parseDuration, UsageError } from "../src/index.js";
 
 function usage(argv: string[]): string {
   try {
@@ -58,6 +58,12 @@ describe("parseArgs", () => {
     expect(parseArgs(["bus", "test", "--timeout", "1m", "--bus", "tcp://broker:5555"])).toMatchObject({ timeoutMs: 60_000, endpoint: "tcp://broker:5555" });
   });
 
+  it("alerts takes the Alertmanager URL from --alertmanager, else ALERTMANAGER_URL, else 127.0.0.1:9093", () => {
+    expect(parseArgs(["alerts"])).toEqual({ kind: "alerts", alertmanagerUrl: DEFAULT_ALERTMANAGER_URL, json: false });
+    expect(parseArgs(["alerts", "--json"], { ALERTMANAGER_URL: "http://alertmanager:9093/" })).toEqual({ kind: "alerts", alertmanagerUrl: "http://alertmanager:9093", json: true });
+    expect(parseArgs(["alerts", "--alertmanager=http://127.0.0.1:19093"], { ALERTMANAGER_URL: "http://alertmanager:9093" })).toMatchObject({ alertmanagerUrl: "http://127.0.0.1:19093" });
+  });
+
   it("`--` lets a query start with a dash", () => {
     expect(parseArgs(["logs", "query", "--", "-weird"])).toMatchObject({ logql: "-weird" });
   });
@@ -83,7 +89,23 @@ describe("parseArgs", () => {
     expect(usage(["logs", "tail", "{a=\"b\"}", "extra"])).toMatch(/unexpected argument "extra"/);
     expect(usage(["bus", "test", "now"])).toMatch(/unexpected argument "now"/);
     expect(usage(["bus", "test", "--bus", "broker:5555"])).toMatch(/must look like tcp:\/\/<host>:<port>/);
-    expect(usage(["bus", "send"])).toMatch(/unknown command "bus send"; commands: logs query, logs tail, bus test, keys, help/);
+    expect(usage(["bus", "send"])).toMatch(/unknown command "bus send"; commands: logs query, logs tail, bus test, alerts, keys, help/);
+    expect(usage(["alerts", "firing"])).toMatch(/^alerts: unexpected argument "firing"$/);
+    expect(usage(["alerts", "--since", "1h"])).toMatch(/^alerts: unknown option --since \(options: --alertmanager, --json\)$/);
+    expect(usage(["alerts", "--alertmanager", "alertmanager:9093"])).toMatch(/^alerts: Alertmanager URL "alertmanager:9093" must be http:\/\/ or https:\/\//);
+    expect(usage(["alerts", "--alertmanager", "not a url"])).toMatch(/is not a URL \(e\.g\. http:\/\/127\.0\.0\.1:9093\)/);
     expect(usage(["logs"])).toMatch(/unknown command "logs"/);
   });
+});
+
+describe("formatAge", () => {
+  it.each([
+    [0, "0s"],
+    [59_999, "59s"],
+    [60_000, "1m"],
+    [3_599_000, "59m"],
+    [3_600_000 + 5 * 60_000, "1h05m"],
+    [26 * 3_600_000, "1d02h"],
+    [-5_000, "0s"],
+  ])("%d ms is %s", (ms, text) => expect(formatAge(ms)).toBe(text));
 });

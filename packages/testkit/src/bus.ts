@@ -7,7 +7,7 @@ import { loadConsumerConfig, startConsumer } from "@aixcl/log-consumer";
 import type { MessageBusConfig, ServiceLog } from "@aixcl/shared";
 import { defaultsOf, messageBusSchema, serviceLog } from "@aixcl/shared";
 import { repoRoot } from "./components.js";
-import { freePort, tempDir } from "./process.js";
+import { ComponentProcess, freePort, launchUntilReady, tempDir } from "./process.js";
 
 export interface BusHandle {
   broker: RunningBroker;
@@ -84,4 +84,40 @@ export async function startBus(options: StartBusOptions): Promise<BusHandle> {
     await broker.close();
     throw error;
   }
+}
+
+export interface BrokerProcess {
+  pubEndpoint: string;
+  subEndpoint: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real broker as its own process (services/broker/dist/main.js: `tsc -b` first), from the shipped
+ * config/message_bus.yaml with `env` over it, on free 127.0.0.1 ports; resolves once /readyz answers.
+ *
+ * For a test that needs more brokers than one process holds: each in-process broker keeps two of libuv's four
+ * thread-pool threads busy for its whole life (zeromq.js runs libzmq's proxy there), so a third one's bind, which
+ * also needs the pool, never completes.
+ */
+export async function startBrokerProcess(env: Record<string, string> = {}): Promise<BrokerProcess> {
+  const { proc, pub, sub } = await launchUntilReady("broker", "/readyz", 30_000, async () => {
+    const [pub, sub, metrics] = [await freePort(), await freePort(), await freePort()];
+    const proc = new ComponentProcess({
+      name: "broker",
+      bin: process.execPath,
+      args: [`${repoRoot}services/broker/dist/main.js`],
+      dir: tempDir("broker"),
+      env: {
+        MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
+        MESSAGE_BUS_HOST: "127.0.0.1",
+        MESSAGE_BUS_PUB_PORT: String(pub),
+        MESSAGE_BUS_SUB_PORT: String(sub),
+        MESSAGE_BUS_METRICS_PORT: String(metrics),
+        ...env,
+      },
+    });
+    return { proc, url: `http://127.0.0.1:${metrics}`, pub, sub };
+  });
+  return { pubEndpoint: `tcp://127.0.0.1:${pub}`, subEndpoint: `tcp://127.0.0.1:${sub}`, stop: () => proc.stop() };
 }

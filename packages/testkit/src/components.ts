@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "otelcol";
+export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "alertmanager" | "amtool" | "otelcol";
 
 /** Repository root: this file is <root>/packages/testkit/{src,dist}/components.{ts,js}. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -11,6 +11,11 @@ export const shippedConfig = {
   loki: `${repoRoot}loki/loki-config.yml`,
   promtail: `${repoRoot}promtail/promtail-config.yml`,
   prometheus: `${repoRoot}prometheus/prometheus.yml`,
+  alertmanager: `${repoRoot}alertmanager/alertmanager.yml`,
+  /** Loki's local rule store: `<dir>/<tenant>/*.yaml`, tenant "fake" (auth_enabled: false). */
+  lokiRules: `${repoRoot}loki/rules`,
+  /** The rule files prometheus.yml names (rules/*.yml, relative to it). */
+  prometheusRules: `${repoRoot}prometheus/rules`,
   /** The OpenTelemetry Collector's, for the benchmark's second reference shipper (not part of the stack). */
   otelcol: `${repoRoot}bench/otelcol/config.yaml`,
 } as const;

@@ -40,6 +40,13 @@ export interface LokiHandle {
 export interface StartLokiOptions {
   /** Default: the shipped loki/loki-config.yml. */
   configFile?: string;
+  /**
+   * The ruler's rule store (`<dir>/fake/*.yaml`), e.g. `shippedConfig.lokiRules` to run the shipped log alert
+   * rules. Default: an empty folder in the temp dir, so a test Loki evaluates no rules.
+   */
+  rulesDir?: string;
+  /** Where the ruler sends alerts (e.g. AlertmanagerHandle.url). Default: the shipped file's alertmanager_url. */
+  alertmanagerUrl?: string;
   /** Extra Loki command-line flags (they override the config file). */
   args?: string[];
   /** Default 60 s: a cold Loki needs a few seconds for its ring to settle. */
@@ -49,14 +56,14 @@ export interface StartLokiOptions {
 /**
  * Starts the real Loki from the shipped config file, unmodified. Ports and paths are redirected with Loki's
  * own flags, which take precedence over the file: HTTP and gRPC on free 127.0.0.1 ports, every path under a
- * fresh temp dir. Resolves once /ready answers 200.
+ * fresh temp dir, the ruler's rules folder and Alertmanager when asked. Resolves once /ready answers 200.
  */
 export async function startLoki(opts: StartLokiOptions = {}): Promise<LokiHandle> {
   const bin = requiredBinary("loki");
   const { proc, url, httpPort, dataDir } = await launchUntilReady("Loki", "/ready", opts.readyTimeoutMs ?? 60_000, async () => {
     const dir = tempDir("loki");
     const dataDir = join(dir, "data");
-    mkdirSync(dataDir);
+    mkdirSync(join(dataDir, "rules"), { recursive: true });
     const [httpPort, grpcPort] = [await freePort(), await freePort()];
     const proc = new ComponentProcess({
       name: "loki",
@@ -69,7 +76,8 @@ export async function startLoki(opts: StartLokiOptions = {}): Promise<LokiHandle
         `-server.grpc-listen-port=${grpcPort}`,
         `-common.path-prefix=${dataDir}`,
         `-common.storage.filesystem.chunk-directory=${join(dataDir, "chunks")}`,
-        `-common.storage.filesystem.rules-directory=${join(dataDir, "rules")}`,
+        `-common.storage.filesystem.rules-directory=${opts.rulesDir ?? join(dataDir, "rules")}`,
+        ...(opts.alertmanagerUrl === undefined ? [] : [`-ruler.alertmanager-url=${opts.alertmanagerUrl}`]),
         ...(opts.args ?? []),
       ],
     });

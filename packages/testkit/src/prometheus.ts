@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
 import { parse, stringify } from "yaml";
 import { requiredBinary, shippedConfig } from "./components.js";
 import { ComponentProcess, freePort, launchUntilReady, tempDir } from "./process.js";
@@ -25,9 +25,10 @@ export interface PrometheusHandle {
 
 export interface StartPrometheusOptions {
   /**
-   * Shipped target address -> address of the process the test started, e.g. `{ "loki:3100": "127.0.0.1:41234" }`.
-   * Every key must appear in the shipped file, so a renamed service or port fails the test instead of
-   * silently scraping nothing. The `localhost:9090` self-scrape is mapped to this Prometheus automatically.
+   * Shipped address -> address of the process the test started, e.g. `{ "loki:3100": "127.0.0.1:41234" }`,
+   * for scrape targets and Alertmanagers alike. Every key must appear in the shipped file, so a renamed service
+   * or port fails the test instead of silently scraping nothing. The `localhost:9090` self-scrape is mapped to
+   * this Prometheus automatically. An Alertmanager left unmapped gets nothing (its name does not resolve).
    */
   targets?: Record<string, string>;
   /** Extra jobs for services the shipped file does not know (fault injection, test-only exporters). */
@@ -37,21 +38,25 @@ export interface StartPrometheusOptions {
   readyTimeoutMs?: number;
 }
 
-interface ScrapeConfig {
-  job_name: string;
-  metrics_path?: string;
+interface StaticConfigs {
   static_configs?: { targets?: string[] }[];
 }
 
+interface ScrapeConfig extends StaticConfigs {
+  job_name: string;
+  metrics_path?: string;
+}
+
 /**
- * Prometheus has no environment expansion for scrape targets and the stack's targets are compose service
- * names, so a test cannot run the shipped file byte for byte. This derives the smallest possible variant:
- * the shipped document with only mapped `static_configs` addresses replaced (plus any extra jobs).
+ * Prometheus has no environment expansion for targets and the stack's targets are compose service names, so a
+ * test cannot run the shipped file byte for byte. This derives the smallest possible variant: the shipped
+ * document with only mapped `static_configs` addresses replaced, of scrape jobs and Alertmanagers (plus any
+ * extra jobs).
  */
 export function mapScrapeTargets(shippedYaml: string, targets: Record<string, string>, extra: StartPrometheusOptions["extraScrapeConfigs"] = []): string {
-  const doc = parse(shippedYaml) as { scrape_configs?: ScrapeConfig[] };
+  const doc = parse(shippedYaml) as { scrape_configs?: ScrapeConfig[]; alerting?: { alertmanagers?: StaticConfigs[] } };
   const unused = new Set(Object.keys(targets));
-  for (const job of doc.scrape_configs ?? []) {
+  for (const job of [...(doc.scrape_configs ?? []), ...(doc.alerting?.alertmanagers ?? [])]) {
     for (const sc of job.static_configs ?? []) {
       sc.targets = sc.targets?.map((t) => {
         const mapped = targets[t];
@@ -68,15 +73,35 @@ export function mapScrapeTargets(shippedYaml: string, targets: Record<string, st
   return stringify(doc);
 }
 
-/** Starts the real Prometheus on a free 127.0.0.1 port with a fresh TSDB in a temp dir; resolves once /-/ready is 200. */
+/**
+ * Rule files are named relative to the config file (`rules/*.yml`). The derived config lives in a temp dir, so
+ * each relative pattern's first folder is linked there to the folder beside the shipped file: Prometheus reads
+ * the shipped rule files themselves.
+ */
+function linkRuleFolders(shippedYaml: string, shippedFile: string, dir: string): void {
+  const doc = parse(shippedYaml) as { rule_files?: string[] };
+  for (const pattern of doc.rule_files ?? []) {
+    if (isAbsolute(pattern)) continue;
+    const top = pattern.split("/")[0] as string;
+    const link = join(dir, top);
+    if (!existsSync(link)) symlinkSync(join(dirname(shippedFile), top), link);
+  }
+}
+
+/**
+ * Starts the real Prometheus on a free 127.0.0.1 port with a fresh TSDB in a temp dir, running the shipped rule
+ * files; resolves once /-/ready is 200.
+ */
 export async function startPrometheus(opts: StartPrometheusOptions = {}): Promise<PrometheusHandle> {
   const bin = requiredBinary("prometheus");
-  const shipped = readFileSync(opts.configFile ?? shippedConfig.prometheus, "utf8");
+  const shippedFile = opts.configFile ?? shippedConfig.prometheus;
+  const shipped = readFileSync(shippedFile, "utf8");
   const { proc, url, httpPort, configFile } = await launchUntilReady("Prometheus", "/-/ready", opts.readyTimeoutMs ?? 30_000, async () => {
     const dir = tempDir("prometheus");
     const httpPort = await freePort();
     const configFile = join(dir, "prometheus.yml");
     writeFileSync(configFile, mapScrapeTargets(shipped, { "localhost:9090": `127.0.0.1:${httpPort}`, ...opts.targets }, opts.extraScrapeConfigs));
+    linkRuleFolders(shipped, shippedFile, dir);
     const proc = new ComponentProcess({
       name: "prometheus",
       bin,

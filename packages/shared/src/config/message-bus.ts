@@ -32,6 +32,4 @@ export function bindAddress(hostName: string): string {
   return hostName === "localhost" ? "127.0.0.1" : hostName;
 }
 
-export function tcpEndpoint(hostName: string, portNumber: number): string {
-  return `tcp://${hostName.includes(":") ? `[${hostName}]` : hostName}:${portNumber}`;
-}
+export { tcpEndpoint } from "./endpoint.js";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { XPublisher } from "zeromq";
-import { tcpEndpoint } from "../config/message-bus.js";
+import { tcpEndpoint } from "../config/endpoint.js";
 import type { ClientKeys } from "../curve/keys.js";
 import { clientKeysFromEnv, curveClientOptions } from "../curve/keys.js";
 import type { LogEntry } from "../wire/entry.js";
@@ -33,6 +33,8 @@ export interface LoggerOptions {
 
 /** Fields of a LogEntry that only the caller knows; all optional. */
 export interface LogContext {
+  /** When it happened, in nanoseconds since the Unix epoch. Default: now (transports pass their logger's time). */
+  timestampNs?: bigint;
   function?: string;
   filePath?: string;
   lineNumber?: number;
@@ -175,7 +177,7 @@ export function createLogger(options: LoggerOptions): Logger {
       return;
     }
     const entry: LogEntry = {
-      timestampNs: nowNs(),
+      timestampNs: context.timestampNs ?? nowNs(),
       level,
       subsystem,
       module,

@@ -1,7 +1,6 @@
 import type { LogEntry } from "./entry.js";
-import { nowNs } from "./entry.js";
+import { LOG_ENTRY_TYPE_URL, nowNs } from "./entry.js";
 import { levelName } from "./level.js";
-import { LOG_ENTRY_TYPE_URL } from "./proto.js";
 import { parseLogTopic, sanitizeName } from "./topic.js";
 import type { LogTopic } from "./topic.js";
 

@@ -1,26 +1,194 @@
-import { levelNumber } from "./level.js";
 import type { LogEntry } from "./entry.js";
-import { nsToTimestamp } from "./entry.js";
-import { AicoMessageType, LOG_ENTRY_TYPE_URL, LogEntryType } from "./proto.js";
+import { LOG_ENTRY_TYPE_URL } from "./entry.js";
+import { levelNumber } from "./level.js";
+
+/**
+ * The encoder is written out by hand, like the decoder, so that a client that only publishes needs no
+ * protobuf library and no .proto files at run time (@aixcl/logging bundles this module). Field numbers and
+ * types are those of proto/aico/core/{log_entry,message}.proto; test/encode.test.ts decodes its output with
+ * protobufjs loading those files. Sizes are computed first and every byte is written once, into one buffer.
+ */
+
+const VARINT = 0;
+const LENGTH_DELIMITED = 2;
+
+/** Bytes of an unsigned varint for 0 <= n < 2^53. */
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** int32 and int64 values below zero travel as ten-byte two's-complement varints. */
+function signedSize(n: number): number {
+  return n < 0 ? 10 : varintSize(n);
+}
+
+/** Size of a length-delimited field with `length` bytes of content (tags of fields 1-15 take one byte). */
+function delimitedSize(length: number): number {
+  return 1 + varintSize(length) + length;
+}
+
+class Writer {
+  readonly buf: Buffer;
+  pos = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  varint(n: number): void {
+    while (n >= 128) {
+      this.buf[this.pos++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  signed(n: number): void {
+    if (n >= 0) return this.varint(n);
+    let v = BigInt.asUintN(64, BigInt(n));
+    for (let i = 0; i < 9; i++, v >>= 7n) this.buf[this.pos++] = Number(v & 127n) | 128;
+    this.buf[this.pos++] = Number(v);
+  }
+
+  tag(field: number, wireType: number): void {
+    this.buf[this.pos++] = (field << 3) | wireType;
+  }
+
+  /** A string field whose UTF-8 length the caller measured; proto3 leaves empty strings out. */
+  string(field: number, text: string, bytes: number): void {
+    if (bytes === 0) return;
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(bytes);
+    this.pos += this.buf.write(text, this.pos, bytes, "utf8");
+  }
+
+  bytes(field: number, data: Uint8Array): void {
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(data.length);
+    this.buf.set(data, this.pos);
+    this.pos += data.length;
+  }
+}
+
+interface Timestamp {
+  seconds: number;
+  nanos: number;
+  /** Encoded size of the Timestamp message's content. */
+  size: number;
+}
+
+function timestamp(ns: bigint): Timestamp {
+  let seconds = Number(ns / 1_000_000_000n);
+  let nanos = Number(ns % 1_000_000_000n);
+  // Before 1970 the remainder is negative; a Timestamp's nanos count forward from its second.
+  if (nanos < 0) {
+    seconds -= 1;
+    nanos += 1_000_000_000;
+  }
+  const size = (seconds === 0 ? 0 : 1 + signedSize(seconds)) + (nanos === 0 ? 0 : 1 + signedSize(nanos));
+  return { seconds, nanos, size };
+}
+
+function writeTimestamp(w: Writer, field: number, t: Timestamp): void {
+  w.tag(field, LENGTH_DELIMITED);
+  w.varint(t.size);
+  if (t.seconds !== 0) {
+    w.tag(1, VARINT);
+    w.signed(t.seconds);
+  }
+  if (t.nanos !== 0) {
+    w.tag(2, VARINT);
+    w.signed(t.nanos);
+  }
+}
+
+/** A map<string, string> with the UTF-8 lengths of its keys and values and the size of all its entries. */
+interface MeasuredMap {
+  entries: [string, string][];
+  /** [key, value, key, value, ...] */
+  lengths: number[];
+  size: number;
+}
+
+function entrySize(keyBytes: number, valueBytes: number): number {
+  return (keyBytes === 0 ? 0 : delimitedSize(keyBytes)) + (valueBytes === 0 ? 0 : delimitedSize(valueBytes));
+}
+
+function measureMap(map: Readonly<Record<string, string>>): MeasuredMap {
+  const entries = Object.entries(map);
+  const lengths: number[] = [];
+  let size = 0;
+  for (const [key, value] of entries) {
+    const k = Buffer.byteLength(key);
+    const v = Buffer.byteLength(value);
+    lengths.push(k, v);
+    size += delimitedSize(entrySize(k, v));
+  }
+  return { entries, lengths, size };
+}
+
+function writeMap(w: Writer, field: number, map: MeasuredMap): void {
+  map.entries.forEach(([key, value], i) => {
+    const k = map.lengths[2 * i] as number;
+    const v = map.lengths[2 * i + 1] as number;
+    w.tag(field, LENGTH_DELIMITED);
+    w.varint(entrySize(k, v));
+    w.string(1, key, k);
+    w.string(2, value, v);
+  });
+}
+
+/** The string fields of a LogEntry, in field order. */
+const STRING_FIELDS = [
+  [3, (e: LogEntry) => e.subsystem],
+  [4, (e: LogEntry) => e.module],
+  [5, (e: LogEntry) => e.function],
+  [6, (e: LogEntry) => e.message],
+  [7, (e: LogEntry) => e.topic],
+  [9, (e: LogEntry) => e.filePath],
+  [11, (e: LogEntry) => e.userUuid],
+  [12, (e: LogEntry) => e.sessionId],
+  [13, (e: LogEntry) => e.traceId],
+] as const;
 
 /** Encodes a bare aico.core.LogEntry: the payload our own clients send. */
-export function encodeLogEntry(entry: LogEntry): Uint8Array {
-  return LogEntryType.encode({
-    timestamp: nsToTimestamp(entry.timestampNs),
-    level: levelNumber(entry.level),
-    subsystem: entry.subsystem,
-    module: entry.module,
-    function: entry.function,
-    message: entry.message,
-    topic: entry.topic,
-    metadata: entry.metadata,
-    filePath: entry.filePath,
-    lineNumber: entry.lineNumber,
-    userUuid: entry.userUuid,
-    sessionId: entry.sessionId,
-    traceId: entry.traceId,
-    extra: entry.extra,
-  }).finish();
+export function encodeLogEntry(entry: LogEntry): Buffer {
+  const time = timestamp(entry.timestampNs);
+  const level = levelNumber(entry.level);
+  const strings = STRING_FIELDS.map(([field, get]) => {
+    const text = get(entry);
+    return { field, text, bytes: Buffer.byteLength(text) };
+  });
+  const metadata = measureMap(entry.metadata);
+  const extra = measureMap(entry.extra);
+  let size = delimitedSize(time.size) + metadata.size + extra.size;
+  if (level !== 0) size += 1 + signedSize(level);
+  if (entry.lineNumber !== 0) size += 1 + signedSize(entry.lineNumber);
+  for (const s of strings) size += s.bytes === 0 ? 0 : delimitedSize(s.bytes);
+
+  const w = new Writer(size);
+  writeTimestamp(w, 1, time);
+  if (level !== 0) {
+    w.tag(2, VARINT);
+    w.signed(level);
+  }
+  // Fields in number order, as protobuf encoders conventionally write them: 8 before 9, 10 after it.
+  for (const s of strings) {
+    if (s.field === 9) writeMap(w, 8, metadata);
+    w.string(s.field, s.text, s.bytes);
+    if (s.field === 9 && entry.lineNumber !== 0) {
+      w.tag(10, VARINT);
+      w.signed(entry.lineNumber);
+    }
+  }
+  writeMap(w, 14, extra);
+  if (w.pos !== size) throw new Error(`LogEntry encoder wrote ${w.pos} of ${size} bytes`);
+  return w.buf;
 }
 
 export interface EnvelopeMetadata {
@@ -30,17 +198,32 @@ export interface EnvelopeMetadata {
   attributes?: Record<string, string>;
 }
 
+const MESSAGE_TYPE = "aico.core.LogEntry";
+const VERSION = "v1";
+
 /** Wraps a LogEntry the way real AICO producers do: an AicoMessage with the entry Any-packed. */
-export function encodeAicoMessage(entry: LogEntry, meta: EnvelopeMetadata): Uint8Array {
-  return AicoMessageType.encode({
-    metadata: {
-      messageId: meta.messageId,
-      timestamp: nsToTimestamp(meta.timestampNs),
-      source: meta.source,
-      messageType: "aico.core.LogEntry",
-      version: "v1",
-      attributes: meta.attributes ?? {},
-    },
-    anyPayload: { type_url: LOG_ENTRY_TYPE_URL, value: encodeLogEntry(entry) },
-  }).finish();
+export function encodeAicoMessage(entry: LogEntry, meta: EnvelopeMetadata): Buffer {
+  const value = encodeLogEntry(entry);
+  const time = timestamp(meta.timestampNs);
+  const texts = [meta.messageId, meta.source, MESSAGE_TYPE, VERSION].map((t) => Buffer.byteLength(t));
+  const [id, source, type, version] = texts as [number, number, number, number];
+  const attributes = measureMap(meta.attributes ?? {});
+  const metadataSize = texts.reduce((sum, n) => sum + (n === 0 ? 0 : delimitedSize(n)), 0) + delimitedSize(time.size) + attributes.size;
+  const typeUrl = Buffer.byteLength(LOG_ENTRY_TYPE_URL);
+  const anySize = delimitedSize(typeUrl) + delimitedSize(value.length);
+
+  const w = new Writer(delimitedSize(metadataSize) + delimitedSize(anySize));
+  w.tag(1, LENGTH_DELIMITED);
+  w.varint(metadataSize);
+  w.string(1, meta.messageId, id);
+  writeTimestamp(w, 2, time);
+  w.string(3, meta.source, source);
+  w.string(4, MESSAGE_TYPE, type);
+  w.string(5, VERSION, version);
+  writeMap(w, 6, attributes);
+  w.tag(2, LENGTH_DELIMITED);
+  w.varint(anySize);
+  w.string(1, LOG_ENTRY_TYPE_URL, typeUrl);
+  w.bytes(2, value);
+  return w.buf;
 }

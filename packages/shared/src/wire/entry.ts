@@ -20,9 +20,8 @@ export interface LogEntry {
   extra: Record<string, string>;
 }
 
-export function nsToTimestamp(ns: bigint): { seconds: number; nanos: number } {
-  return { seconds: Number(ns / 1_000_000_000n), nanos: Number(ns % 1_000_000_000n) };
-}
+/** Type URL AICO uses when it packs a LogEntry into the envelope's `any_payload`. */
+export const LOG_ENTRY_TYPE_URL = "type.googleapis.com/aico.core.LogEntry";
 
 export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;

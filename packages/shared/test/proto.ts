@@ -1,7 +1,10 @@
 import protobuf from "protobufjs";
 
-/** Folder holding the .proto files; the same relative path from src/ and dist/. */
-const PROTO_DIR = new URL("../../proto/", import.meta.url);
+/**
+ * The .proto files loaded by protobufjs: an encoder independent of ours, for the tests. (The services encode and
+ * decode by hand; see src/wire/encode.ts and decode.ts.)
+ */
+const PROTO_DIR = new URL("../proto/", import.meta.url);
 
 const root = new protobuf.Root();
 // google/protobuf/{timestamp,any}.proto resolve from protobufjs' bundled copies.
@@ -9,6 +12,3 @@ root.loadSync(["aico/core/log_entry.proto", "aico/core/message.proto"].map((f) =
 
 export const LogEntryType = root.lookupType("aico.core.LogEntry");
 export const AicoMessageType = root.lookupType("aico.core.AicoMessage");
-
-/** Type URL AICO uses when it packs a LogEntry into the envelope's `any_payload`. */
-export const LOG_ENTRY_TYPE_URL = "type.googleapis.com/aico.core.LogEntry";

@@ -1,0 +1,155 @@
+/**
+ * The two bus clients beside each other: the Python BusHandler (clients/python/bench/handler.py, in the
+ * scripts/python.sh venv) and the TypeScript logger (createLogger, the one @aixcl/logging ships) each log records
+ * from one thread into the real broker (its own process) while a subscriber drains it. Per client: records/s flat
+ * out, process CPU per record, and what the application thread spends per log call, flat out and paced.
+ *
+ *   npm run bench:clients [-- --records 200000 --runs 3]
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Subscriber } from "zeromq";
+import { createLogger, receiveEach } from "@aixcl/shared";
+import { repoRoot, startBrokerProcess } from "@aixcl/testkit";
+
+interface ClientResult {
+  client: string;
+  records: number;
+  records_per_s: number;
+  cpu_us_per_record: number;
+  app_us_per_call_flood: number;
+  app_cpu_us_per_call_flood?: number;
+  app_us_per_call_paced_p50: number;
+  app_us_per_call_paced_p99: number;
+  /** The same paced calls with no logging behind them (TypeScript: the message's string only; Python: a NullHandler). */
+  baseline_us_per_call_paced_p50: number;
+  dropped: number;
+}
+
+const script = fileURLToPath(import.meta.url);
+const say = (message: string) => process.stderr.write(`bench:clients: ${message}\n`);
+
+/** Microseconds of each of `count` calls made at `rate` per second, sorted. */
+async function pacedCalls(count: number, rate: number, call: (i: number) => unknown): Promise<number[]> {
+  const calls: number[] = [];
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / rate;
+    while (performance.now() < due) await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(1, due - performance.now()))));
+    const before = process.hrtime.bigint();
+    call(i);
+    calls.push(Number(process.hrtime.bigint() - before) / 1e3);
+  }
+  return calls.sort((a, b) => a - b);
+}
+
+/** The TypeScript side, in its own process: the same workload as handler.py. */
+async function loggerRole(endpoint: string, records: number, paced: number, rate: number): Promise<void> {
+  const log = createLogger({ subsystem: "bench_ts", module: "load", endpoint, maxBuffered: records, closeTimeoutMs: 10_000 });
+  const until = async (condition: () => boolean) => {
+    while (!condition()) await new Promise((resolve) => setTimeout(resolve, 1));
+  };
+  await until(() => log.connected);
+  const extra = { path: "/api/orders", status: 200 };
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < records; i++) log.info(`request ${i} handled`, extra);
+  const loop = Number(process.hrtime.bigint() - t0) / 1e3;
+  await until(() => log.stats().published >= records);
+  const total = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+
+  const calls = await pacedCalls(paced, rate, (i) => log.info(`request ${i} handled`, extra));
+  const stats = await log.close();
+  // The same paced calls doing only the message's string work: what a call costs here after a pause anyway.
+  const texts: string[] = [];
+  const baseline = await pacedCalls(paced, rate, (i) => texts.push(`request ${i} handled`));
+  const result: ClientResult = {
+    client: "typescript",
+    records,
+    records_per_s: records / total,
+    cpu_us_per_record: (cpu.user + cpu.system) / records,
+    app_us_per_call_flood: loop / records,
+    app_us_per_call_paced_p50: calls[Math.floor(calls.length / 2)] ?? Number.NaN,
+    app_us_per_call_paced_p99: calls[Math.floor(calls.length * 0.99)] ?? Number.NaN,
+    baseline_us_per_call_paced_p50: baseline[Math.floor(baseline.length / 2)] ?? Number.NaN,
+    dropped: stats.dropped.buffer_full + stats.dropped.closed,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function runChild(command: string, args: string[]): Promise<ClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1) ?? "") as ClientResult) : reject(new Error(`${command} exited ${code}`))));
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { records: { type: "string", default: "200000" }, runs: { type: "string", default: "3" }, paced: { type: "string", default: "5000" }, rate: { type: "string", default: "2000" } } });
+  const [records, runs, paced, rate] = [values.records, values.runs, values.paced, values.rate].map(Number) as [number, number, number, number];
+  const python = execFileSync("bash", [`${repoRoot}scripts/python.sh`, "--path"], { encoding: "utf8" }).trim();
+  say("starting the broker (services/broker/dist/main.js)");
+  const broker = await startBrokerProcess();
+  const sub = new Subscriber({ receiveHighWaterMark: 100_000, linger: 0 });
+  sub.connect(broker.subEndpoint);
+  sub.subscribe("logs.");
+  let received = 0;
+  const draining = receiveEach(sub, () => received++);
+  const results: ClientResult[] = [];
+  try {
+    for (let run = 1; run <= runs; run++) {
+      for (const [name, command, args] of [
+        ["typescript", process.execPath, [script, "logger", broker.pubEndpoint, String(records), String(paced), String(rate)]],
+        ["python", python, [`${repoRoot}clients/python/bench/handler.py`, "--endpoint", broker.pubEndpoint, "--records", String(records), "--paced", String(paced), "--rate", String(rate)]],
+      ] as const) {
+        say(`run ${run}/${runs}: ${name}, ${records.toLocaleString("en-US")} records flat out, then ${paced} at ${rate}/s`);
+        const before = received;
+        const result = await runChild(command, [...args]);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        say(`  ${Math.round(result.records_per_s).toLocaleString("en-US")} records/s; the subscriber got ${(received - before).toLocaleString("en-US")} of ${(records + paced).toLocaleString("en-US")}`);
+        results.push(result);
+      }
+    }
+  } finally {
+    sub.close();
+    await draining.catch(() => undefined);
+    await broker.stop();
+  }
+  const columns: [string, (r: ClientResult) => number | undefined, number][] = [
+    ["records/s (one thread, flat out)", (r) => r.records_per_s, 0],
+    ["CPU µs per record (whole process)", (r) => r.cpu_us_per_record, 1],
+    ["app thread µs per call, flat out", (r) => r.app_us_per_call_flood, 1],
+    ["app thread CPU µs per call, flat out", (r) => r.app_cpu_us_per_call_flood, 1],
+    [`app thread µs per call at ${rate}/s, p50`, (r) => r.app_us_per_call_paced_p50, 1],
+    [`app thread µs per call at ${rate}/s, p99`, (r) => r.app_us_per_call_paced_p99, 1],
+    [`same paced calls without logging, p50`, (r) => r.baseline_us_per_call_paced_p50, 1],
+    ["dropped", (r) => r.dropped, 0],
+  ];
+  const clients = ["typescript", "python"];
+  console.log(`\n| ${records.toLocaleString("en-US")} records, ${runs} runs (median; all runs) | ${clients.join(" | ")} |\n| --- | ---: | ---: |`);
+  for (const [title, get, digits] of columns) {
+    const cells = clients.map((c) => {
+      const all = results.filter((r) => r.client === c).map(get).filter((v): v is number => v !== undefined);
+      if (all.length === 0) return "-";
+      const f = (v: number) => v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+      return `${f(median(all))} (${all.map(f).join(", ")})`;
+    });
+    console.log(`| ${title} | ${cells.join(" | ")} |`);
+  }
+}
+
+if (process.argv[2] === "logger") {
+  const [endpoint = "", records = "0", paced = "0", rate = "1"] = process.argv.slice(3);
+  await loggerRole(endpoint, Number(records), Number(paced), Number(rate));
+} else {
+  await main();
+}

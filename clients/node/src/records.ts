@@ -1,0 +1,131 @@
+import type { Extra, LogContext, LogLevelName } from "@aixcl/shared/client";
+
+/** A pino or winston record as the logger's log() takes it. */
+export interface MappedRecord {
+  level: LogLevelName;
+  message: string;
+  extra: Extra;
+  context: LogContext;
+}
+
+/**
+ * pino's levels are numbers (trace 10, debug 20, info 30, warn 40, error 50, fatal 60); a custom level becomes the
+ * nearest standard one at or below it, as the Python handler does with Python's levels.
+ */
+export function pinoLevel(value: number): LogLevelName {
+  if (value >= 60) return "critical";
+  if (value >= 50) return "error";
+  if (value >= 40) return "warning";
+  if (value >= 30) return "info";
+  return "debug";
+}
+
+/** winston's npm and syslog level names. */
+const WINSTON_LEVELS: Readonly<Record<string, LogLevelName>> = {
+  emerg: "critical",
+  alert: "critical",
+  crit: "critical",
+  error: "error",
+  warning: "warning",
+  warn: "warning",
+  notice: "info",
+  info: "info",
+  http: "info",
+  verbose: "debug",
+  debug: "debug",
+  silly: "debug",
+};
+
+/**
+ * A winston level by name. A custom level becomes the nearest standard level at or below it in severity, found
+ * through the logger's `levels` (winston numbers the most severe 0), or debug when it is below them all;
+ * "unknown" when the logger does not know it either.
+ */
+export function winstonLevel(name: string, levels?: Readonly<Record<string, number>>): LogLevelName {
+  const known = WINSTON_LEVELS[name];
+  if (known) return known;
+  const priority = levels?.[name];
+  if (levels === undefined || priority === undefined) return "unknown";
+  let nearest: { priority: number; level: LogLevelName } | undefined;
+  for (const [other, p] of Object.entries(levels)) {
+    const level = WINSTON_LEVELS[other];
+    if (level && p >= priority && (!nearest || p < nearest.priority)) nearest = { priority: p, level };
+  }
+  return nearest?.level ?? "debug";
+}
+
+/** Field names that fill the LogEntry's own fields instead of `extra` (the Python handler reads the same). */
+const CONTEXT_FIELDS = { trace_id: "traceId", session_id: "sessionId", user_uuid: "userUuid" } as const;
+
+/** Milliseconds since the epoch, or an ISO date, as nanoseconds; undefined when it is neither. */
+function timeNs(value: unknown): bigint | undefined {
+  const ms = typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : Number.NaN;
+  return Number.isFinite(ms) ? BigInt(Math.round(ms * 1000)) * 1000n : undefined;
+}
+
+/** An error's stack (which starts with its message), or its message; undefined for anything else. */
+function errorText(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { stack, message } = value as { stack?: unknown; message?: unknown };
+  return typeof stack === "string" ? stack : typeof message === "string" ? message : undefined;
+}
+
+/** Everything but the `consumed` fields goes to `extra`, except trace_id, session_id and user_uuid. */
+function fields(record: Record<string, unknown>, consumed: ReadonlySet<string>, context: LogContext): Extra {
+  const extra: Extra = {};
+  for (const [key, value] of Object.entries(record)) {
+    if (consumed.has(key) || value === undefined) continue;
+    const field = CONTEXT_FIELDS[key as keyof typeof CONTEXT_FIELDS];
+    if (field && typeof value === "string") context[field] = value;
+    else extra[key] = value;
+  }
+  return extra;
+}
+
+/**
+ * With an error, the line is the message followed by the error's stack, as Python's logging formats exceptions;
+ * just the stack when the message only repeats the error's (`logger.error(err)`: the stack's first line is
+ * "Error: <message>").
+ */
+function withError(message: string, error: string | undefined): string {
+  if (error === undefined) return message;
+  const firstLine = error.split("\n", 1)[0] as string;
+  if (message === "" || firstLine === message || firstLine.endsWith(`: ${message}`)) return error;
+  return `${message}\n${error}`;
+}
+
+export interface PinoKeys {
+  messageKey: string;
+  errorKey: string;
+}
+
+/** A pino record (one parsed line): level, time and message are pino's; `err` becomes part of the line. */
+export function pinoRecord(record: Record<string, unknown>, keys: PinoKeys = { messageKey: "msg", errorKey: "err" }): MappedRecord {
+  const context: LogContext = {};
+  const time = timeNs(record.time);
+  if (time !== undefined) context.timestampNs = time;
+  const consumed = new Set(["level", "time", keys.messageKey, keys.errorKey]);
+  const raw = record[keys.messageKey];
+  const message = withError(typeof raw === "string" ? raw : raw === undefined ? "" : JSON.stringify(raw), errorText(record[keys.errorKey]));
+  const level = typeof record.level === "number" ? pinoLevel(record.level) : "unknown";
+  return { level, message, extra: fields(record, consumed, context), context };
+}
+
+/** winston keeps the level it was logged at under this symbol (info.level may carry colour codes). */
+const LEVEL = Symbol.for("level");
+
+/** A winston info object: level, message, `timestamp` (format.timestamp()) and `stack` (format.errors()) are winston's. */
+export function winstonRecord(info: Record<string | symbol, unknown>, levels?: Readonly<Record<string, number>>): MappedRecord {
+  const context: LogContext = {};
+  const consumed = new Set(["level", "message", "stack"]);
+  const time = timeNs(info.timestamp);
+  if (time !== undefined) {
+    context.timestampNs = time;
+    consumed.add("timestamp");
+  }
+  const name = String(info[LEVEL] ?? info.level ?? "");
+  const raw = info.message;
+  const text = typeof raw === "string" ? raw : raw === undefined ? "" : JSON.stringify(raw);
+  const message = withError(text, typeof info.stack === "string" ? info.stack : undefined);
+  return { level: winstonLevel(name, levels), message, extra: fields(info as Record<string, unknown>, consumed, context), context };
+}

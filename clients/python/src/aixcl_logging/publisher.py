@@ -1,0 +1,217 @@
+"""The thread that owns the ZeroMQ socket: it sends queued entries while the bus wants them and holds them while not.
+
+Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
+- The socket is an XPUB, so the subscriptions that reach the broker reach us too. Entries are sent only while some
+  subscription covers our topic and nobody holds HOLD_TOPIC; otherwise they wait in a bounded queue (the oldest
+  dropped first, counted) instead of being dropped unseen by ZeroMQ.
+- XPUB_NODROP makes a full pipe answer EAGAIN instead of discarding; the entry stays queued and is retried after
+  a short wait. IMMEDIATE keeps nothing in a pipe to a broker that is not there.
+- Subscription changes that arrive together are applied together: a broker going away drops all of them at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import zmq
+
+from aixcl_logging.keys import ClientKeys
+from aixcl_logging.wire import HOLD_TOPIC, Entry
+
+#: How long the thread waits before retrying a send the socket refused at its high-water mark.
+FULL_QUEUE_RETRY_MS = 2
+
+_instances = itertools.count()
+
+
+@dataclass(frozen=True)
+class Stats:
+    """published: handed to the socket. buffered: waiting for a subscriber. dropped_buffer_full: the oldest, dropped
+    while the queue was full. dropped_closed: emitted after close, or still held when close's deadline passed."""
+
+    published: int
+    buffered: int
+    dropped_buffer_full: int
+    dropped_closed: int
+
+
+class Publisher:
+    def __init__(
+        self,
+        topic: str,
+        encode: Callable[[Entry], bytes],
+        endpoint: str,
+        max_buffered: int,
+        curve: ClientKeys | None = None,
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
+        self._topic = topic.encode()
+        self._encode = encode
+        self._endpoint = endpoint
+        self._max = max_buffered
+        self._curve = curve
+        self._queue: collections.deque[Entry] = collections.deque()
+        # Guards the queue, the counters and the flags below, between application threads and ours.
+        self._lock = threading.Lock()
+        self._published = 0
+        self._dropped_full = 0
+        self._dropped_closed = 0
+        self._closing = False
+        self._stopping = False
+        # True while our thread sleeps with nothing to send although the bus wants entries: put() then wakes it.
+        self._idle = False
+        self._wanted = False
+        self._drained = threading.Condition(self._lock)
+        self._linger_ms = 0
+
+        self._context = zmq.Context(io_threads=1)
+        # Wake-ups travel over an inproc pair: it works with zmq.Poller on every platform, unlike a pipe.
+        address = f"inproc://aixcl-logging-wake-{next(_instances)}"
+        self._wake_rx = self._context.socket(zmq.PAIR)
+        self._wake_rx.bind(address)
+        self._wake_tx = self._context.socket(zmq.PAIR)
+        self._wake_tx.setsockopt(zmq.SNDHWM, 1)
+        self._wake_tx.connect(address)
+        self._thread = threading.Thread(target=self._run, name=f"aixcl-logging {topic}", daemon=True)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        """True while entries are being delivered: a subscriber wants our topic and none is leaving."""
+        return self._wanted
+
+    def stats(self) -> Stats:
+        with self._lock:
+            return Stats(self._published, len(self._queue), self._dropped_full, self._dropped_closed)
+
+    def put(self, entry: Entry) -> None:
+        """Queues an entry; never blocks on the bus. Called from application threads."""
+        with self._lock:
+            if self._closing:
+                self._dropped_closed += 1
+                return
+            if len(self._queue) >= self._max:
+                self._queue.popleft()
+                self._dropped_full += 1
+            self._queue.append(entry)
+            if self._idle:
+                self._idle = False
+                self._wake()
+
+    def flush(self, timeout: float) -> bool:
+        """Waits until every queued entry went to the socket. Returns False at once while nothing can be sent (no
+        subscriber); waiting for one is close()'s job."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._queue and self._wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._drained.wait(min(remaining, 0.05))
+            return not self._queue
+
+    def close(self, timeout: float) -> Stats:
+        """Waits up to `timeout` seconds for held entries to reach the bus, then stops; what is left counts as
+        dropped_closed. libzmq gets what remains of the deadline to put sent entries on the wire."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            closed_before = self._closing
+            self._closing = True
+        if closed_before:
+            self._thread.join()
+            return self.stats()
+        with self._lock:
+            self._wake()
+            while self._queue:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._drained.wait(min(remaining, 0.05))
+            self._dropped_closed += len(self._queue)
+            self._queue.clear()
+            self._stopping = True
+            self._linger_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            self._wake()
+        self._thread.join()
+        self._wake_tx.close(linger=0)
+        self._context.term()
+        return Stats(self._published, 0, self._dropped_full, self._dropped_closed)
+
+    def _wake(self) -> None:
+        """Called with the lock held, which also serializes the application threads' use of this socket."""
+        try:
+            self._wake_tx.send(b"", zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # a wake-up is already pending
+
+    def _run(self) -> None:
+        socket = self._context.socket(zmq.XPUB)
+        socket.setsockopt(zmq.XPUB_NODROP, 1)
+        socket.setsockopt(zmq.IMMEDIATE, 1)
+        if self._curve is not None:
+            socket.curve_serverkey = self._curve.server_key.encode()
+            socket.curve_publickey = self._curve.public_key.encode()
+            socket.curve_secretkey = self._curve.secret_key.encode()
+        socket.connect(self._endpoint)
+        poller = zmq.Poller()
+        poller.register(socket, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
+        prefixes: set[bytes] = set()
+        pending: tuple[Entry, bytes] | None = None  # encoded, refused at the high-water mark, to retry
+        try:
+            while True:
+                full = False
+                if self._wanted:
+                    pending, full = self._send_queued(socket, pending)
+                with self._lock:
+                    if self._stopping:
+                        break
+                    if self._wanted and not full and self._queue:
+                        continue  # put() queued more after we looked, without waking us
+                    self._idle = self._wanted and not full
+                for ready, _ in poller.poll(FULL_QUEUE_RETRY_MS if full else None):
+                    if ready is self._wake_rx:
+                        while self._wake_rx.poll(0):
+                            self._wake_rx.recv()
+                    elif ready is socket:
+                        self._apply_subscriptions(socket, prefixes)
+        finally:
+            socket.close(linger=self._linger_ms)
+            self._wake_rx.close(linger=0)
+
+    def _send_queued(self, socket: zmq.Socket[bytes], pending: tuple[Entry, bytes] | None) -> tuple[tuple[Entry, bytes] | None, bool]:
+        """Sends queued entries in order until the queue is empty (False) or the socket is full (True)."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._drained.notify_all()
+                    return None, False
+                entry = self._queue[0]
+            payload = pending[1] if pending is not None and pending[0] is entry else self._encode(entry)
+            try:
+                socket.send_multipart((self._topic, payload), zmq.NOBLOCK)
+            except zmq.Again:
+                return (entry, payload), True
+            with self._lock:
+                # While we sent, a full queue may have evicted this very entry.
+                if self._queue and self._queue[0] is entry:
+                    self._queue.popleft()
+                self._published += 1
+
+    def _apply_subscriptions(self, socket: zmq.Socket[bytes], prefixes: set[bytes]) -> None:
+        while True:
+            try:
+                frame = socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if frame[:1] == b"\x01":
+                prefixes.add(frame[1:])
+            elif frame[:1] == b"\x00":
+                prefixes.discard(frame[1:])
+        self._wanted = HOLD_TOPIC not in prefixes and any(self._topic.startswith(p) for p in prefixes)

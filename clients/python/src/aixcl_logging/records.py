@@ -1,0 +1,75 @@
+"""From a logging.LogRecord to an Entry: levels, fields and extras. Pure functions, no sockets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aixcl_logging.wire import Entry
+
+#: aico.core.LogLevel
+UNKNOWN, DEBUG, INFO, WARNING, ERROR, CRITICAL = 0, 10, 20, 30, 40, 50
+
+
+def aico_level(levelno: int) -> int:
+    """Python's levels are AICO's numbers; a custom level becomes the nearest one at or below it (below DEBUG: DEBUG)."""
+    for level in (CRITICAL, ERROR, WARNING, INFO):
+        if levelno >= level:
+            return level
+    return DEBUG
+
+
+#: Attributes every LogRecord has (3.12 added taskName), plus those Formatter.format sets: none of them is `extra=`.
+STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+
+#: `extra=` keys that fill the LogEntry's own fields (the Node transports read the same names).
+CONTEXT_FIELDS = frozenset({"trace_id", "session_id", "user_uuid"})
+
+#: Set by OpenTelemetry's logging instrumentation (opentelemetry-instrumentation-logging); "0" means no span.
+OTEL_TRACE_ID, OTEL_SPAN_ID = "otelTraceID", "otelSpanID"
+OTEL_ATTRIBUTES = frozenset({OTEL_TRACE_ID, OTEL_SPAN_ID, "otelServiceName", "otelTraceSampled"})
+
+
+def text(value: Any) -> str:
+    """Strings as they are; numbers, booleans, None, lists and dicts as JSON (what the TypeScript logger does);
+    any other object as str() (a UUID, a Path, a datetime read best that way)."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (int, float, bool, list, tuple, dict)):
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def entry_from_record(record: logging.LogRecord, message: str, subsystem: str, module: str, topic: str) -> Entry:
+    """`message` is the formatted record (Handler.format: the message, then any traceback and stack)."""
+    entry = Entry(
+        timestamp_ns=round(record.created * 1_000_000) * 1000,
+        level=aico_level(record.levelno),
+        subsystem=subsystem,
+        module=module,
+        topic=topic,
+        message=message,
+        function=record.funcName or "",
+        file_path=record.pathname or "",
+        line_number=record.lineno or 0,
+        metadata={"logger": record.name},
+    )
+    attributes = record.__dict__
+    for key, value in attributes.items():
+        if key in STANDARD_ATTRIBUTES or key in OTEL_ATTRIBUTES or value is None:
+            continue
+        if key in CONTEXT_FIELDS:
+            setattr(entry, key, text(value))
+        else:
+            entry.extra[key] = text(value)
+    otel_trace = attributes.get(OTEL_TRACE_ID)
+    if not entry.trace_id and otel_trace and otel_trace != "0":
+        entry.trace_id = str(otel_trace)
+    otel_span = attributes.get(OTEL_SPAN_ID)
+    if "span_id" not in entry.extra and otel_span and otel_span != "0":
+        entry.extra["span_id"] = str(otel_span)
+    return entry

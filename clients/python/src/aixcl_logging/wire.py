@@ -1,0 +1,94 @@
+"""What travels on the bus: topics and AICO's LogEntry, bare or in AICO's AicoMessage envelope.
+
+The same rules as the TypeScript client's (packages/shared/src/wire): names sanitized to [a-z0-9_-], at most 64
+characters; topic logs.<subsystem>.<module> ("aixcl"), or logs/<subsystem>/<module>/v1 with the envelope ("aico").
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aixcl_logging._proto import log_entry_pb2, message_pb2
+
+WireFormat = Literal["aixcl", "aico"]
+
+#: A subscription nobody publishes on. While any subscriber holds it, handlers hold their entries: a subscriber that
+#: is about to leave (the log consumer or the broker stopping) reads what is on its way first.
+HOLD_TOPIC = b"aixcl.hold"
+
+LOG_ENTRY_TYPE_URL = "type.googleapis.com/aico.core.LogEntry"
+MAX_NAME_LENGTH = 64
+UNKNOWN_NAME = "unknown"
+_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+
+
+def sanitize_name(raw: str) -> str:
+    """Lower-cases, turns every run of characters outside [a-z0-9_-] into "_" and bounds the length."""
+    cleaned = _UNSAFE.sub("_", raw.lower())[:MAX_NAME_LENGTH]
+    return UNKNOWN_NAME if cleaned in ("", "_") else cleaned
+
+
+def log_topic(subsystem: str, module: str, wire_format: WireFormat = "aixcl") -> str:
+    """The topic a handler publishes on; subsystem and module must be sanitized already."""
+    return f"logs/{subsystem}/{module}/v1" if wire_format == "aico" else f"logs.{subsystem}.{module}"
+
+
+@dataclass(slots=True)
+class Entry:
+    """An aico.core.LogEntry as plain values: what a handler queues for its publishing thread."""
+
+    timestamp_ns: int
+    level: int
+    subsystem: str
+    module: str
+    topic: str
+    message: str
+    function: str = ""
+    file_path: str = ""
+    line_number: int = 0
+    trace_id: str = ""
+    session_id: str = ""
+    user_uuid: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def encode_log_entry(entry: Entry) -> bytes:
+    message = log_entry_pb2.LogEntry(
+        level=entry.level,  # type: ignore[arg-type]  # an aico.core.LogLevel number
+        subsystem=entry.subsystem,
+        module=entry.module,
+        function=entry.function,
+        message=entry.message,
+        topic=entry.topic,
+        metadata=entry.metadata,
+        file_path=entry.file_path,
+        line_number=entry.line_number,
+        user_uuid=entry.user_uuid,
+        session_id=entry.session_id,
+        trace_id=entry.trace_id,
+        extra=entry.extra,
+    )
+    message.timestamp.seconds, message.timestamp.nanos = divmod(entry.timestamp_ns, 1_000_000_000)
+    return message.SerializeToString()
+
+
+def encode_aico_message(entry: Entry) -> bytes:
+    """The entry Any-packed into AICO's envelope, as AICO's own producers send it."""
+    envelope = message_pb2.AicoMessage()
+    meta = envelope.metadata
+    meta.message_id = str(uuid.uuid4())
+    meta.timestamp.seconds, meta.timestamp.nanos = divmod(entry.timestamp_ns, 1_000_000_000)
+    meta.source = entry.subsystem
+    meta.message_type = "aico.core.LogEntry"
+    meta.version = "v1"
+    envelope.any_payload.type_url = LOG_ENTRY_TYPE_URL
+    envelope.any_payload.value = encode_log_entry(entry)
+    return envelope.SerializeToString()
+
+
+def encode(entry: Entry, wire_format: WireFormat) -> bytes:
+    return encode_aico_message(entry) if wire_format == "aico" else encode_log_entry(entry)
