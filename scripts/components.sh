@@ -5,6 +5,8 @@
 #
 #   scripts/components.sh              build whatever is missing for the current pins
 #   scripts/components.sh loki ...     only these (loki, promtail, prometheus, promtool, alertmanager, amtool)
+#   scripts/components.sh otelcol      the OpenTelemetry Collector the benchmark runs beside Promtail: built only
+#                                      when named, at the pin in bench/otelcol/builder-config.yaml
 #   scripts/components.sh --path NAME  print the cached binary for the current pin; exit 1 if not built
 #   scripts/components.sh --list       print "name version path status" for each component
 #
@@ -19,6 +21,9 @@ CACHE_DIR=${AIXCL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aixcl}
 BIN_DIR="$CACHE_DIR/bin"
 WORK_DIR="$CACHE_DIR/build"
 COMPONENTS=(loki promtail prometheus promtool alertmanager amtool)
+# Not in the stack, so not pinned by docker-compose.yml and not built by default: named on the command line only.
+EXTRA_COMPONENTS=(otelcol)
+OTELCOL_MANIFEST="$ROOT/bench/otelcol/builder-config.yaml"
 
 die() { echo "components: $*" >&2; exit 1; }
 say() { echo "components: $*" >&2; }
@@ -38,7 +43,8 @@ version() {
     promtail) image_tag grafana/promtail ;;
     prometheus | promtool) local t; t=$(image_tag prom/prometheus); echo "${t#v}" ;;
     alertmanager | amtool) local t; t=$(image_tag prom/alertmanager); echo "${t#v}" ;;
-    *) die "unknown component '$1' (expected one of: ${COMPONENTS[*]})" ;;
+    otelcol) manifest_field "  version" ;;
+    *) die "unknown component '$1' (expected one of: ${COMPONENTS[*]} ${EXTRA_COMPONENTS[*]})" ;;
   esac
 }
 
@@ -151,7 +157,7 @@ prepare_wrapper() {
 
 # build <component>: builds the binary for the current pin into the cache, printing progress while Go works.
 build() {
-  local name=$1 ver module gover pkg out dir log started pid n
+  local name=$1 ver module gover pkg out dir log started
   ver=$(version "$name")
   module=$(go_module "$name")
   gover=$(go_version "$name" "$ver")
@@ -181,22 +187,89 @@ build() {
   # and is left out (it is behind the promtail_journal_enabled build tag, which we do not set).
   (cd "$dir" && CGO_ENABLED=0 go build -v -trimpath -tags netgo \
     -ldflags "-s -w $(version_ldflags "$name" "$ver")" -o "$out.tmp" "$module/$pkg") >>"$log" 2>&1 &
-  pid=$!
-  # Without job control a background job ignores Ctrl-C: stop the compiler with us.
-  trap 'kill "$pid" 2>/dev/null; rm -f "$out.tmp"; exit 130' INT TERM
+  compiled "$!" "$name $ver" "$log" "$base" "$total" "$out" "$started"
+}
+
+# compiled <pid> <label> <log> <base> <total> <out> <started>: waits for the `go build -v -o <out>.tmp` running as
+# <pid>, saying every 15 s how many of its packages are compiled (the log's lines past <base>), then moves the
+# binary into place.
+compiled() {
+  local pid=$1 label=$2 log=$3 base=$4 total=$5 out=$6 started=$7
+  # shellcheck disable=SC2317,SC2329 # called by waiting
+  compiling() { say "$label: still compiling, $((SECONDS - started))s elapsed, $(($(wc -l <"$log") - base)) of at most $total packages compiled"; }
+  if ! waiting "$pid" "$out.tmp" compiling; then
+    tail -n 40 "$log" >&2
+    rm -f "$out.tmp"
+    die "$label: go build failed (full log: $log)"
+  fi
+  mv -f "$out.tmp" "$out"
+  say "$label: built $out in $((SECONDS - started))s"
+}
+
+# waiting <pid> <partial file> <command...>: waits for the background job <pid>, running <command> every 15 s to
+# say how far it got; returns the job's status. Ctrl-C stops the job and removes <partial file>.
+waiting() {
+  local pid=$1 partial=$2
+  shift 2
+  # Without job control a background job ignores Ctrl-C: stop it with us.
+  # shellcheck disable=SC2064 # expanded now: the locals are gone when the trap runs
+  trap "kill $pid 2>/dev/null; rm -f '$partial'; exit 130" INT TERM
   while kill -0 "$pid" 2>/dev/null; do
     sleep 15 & wait $! || true
     kill -0 "$pid" 2>/dev/null || break
-    n=$(($(wc -l <"$log") - base))
-    say "$name $ver: still compiling, $((SECONDS - started))s elapsed, $n of at most $total packages compiled"
+    "$@"
   done
-  if ! wait "$pid"; then
-    tail -n 40 "$log" >&2
-    rm -f "$out.tmp"
-    die "$name: go build failed (full log: $log)"
+  wait "$pid"
+}
+
+# manifest_field <indented key>: the value of `<key>: <value>` in the collector's builder manifest.
+manifest_field() {
+  local v
+  v=$(sed -nE "s#^$1:[[:space:]]*[\"']?([^\"'[:space:]]+).*#\1#p" "$OTELCOL_MANIFEST" | head -n1)
+  [[ -n $v ]] || die "no '$1:' in $OTELCOL_MANIFEST"
+  echo "$v"
+}
+
+# build_otelcol: the OpenTelemetry Collector of bench/otelcol/builder-config.yaml. The OpenTelemetry Collector
+# Builder (ocb), itself built from its Go module at the collector core release the manifest names, writes the
+# distribution's main module and resolves its modules; the compilation is ours, to report progress like the others.
+build_otelcol() {
+  local ver core builder out dir log started base total
+  ver=$(version otelcol)
+  out=$(bin_path otelcol)
+  # The builder's release is the core collector's: the version of the manifest's go.opentelemetry.io/collector
+  # v0.x modules (its v1.x stable modules, like the providers, go with it). It refuses a manifest whose
+  # components resolve to another core release (--skip-strict-versioning=false below).
+  core=$(sed -nE 's#^[[:space:]]*- gomod:[[:space:]]*go\.opentelemetry\.io/collector/[^[:space:]]+[[:space:]]+(v0\.[0-9.]+).*#\1#p' "$OTELCOL_MANIFEST" | sort -u)
+  [[ $core =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "$OTELCOL_MANIFEST: expected its go.opentelemetry.io/collector/* v0.x modules at one release, found: ${core:-none}"
+  dir="$WORK_DIR/otelcol-$ver"
+  log="$dir.log"
+  builder="$WORK_DIR/tools/ocb-$core"
+  started=$SECONDS
+  say "otelcol $ver: building the OpenTelemetry Collector of ${OTELCOL_MANIFEST#"$ROOT"/} (cold: a few minutes; progress every 15 s)"
+  mkdir -p "$BIN_DIR" "$WORK_DIR/tools"
+  # shellcheck disable=SC2317,SC2329 # called by waiting
+  still() { say "otelcol $ver: still $1, $((SECONDS - started))s elapsed"; }
+  if [[ ! -x $builder ]]; then
+    GOBIN="$WORK_DIR/tools/ocb-install" go install "go.opentelemetry.io/collector/cmd/builder@$core" >"$log" 2>&1 &
+    waiting "$!" "" still "building the OpenTelemetry Collector Builder" ||
+      { cat "$log" >&2; die "otelcol: cannot build the OpenTelemetry Collector Builder go.opentelemetry.io/collector/cmd/builder@$core"; }
+    mv "$WORK_DIR/tools/ocb-install/builder" "$builder"
+    rmdir "$WORK_DIR/tools/ocb-install"
+    say "otelcol $ver: OpenTelemetry Collector Builder $core built ($((SECONDS - started))s)"
   fi
-  mv -f "$out.tmp" "$out"
-  say "$name $ver: built $out in $((SECONDS - started))s"
+  rm -rf "$dir" && mkdir -p "$dir"
+  # The manifest with the output directory added: it has no command-line flag any more (only a deprecated one).
+  sed "s#^dist:#dist:\n  output_path: $dir#" "$OTELCOL_MANIFEST" >"$dir.yaml"
+  "$builder" --config="$dir.yaml" --skip-compilation --skip-strict-versioning=false >"$log" 2>&1 &
+  waiting "$!" "" still "generating sources and resolving modules" ||
+    { cat "$log" >&2; die "otelcol: the OpenTelemetry Collector Builder failed on $OTELCOL_MANIFEST"; }
+  say "otelcol $ver: sources generated and modules resolved in $dir ($((SECONDS - started))s), compiling"
+  base=$(wc -l <"$log")
+  total=$(cd "$dir" && CGO_ENABLED=0 go list -deps . | wc -l)
+  # What the builder's own compilation step runs (static, stripped), plus -v for the progress count.
+  (cd "$dir" && CGO_ENABLED=0 go build -v -trimpath -ldflags "-s -w" -o "$out.tmp" .) >>"$log" 2>&1 &
+  compiled "$!" "otelcol $ver" "$log" "$base" "$total" "$out" "$started"
 }
 
 ensure() {
@@ -207,6 +280,7 @@ ensure() {
     return
   fi
   command -v go >/dev/null || die "Go is needed to build $name (https://go.dev/doc/install); it is not on PATH"
+  if [[ $name == otelcol ]]; then (build_otelcol); return; fi
   # Subshell: the GONOSUMDB exception above must not leak into the next component's build.
   (build "$name")
 }
@@ -214,15 +288,15 @@ ensure() {
 main() {
   [[ -f $COMPOSE_FILE ]] || die "$COMPOSE_FILE not found"
   case ${1:-} in
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; return ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; return ;;
     --path)
       [[ -n ${2:-} ]] || die "--path needs a component name (${COMPONENTS[*]})"
       local p; p=$(bin_path "$2")
-      [[ -x $p ]] || { echo "$2 $(version "$2") is not built; run: npm run components" >&2; return 1; }
+      [[ -x $p ]] || { echo "$2 $(version "$2") is not built; run: npm run components$([[ $2 == otelcol ]] && echo " -- otelcol")" >&2; return 1; }
       echo "$p"; return ;;
     --list)
       local c p
-      for c in "${COMPONENTS[@]}"; do
+      for c in "${COMPONENTS[@]}" "${EXTRA_COMPONENTS[@]}"; do
         p=$(bin_path "$c")
         echo "$c $(version "$c") $p $([[ -x $p ]] && echo built || echo missing)"
       done

@@ -4,12 +4,15 @@
 #   1. installs the npm dependencies (npm ci) when package-lock.json changed since the last install;
 #   2. builds the real Loki, Promtail, Prometheus and promtool at the docker-compose.yml pins (scripts/components.sh);
 #   3. builds the test Grafana server (grafana/scripts/grafana-server.sh);
-#   4. makes the Python client's venv (scripts/python.sh: `pip install ./clients/python` and pytest), in CI afresh
+#   4. builds the OpenTelemetry Collector the benchmark runs beside Promtail, which test/components/otelcol.test.ts
+#      checks (scripts/components.sh otelcol, pinned in bench/otelcol/builder-config.yaml; 2.5 minutes after the
+#      components above, 3.5 with an empty Go build cache);
+#   5. makes the Python client's venv (scripts/python.sh: `pip install ./clients/python` and pytest), in CI afresh
 #      every time, elsewhere when the package's sources changed;
-#   5. makes sure a Docker engine with Compose v2 answers, for the Docker tier (scripts/docker-engine.sh): on a
+#   6. makes sure a Docker engine with Compose v2 answers, for the Docker tier (scripts/docker-engine.sh): on a
 #      Debian machine, as root, it installs docker.io, starts dockerd and builds Compose. Outside CI a machine
 #      without Docker only loses the Docker tier, which then skips and says why;
-#   6. in CI only (CI=true), whose machines reach no image registry: local stand-ins for the upstream images
+#   7. in CI only (CI=true), whose machines reach no image registry: local stand-ins for the upstream images
 #      (.ci/standin-images.sh). Never on a user's machine, where compose pulls the real ones.
 # Builds are cached outside the clone (${AIXCL_CACHE:-~/.cache/aixcl}); a cold run on 2 cores takes about
 # 30 minutes (README.md, "The two commands"), a warm one a few seconds.
@@ -42,6 +45,7 @@ docker_engine() {
 step "npm dependencies" npm_dependencies
 step "real components (Loki, Promtail, Prometheus, promtool, Alertmanager, amtool)" bash scripts/components.sh
 step "test Grafana server" bash grafana/scripts/grafana-server.sh
+step "OpenTelemetry Collector (the benchmark's second reference shipper)" bash scripts/components.sh otelcol
 # CI proves every time that the package installs into a new venv, as a user's `pip install` does.
 step "Python client venv" bash scripts/python.sh $([[ ${CI:-} == true ]] && echo --fresh)
 step "Docker engine and Compose" docker_engine

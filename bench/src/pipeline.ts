@@ -1,28 +1,27 @@
 /**
  * End-to-end benchmark: throughput, CPU, memory, latency and loss of the bus -> consumer -> Loki pipeline, side by
- * side with Promtail shipping the same lines from files into the same real Loki. Every party runs in its own
- * process: publishers, the broker, the consumer (dist/main.js with the shipped config), a receiver, Loki, Promtail.
+ * side with two reference shippers reading the same lines from files into the same real Loki: Promtail, and the
+ * OpenTelemetry Collector into Loki's OTLP endpoint (bench/src/file-shippers.ts). Every party runs in its own
+ * process: publishers, the broker, the consumer (dist/main.js with the shipped config), a receiver, Loki, the shippers.
  *
  *   npm run bench [-- --quick] [--runs ceiling,decode-max,...] [--publishers 2] [--rate 50000] [--duration 60]
  *                 [--lines 300000] [--loki-rate 10000] [--loki-duration 30] [--profile] [--out file.json]
  *
  * Runs: see RUNS below. Measurement, in short:
  * - lines/s: entries accepted by the sink / (last acceptance - moment the lines became available: publishers
- *   started, or lines appended to Promtail's files); MB/s: the same for the input bytes (bus frames, file bytes).
+ *   started, or lines appended to the shippers' files); MB/s: the same for the input bytes (bus frames, file bytes).
  * - Each line carries `seq=<n> t=<publish time>`; the sink counts every sequence number (lost, duplicated).
  * - Latency: "accepted" is the moment the sink answered the push: the decoding receiver after decoding it; for
- *   Loki, a pass-through proxy in front of Loki, at the moment Loki's 2xx came back. Ours and Promtail's pushes
- *   go through the same proxy. Every entry of a push is accepted at once, so each entry's latency is that
- *   moment minus its own `t`.
+ *   Loki, a pass-through proxy in front of Loki, at the moment Loki's 2xx came back. Ours, Promtail's and the
+ *   collector's pushes go through the same proxy (bench/src/receiver.ts). Every entry of a push is accepted at
+ *   once, so each entry's latency is that moment minus its own `t`.
  * - Into Loki, loss and duplication are also counted in Loki itself: count_over_time by block of sequence
  *   numbers (Loki drops an identical resent entry, so a duplicate cannot show there; the proxy counts them).
  * - CPU: utime+stime from /proc over the run / lines; peak RSS: VmHWM. Each run starts fresh processes.
  */
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { createServer } from "node:http";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -31,14 +30,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Subscriber, XPublisher } from "zeromq";
 import { formatProfile, summarizeProfile } from "./cpuprofile.js";
 import type { ProfileSummary } from "./cpuprofile.js";
-import { cpuMicros, peakRssBytes, role } from "./proc.js";
-import { scanPush } from "./push-scan.js";
+import type { WriterPlan } from "./file-shippers.js";
+import { fileShipperRun, OTELCOL, PROMTAIL, writerRole } from "./file-shippers.js";
+import type { Ctx, PublisherReport, RunResult, SinkStats } from "./harness.js";
+import { blockSizeFor, countInLoki, ensureLoki, getStats, MB, ROLES_SCRIPT, runId, safeCpu, sinkStats, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
+import { peakRssBytes, role } from "./proc.js";
+import type { SinkMode } from "./receiver.js";
+import { receiverRole } from "./receiver.js";
+import { referenceRatios, fmt, formatRatios, row, table } from "./report.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "./tally.js";
-import { checkEncoding, EntryEncoder, jsonLine, nowMs, SERVICES, shapeOf } from "./workload.js";
+import { checkEncoding, EntryEncoder, nowMs } from "./workload.js";
 
-const script = fileURLToPath(import.meta.url);
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-const PUSH_PATH = "/loki/api/v1/push";
 
 // --- options -----------------------------------------------------------------------------------------------------
 
@@ -48,12 +51,14 @@ const RUNS = {
   "decode-paced": "publishers -> broker (shipped config) -> consumer -> decoding receiver at --rate for --duration",
   "loki-max": "publishers -> broker (no_drop) -> consumer -> Loki: a backlog of --lines, as fast as it goes",
   "promtail-max": "Promtail: the same --lines appended to its files at once -> the same Loki",
+  "otelcol-max": "OpenTelemetry Collector: the same --lines appended to its files at once -> the same Loki, over OTLP",
   "loki-paced": "publishers -> broker (shipped config) -> consumer -> Loki at --loki-rate for --loki-duration",
   "promtail-paced": "Promtail: lines appended to its files at --loki-rate for --loki-duration -> the same Loki",
+  "otelcol-paced": "OpenTelemetry Collector: lines appended to its files at --loki-rate for --loki-duration -> the same Loki, over OTLP",
   refusing: "publishers -> consumer -> a sink answering 503 to everything: memory stays bounded (not in the default set)",
 } as const;
 type RunName = keyof typeof RUNS;
-const DEFAULT_RUNS: RunName[] = ["ceiling", "decode-max", "decode-paced", "loki-max", "promtail-max", "loki-paced", "promtail-paced"];
+const DEFAULT_RUNS: RunName[] = ["ceiling", "decode-max", "decode-paced", "loki-max", "promtail-max", "otelcol-max", "loki-paced", "promtail-paced", "otelcol-paced"];
 
 interface Options {
   quick: boolean;
@@ -94,7 +99,7 @@ function options(): Options {
     },
   });
   if (values.help) {
-    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and promtail-max (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and promtail-paced (10000)\n  --loki-duration S    seconds of loki-paced and promtail-paced (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
+    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max, promtail-max, otelcol-max (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced, promtail-paced, otelcol-paced (10000)\n  --loki-duration S    seconds of loki-paced, promtail-paced, otelcol-paced (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
     process.exit(0);
   }
   const quick = values.quick;
@@ -137,9 +142,8 @@ function imageNodeFlags(checkout: string): string[] {
   return argv.slice(1, script);
 }
 
-/** Sequence numbers are grouped in blocks (`blk=`) so Loki can count them per block in one metric query. */
-function blockSizeFor(lines: number): number {
-  return Math.max(1000, Math.ceil(lines / 400));
+interface PipelineCtx extends Ctx {
+  opts: Options;
 }
 
 // --- roles (each runs in its own process) ----------------------------------------------------------------------
@@ -155,15 +159,6 @@ interface PublisherPlan {
 }
 
 const PACING_TICK_MS = 5;
-
-export interface PublisherReport {
-  sent: number;
-  bytes: number;
-  startMs: number;
-  endMs: number;
-  /** Sends refused with EAGAIN (NODROP back-pressure), each waited out and retried. */
-  eagain: number;
-}
 
 /** Sends its share of the sequence numbers (index, index + publishers, ...), paced or flat out. */
 async function publisherRole(endpoint: string, plan: PublisherPlan): Promise<void> {
@@ -268,275 +263,7 @@ async function brokerRole(checkout: string, env: Record<string, string>): Promis
   process.on("SIGTERM", () => void broker.close().then(() => process.exit(0)));
 }
 
-export interface SinkStats {
-  received: number;
-  distinct: number;
-  lost: number;
-  /** The first few sequence numbers that never arrived. */
-  missing: number[];
-  duplicated: number;
-  foreign: number;
-  pushes: number;
-  /** Entries in the first accepted push. */
-  firstAcceptMs: number;
-  lastAcceptMs: number;
-  latency: { p50: number; p99: number; max: number; samples: number };
-  statuses: Record<string, number>;
-}
-
-function sinkStats(tally: SeqTally, latency: LatencyHistogram, firstAcceptMs: number, lastAcceptMs: number): Omit<SinkStats, "pushes" | "statuses"> {
-  return {
-    received: tally.received,
-    distinct: tally.distinct,
-    lost: tally.lost,
-    missing: tally.missing(),
-    duplicated: tally.duplicated,
-    foreign: tally.foreign,
-    firstAcceptMs,
-    lastAcceptMs,
-    latency: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.maxMs, samples: latency.count },
-  };
-}
-
-type SinkMode = "decode" | "proxy" | "refuse";
-
-/**
- * The HTTP sink pushes go to. decode: reads each push (snappy + protobuf), counts its entries, answers 204 --
- * what our pipeline costs without Loki's own cost. proxy: passes each request to the real Loki and counts a
- * push's entries when Loki accepted it. refuse: answers 503 to every push (fault injection: a Loki that is
- * down), to watch the consumer's memory stay bounded. GET /bench/stats answers the counts so far.
- */
-async function receiverRole(mode: SinkMode, expected: number, upstream: string): Promise<void> {
-  const tally = new SeqTally(expected);
-  const latency = new LatencyHistogram();
-  const statuses: Record<string, number> = {};
-  let pushes = 0;
-  let firstAcceptMs = 0;
-  let lastAcceptMs = 0;
-  // Marks of the push being handled; counted once the push is accepted.
-  const seqs: number[] = [];
-  const times: number[] = [];
-  const collect = (body: Buffer): void => {
-    seqs.length = 0;
-    times.length = 0;
-    scanPush(body, (buf, start, end) => {
-      const marks = parseMarks(buf, start, end);
-      if (!marks) return;
-      seqs.push(marks.seq);
-      times.push(marks.tMs);
-    });
-  };
-  const settle = (acceptMs: number): void => {
-    pushes++;
-    if (firstAcceptMs === 0) firstAcceptMs = acceptMs;
-    lastAcceptMs = acceptMs;
-    for (let i = 0; i < seqs.length; i++) {
-      tally.add(seqs[i] as number);
-      latency.record(acceptMs - (times[i] as number));
-    }
-  };
-  const reply = (res: ServerResponse, status: number, body = "", type = "text/plain") => {
-    statuses[status] = (statuses[status] ?? 0) + 1;
-    res.writeHead(status, { "content-type": type }).end(body);
-  };
-  const readBody = (req: IncomingMessage) =>
-    new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => resolve(Buffer.concat(chunks)));
-      req.on("error", reject);
-    });
-
-  const server = createServer((req, res) => {
-    void (async () => {
-      if (req.url === "/bench/stats") {
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ...sinkStats(tally, latency, firstAcceptMs, lastAcceptMs), pushes, statuses }));
-        return;
-      }
-      if (req.method === "POST" && req.url === PUSH_PATH) {
-        const body = await readBody(req);
-        if (mode === "refuse") return reply(res, 503, "refusing everything (benchmark fault injection)");
-        if (mode === "decode") {
-          try {
-            collect(body);
-          } catch (error) {
-            return reply(res, 400, `cannot decode the push: ${(error as Error).message}`);
-          }
-          const acceptMs = nowMs();
-          reply(res, 204);
-          settle(acceptMs);
-          return;
-        }
-        const upstreamRes = await fetch(upstream + PUSH_PATH, {
-          method: "POST",
-          body,
-          headers: forwardHeaders(req),
-          signal: AbortSignal.timeout(30_000),
-        }).catch((error: Error) => error);
-        if (upstreamRes instanceof Error) return reply(res, 502, `upstream: ${upstreamRes.message}`);
-        const acceptMs = nowMs();
-        const text = await upstreamRes.text();
-        reply(res, upstreamRes.status, text, upstreamRes.headers.get("content-type") ?? "text/plain");
-        if (upstreamRes.ok) {
-          collect(body);
-          settle(acceptMs);
-        }
-        return;
-      }
-      if (mode === "proxy") {
-        const upstreamRes = await fetch(upstream + (req.url ?? "/"), { signal: AbortSignal.timeout(10_000) }).catch((error: Error) => error);
-        if (upstreamRes instanceof Error) return void res.writeHead(502).end(upstreamRes.message);
-        return void res.writeHead(upstreamRes.status).end(Buffer.from(await upstreamRes.arrayBuffer()));
-      }
-      res.writeHead(req.url === "/ready" ? 200 : 404).end();
-    })().catch((error: Error) => {
-      if (!res.headersSent) res.writeHead(500).end(error.message);
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  process.send?.({ url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` });
-}
-
-function forwardHeaders(req: IncomingMessage): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const name of ["content-type", "content-encoding", "user-agent", "x-scope-orgid"]) {
-    const value = req.headers[name];
-    if (typeof value === "string") headers[name] = value;
-  }
-  return headers;
-}
-
-interface WriterPlan {
-  dir: string;
-  total: number;
-  rate: number;
-  run: string;
-  blockSize: number;
-}
-
-/** The application side of the Promtail runs: appends JSON lines to one file per service at a steady rate. */
-async function writerRole(plan: WriterPlan): Promise<void> {
-  const fds = new Map<string, number>(SERVICES.map((s) => [s, openSync(join(plan.dir, `${s}.log`), "a")]));
-  const go = new Promise<void>((resolve) => process.once("message", () => resolve()));
-  process.send?.({ ready: true });
-  await go;
-  const startMs = nowMs();
-  let written = 0;
-  let bytes = 0;
-  while (written < plan.total) {
-    const due = Math.min(plan.total, Math.floor(((nowMs() - startMs) * plan.rate) / 1000) + 1);
-    if (written >= due) {
-      await sleep(2);
-      continue;
-    }
-    const chunks = new Map<string, string[]>();
-    for (; written < due; written++) {
-      const service = shapeOf(written).service;
-      let list = chunks.get(service);
-      if (!list) chunks.set(service, (list = []));
-      list.push(jsonLine(plan.run, plan.blockSize, written, nowMs()));
-    }
-    for (const [service, lines] of chunks) {
-      const text = `${lines.join("\n")}\n`;
-      bytes += Buffer.byteLength(text);
-      writeSync(fds.get(service) as number, text);
-    }
-  }
-  for (const fd of fds.values()) closeSync(fd);
-  process.send?.({ sent: written, bytes, startMs, endMs: nowMs(), eagain: 0 } satisfies PublisherReport);
-}
-
 // --- the parent: runs, measurement, report ---------------------------------------------------------------------
-
-interface RunResult {
-  run: RunName;
-  what: string;
-  lines: number;
-  /** Offered lines/s; undefined = as fast as possible. */
-  offeredRate?: number;
-  seconds: number;
-  linesPerSec: number;
-  mbPerSec: number;
-  bytesPerLine: number;
-  /** The shipper: our consumer, or Promtail. */
-  shipper?: { name: string; cpuMicrosPerLine: number; cpuShareOfCore: number; peakRssMB: number };
-  broker?: { cpuMicrosPerLine: number; peakRssMB: number };
-  loki?: { cpuMicrosPerLine: number };
-  accepted: { distinct: number; lost: number; missing: number[]; duplicated: number; foreign: number; pushes: number; statuses: Record<string, number> };
-  latencyMs: { p50: number; p99: number; max: number };
-  /** Counted by LogQL in Loki itself. */
-  inLoki?: { count: number; lost: number; surplus: number };
-  /** CPU of the benchmark's own parties (publishers, receiver or proxy) per line: what they took from the two cores. */
-  harnessCpuMicrosPerLine?: { publishers: number; sink: number };
-  consumer?: { dropped: Record<string, number>; retries: Record<string, number>; peakBufferMB: number; memoryAtPeakMB?: Record<string, number> };
-  publishers?: { eagain: number; publishSeconds: number };
-  profile?: ProfileSummary;
-  note?: string;
-  skipped?: string;
-}
-
-const MB = 1e6;
-
-interface Ctx {
-  opts: Options;
-  /** Loki shared by the Loki runs (started on first use). */
-  loki?: { url: string; pid: number | undefined; stop(): Promise<void> };
-  lokiSkip?: string;
-  promtailSkip?: string;
-  children: Set<ChildProcess>;
-  /** Holds every temp dir of the run, removed when the benchmark exits. */
-  tmp: string;
-}
-
-function runId(): string {
-  return `b${Date.now().toString(36)}`;
-}
-
-/** Starts a role and waits for its first message. */
-async function startRole<T>(args: string[], ctx: Ctx): Promise<{ child: ChildProcess; ready: T; done: Promise<unknown> }> {
-  const r = role<T>(script, args);
-  ctx.children.add(r.child);
-  r.child.once("exit", () => ctx.children.delete(r.child));
-  return { child: r.child, ready: await r.ready, done: r.done };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function getStats(url: string): Promise<SinkStats> {
-  return (await (await fetch(`${url}/bench/stats`)).json()) as SinkStats;
-}
-
-/** Waits until the sink has every line, or nothing new arrived for idleMs; prints progress every 5 s. */
-async function waitForSink(url: string, expected: number, label: string, idleMs: number, busy: () => boolean, onPoll?: () => Promise<void>): Promise<SinkStats> {
-  let last = -1;
-  let lastChange = Date.now();
-  let lastReport = Date.now();
-  for (;;) {
-    const stats = await getStats(url);
-    await onPoll?.();
-    if (stats.distinct >= expected) return stats;
-    const now = Date.now();
-    if (stats.received !== last || busy()) {
-      last = stats.received;
-      lastChange = now;
-    }
-    if (now - lastChange > idleMs) return stats;
-    if (now - lastReport >= 5000) {
-      console.log(`    ${label}: ${stats.distinct.toLocaleString("en-US")} of ${expected.toLocaleString("en-US")} accepted`);
-      lastReport = now;
-    }
-    await sleep(250);
-  }
-}
 
 interface ConsumerProc {
   child: ChildProcess;
@@ -547,7 +274,7 @@ interface ConsumerProc {
 }
 
 /** The consumer as it ships: dist/main.js with config/log_consumer.yaml, redirected by its environment variables. */
-async function startConsumerProc(ctx: Ctx, name: string, subEndpoint: string, lokiUrl: string, env: Record<string, string> = {}): Promise<ConsumerProc> {
+async function startConsumerProc(ctx: PipelineCtx, name: string, subEndpoint: string, lokiUrl: string, env: Record<string, string> = {}): Promise<ConsumerProc> {
   const subPort = /:(\d+)$/.exec(subEndpoint)?.[1] ?? "";
   const profileDir = ctx.opts.profile ? mkdtempSync(join(ctx.tmp, `prof-${name}-`)) : undefined;
   // The shipped config spools every batch to disk; each run gets its own, empty spool directory.
@@ -626,76 +353,13 @@ function profileOf(proc: ConsumerProc, keepAs: string): ProfileSummary | undefin
   return summary;
 }
 
-/** Sequence numbers per block counted by Loki itself, compared with what was sent. */
-async function countInLoki(lokiUrl: string, selector: string, run: string, blockSize: number, lines: number): Promise<{ count: number; lost: number; surplus: number }> {
-  const query = `sum by (blk) (count_over_time(${selector} |= "run=${run} " | pattern "<_>blk=<blk> <_>" [1h]))`;
-  const params = new URLSearchParams({ query, time: String((Date.now() + 1000) / 1000) });
-  const res = await fetch(`${lokiUrl}/loki/api/v1/query?${params}`, { signal: AbortSignal.timeout(120_000) });
-  const body = (await res.json()) as { data?: { result: { metric: { blk?: string }; value: [number, string] }[] }; error?: string };
-  if (!res.ok || !body.data) throw new Error(`Loki count query answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
-  const blocks = Math.ceil(lines / blockSize);
-  const counted = new Map(body.data.result.map((r) => [Number(r.metric.blk), Number(r.value[1])]));
-  let count = 0;
-  let lost = 0;
-  let surplus = 0;
-  for (let b = 0; b < blocks; b++) {
-    const expected = Math.min(blockSize, lines - b * blockSize);
-    const got = counted.get(b) ?? 0;
-    count += got;
-    if (got < expected) lost += expected - got;
-    else surplus += got - expected;
-  }
-  return { count, lost, surplus };
-}
-
-/** PID of a component started by the testkit: the process whose argv[0] is `bin` and whose argv has `marker`. */
-function componentPid(bin: string, marker: string): number | undefined {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (argv[0] === bin && argv.some((a) => a.includes(marker))) return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return undefined;
-}
-
-const safeCpu = (pid: number | undefined) => {
-  try {
-    return pid === undefined ? Number.NaN : cpuMicros(pid);
-  } catch {
-    return Number.NaN;
-  }
-};
-
-async function ensureLoki(ctx: Ctx): Promise<boolean> {
-  if (ctx.loki) return true;
-  if (ctx.lokiSkip) return false;
-  const testkit = await import("@aixcl/testkit");
-  const need = testkit.requireComponent("loki");
-  if (need.path === undefined) {
-    ctx.lokiSkip = need.skip;
-    return false;
-  }
-  console.log("  starting Loki (shipped loki/loki-config.yml)...");
-  const loki = await testkit.startLoki();
-  ctx.loki = { url: loki.url, pid: componentPid(need.path, loki.dataDir), stop: () => loki.stop() };
-  return true;
-}
-
-function sinkSummary(stats: SinkStats): RunResult["accepted"] {
-  return { distinct: stats.distinct, lost: stats.lost, missing: stats.missing, duplicated: stats.duplicated, foreign: stats.foreign, pushes: stats.pushes, statuses: stats.statuses };
-}
-
 /** Publishers fed through the broker into the consumer into a sink: decode-*, loki-*, refusing. */
-async function consumerRun(ctx: Ctx, run: RunName, opts: { lines: number; rate: number; sink: SinkMode; noDrop: boolean }): Promise<RunResult> {
+async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number; rate: number; sink: SinkMode; noDrop: boolean }): Promise<RunResult> {
   const { publishers } = ctx.opts;
   const runTag = runId();
   const blockSize = blockSizeFor(opts.lines);
   const intoLoki = opts.sink === "proxy";
-  if (intoLoki && !(await ensureLoki(ctx))) return skipped(run, `Loki: ${ctx.lokiSkip}`);
+  if (intoLoki && !(await ensureLoki(ctx))) return skipped(run, RUNS[run], `Loki: ${ctx.lokiSkip}`);
   const lokiUrl = ctx.loki?.url ?? "";
 
   const receiver = await startRole<{ url: string }>(["receiver", opts.sink, String(opts.lines), lokiUrl], ctx);
@@ -804,12 +468,12 @@ async function consumerRun(ctx: Ctx, run: RunName, opts: { lines: number; rate: 
   return result;
 }
 
-async function ceilingRun(ctx: Ctx): Promise<RunResult> {
+async function ceilingRun(ctx: PipelineCtx): Promise<RunResult> {
   const lines = ctx.opts.ceilingLines;
   const { publishers } = ctx.opts;
   const runTag = runId();
   const blockSize = blockSizeFor(lines);
-  const sub = role<{ endpoint: string } | SinkStats>(script, ["sub", String(lines)]);
+  const sub = role<{ endpoint: string } | SinkStats>(ROLES_SCRIPT, ["sub", String(lines)]);
   ctx.children.add(sub.child);
   const { endpoint } = (await sub.ready) as { endpoint: string };
   const pubs = await Promise.all(
@@ -840,124 +504,7 @@ async function ceilingRun(ctx: Ctx): Promise<RunResult> {
   };
 }
 
-/** Real Promtail, the shipped config, tailing one JSON-lines file per service, into the shared Loki through the proxy. */
-async function promtailRun(ctx: Ctx, run: RunName, opts: { lines: number; rate: number }): Promise<RunResult> {
-  if (!(await ensureLoki(ctx))) return skipped(run, `Loki: ${ctx.lokiSkip}`);
-  const testkit = await import("@aixcl/testkit");
-  const need = testkit.requireComponent("promtail");
-  if (need.path === undefined) return skipped(run, `Promtail: ${need.skip}`);
-  const loki = ctx.loki as NonNullable<Ctx["loki"]>;
-  const runTag = runId();
-  const blockSize = blockSizeFor(opts.lines);
-  const dir = mkdtempSync(join(ctx.tmp, "promtail-logs-"));
-  // The files exist before Promtail starts: it finds new files only on its periodic glob (every 10 s).
-  for (const s of SERVICES) writeFileSync(join(dir, `${s}.log`), "");
-  const proxy = await startRole<{ url: string }>(["receiver", "proxy", String(opts.lines), loki.url], ctx);
-  const promtail = await testkit.startPromtail({ lokiUrl: proxy.ready.url, varLogDir: dir });
-  const pid = componentPid(need.path, promtail.positionsFile);
-  const cpu0 = { promtail: safeCpu(pid), loki: safeCpu(loki.pid) };
-  let startMs: number;
-  let bytes = 0;
-  let writing = Promise.resolve();
-  if (opts.rate > 0) {
-    const writer = await startRole<unknown>(["writer", JSON.stringify({ dir, total: opts.lines, rate: opts.rate, run: runTag, blockSize } satisfies WriterPlan)], ctx);
-    startMs = nowMs();
-    writer.child.send({ go: true });
-    writing = writer.done.then((r) => {
-      bytes = (r as PublisherReport).bytes;
-    });
-  } else {
-    // The whole backlog at once: one append per file.
-    startMs = nowMs();
-    const files = new Map<string, string[]>();
-    for (let seq = 0; seq < opts.lines; seq++) {
-      const s = shapeOf(seq).service;
-      let list = files.get(s);
-      if (!list) files.set(s, (list = []));
-      list.push(jsonLine(runTag, blockSize, seq, nowMs()));
-    }
-    for (const [s, list] of files) {
-      const text = `${list.join("\n")}\n`;
-      bytes += Buffer.byteLength(text);
-      appendFileSync(join(dir, `${s}.log`), text);
-    }
-  }
-  let writerBusy = true;
-  void writing.finally(() => (writerBusy = false));
-  const stats = await waitForSink(proxy.ready.url, opts.lines, run, 15_000, () => writerBusy);
-  await writing;
-  const endMs = stats.lastAcceptMs || nowMs();
-  const cpu = { promtail: safeCpu(pid) - cpu0.promtail, loki: safeCpu(loki.pid) - cpu0.loki };
-  const rss = pid ? peakRssBytes(pid) : Number.NaN;
-  const inLoki = await countInLoki(loki.url, '{job="varlogs"}', runTag, blockSize, opts.lines);
-  await promtail.stop();
-  await stopChild(proxy.child);
-  rmSync(dir, { recursive: true, force: true });
-  const seconds = (endMs - startMs) / 1000;
-  return {
-    run,
-    what: RUNS[run],
-    lines: opts.lines,
-    ...(opts.rate > 0 && { offeredRate: opts.rate }),
-    seconds,
-    linesPerSec: stats.distinct / seconds,
-    mbPerSec: (stats.distinct * (bytes / opts.lines)) / seconds / MB,
-    bytesPerLine: bytes / opts.lines,
-    shipper: { name: "promtail", cpuMicrosPerLine: cpu.promtail / stats.distinct, cpuShareOfCore: cpu.promtail / 1e6 / seconds, peakRssMB: rss / MB },
-    loki: { cpuMicrosPerLine: cpu.loki / stats.distinct },
-    accepted: sinkSummary(stats),
-    latencyMs: stats.latency,
-    inLoki,
-  };
-}
-
-function skipped(run: RunName, reason: string): RunResult {
-  const nan = Number.NaN;
-  return {
-    run,
-    what: RUNS[run],
-    lines: 0,
-    seconds: nan,
-    linesPerSec: nan,
-    mbPerSec: nan,
-    bytesPerLine: nan,
-    accepted: { distinct: 0, lost: 0, missing: [], duplicated: 0, foreign: 0, pushes: 0, statuses: {} },
-    latencyMs: { p50: nan, p99: nan, max: nan },
-    skipped: reason,
-  };
-}
-
 // --- report ----------------------------------------------------------------------------------------------------
-
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-
-function row(r: RunResult): string[] {
-  if (r.skipped) return [r.run, `skipped: ${r.skipped}`];
-  const lost = r.inLoki ? `${fmt(r.accepted.lost)} / ${fmt(r.inLoki.lost)}` : fmt(r.accepted.lost);
-  return [
-    r.run,
-    r.offeredRate ? fmt(r.offeredRate) : "max",
-    fmt(r.linesPerSec),
-    fmt(r.mbPerSec, 1),
-    r.shipper ? `${r.shipper.name === "promtail" ? "P " : ""}${fmt(r.shipper.cpuMicrosPerLine, 1)}` : "-",
-    r.broker ? fmt(r.broker.cpuMicrosPerLine, 1) : "-",
-    r.loki ? fmt(r.loki.cpuMicrosPerLine, 1) : "-",
-    r.shipper ? fmt(r.shipper.peakRssMB) : "-",
-    r.broker ? fmt(r.broker.peakRssMB) : "-",
-    fmt(r.latencyMs.p50, 1),
-    fmt(r.latencyMs.p99, 1),
-    lost,
-    fmt(r.accepted.duplicated),
-  ];
-}
-
-const HEADER = ["run", "offered/s", "lines/s", "MB/s", "ship µs/line", "broker µs/l", "Loki µs/l", "ship RSS MB", "broker RSS", "p50 ms", "p99 ms", "lost", "dup"];
-
-function table(rows: string[][]): string {
-  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 2).map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => (cells.length === 2 ? `${(cells[0] as string).padEnd(widths[0] as number)}  ${cells[1]}` : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  "));
-  return [line(HEADER), ...rows.map(line)].join("\n");
-}
 
 interface Verdict {
   target: string;
@@ -995,7 +542,7 @@ function verdicts(results: RunResult[], opts: Options): Verdict[] {
 
 async function main(): Promise<void> {
   const opts = options();
-  const ctx: Ctx = { opts, children: new Set(), tmp: mkdtempSync(join(tmpdir(), "aixcl-bench-")) };
+  const ctx: PipelineCtx = { opts, children: new Set(), tmp: mkdtempSync(join(tmpdir(), "aixcl-bench-")) };
   const cleanUp = () => {
     for (const c of ctx.children) c.kill("SIGKILL");
     rmSync(ctx.tmp, { recursive: true, force: true });
@@ -1027,13 +574,15 @@ async function main(): Promise<void> {
           r = await consumerRun(ctx, run, { lines: opts.lokiLines, rate: 0, sink: "proxy", noDrop: true });
           break;
         case "promtail-max":
-          r = await promtailRun(ctx, run, { lines: opts.lokiLines, rate: 0 });
+        case "otelcol-max":
+          r = await fileShipperRun(ctx, run, RUNS[run], run === "promtail-max" ? PROMTAIL : OTELCOL, { lines: opts.lokiLines, rate: 0 });
           break;
         case "loki-paced":
           r = await consumerRun(ctx, run, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate, sink: "proxy", noDrop: false });
           break;
         case "promtail-paced":
-          r = await promtailRun(ctx, run, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate });
+        case "otelcol-paced":
+          r = await fileShipperRun(ctx, run, RUNS[run], run === "promtail-paced" ? PROMTAIL : OTELCOL, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate });
           break;
         case "refusing":
           r = await consumerRun(ctx, run, { lines: opts.lokiLines * 2, rate: 0, sink: "refuse", noDrop: true });
@@ -1056,16 +605,14 @@ async function main(): Promise<void> {
   }
   const machineAfter = { ...machine, loadAfter: loadavg(), freeMemGiB: freemem() / 2 ** 30 };
   console.log(`\n${table(rows)}`);
-  console.log("ship = the shipper (consumer, or P = Promtail): CPU µs per line and peak RSS; lost = at the sink / counted in Loki.");
-  const ours = results.find((r) => r.run === "loki-max" && !r.skipped);
-  const theirs = results.find((r) => r.run === "promtail-max" && !r.skipped);
-  const ratio = ours && theirs ? { linesPerSec: ours.linesPerSec / theirs.linesPerSec, cpuPerLine: (ours.shipper?.cpuMicrosPerLine ?? NaN) / (theirs.shipper?.cpuMicrosPerLine ?? NaN) } : undefined;
-  if (ratio) console.log(`ours / Promtail into Loki: lines/s ${ratio.linesPerSec.toFixed(2)}, CPU per line ${ratio.cpuPerLine.toFixed(2)}`);
+  console.log(`ship = the shipper (consumer, or ${[PROMTAIL, OTELCOL].map((s) => `${s.tag} = ${s.title}`).join(", ")}): CPU µs per line and peak RSS; lost = at the sink / counted in Loki.`);
+  const ratios = referenceRatios(results, [PROMTAIL, OTELCOL]);
+  if (ratios.length > 0) console.log(`\nOurs against each reference shipper, same lines into the same Loki (below 1: less than theirs):\n${formatRatios(ratios)}`);
   const v = verdicts(results, opts);
   console.log("\nTargets:");
   for (const t of v) console.log(`  ${t.met === undefined ? "n/a " : t.met ? "MET " : "MISS"}  ${t.target}: ${t.detail}`);
   mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, `${JSON.stringify({ at: new Date().toISOString(), machine: machineAfter, options: opts, results, ratioOursToPromtail: ratio, targets: v }, null, 2)}\n`);
+  writeFileSync(opts.out, `${JSON.stringify({ at: new Date().toISOString(), machine: machineAfter, options: opts, results, ratiosOursToReferences: ratios, targets: v }, null, 2)}\n`);
   console.log(`\nJSON: ${opts.out}`);
 }
 

@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "alertmanager" | "amtool";
+export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "alertmanager" | "amtool" | "otelcol";
 
 /** Repository root: this file is <root>/packages/testkit/{src,dist}/components.{ts,js}. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -16,6 +16,8 @@ export const shippedConfig = {
   lokiRules: `${repoRoot}loki/rules`,
   /** The rule files prometheus.yml names (rules/*.yml, relative to it). */
   prometheusRules: `${repoRoot}prometheus/rules`,
+  /** The OpenTelemetry Collector's, for the benchmark's second reference shipper (not part of the stack). */
+  otelcol: `${repoRoot}bench/otelcol/config.yaml`,
 } as const;
 
 const resolved = new Map<ComponentName, string | undefined>();
@@ -49,7 +51,10 @@ export type ComponentRequirement = { path: string; skip?: undefined } | { path?:
 export function requireComponent(name: ComponentName): ComponentRequirement {
   const path = componentBinary(name);
   if (path) return { path };
-  const reason = `${name} is not built for the version pinned in docker-compose.yml; run \`npm run components\``;
+  const reason =
+    name === "otelcol"
+      ? "otelcol is not built for the version pinned in bench/otelcol/builder-config.yaml; run `npm run components -- otelcol`"
+      : `${name} is not built for the version pinned in docker-compose.yml; run \`npm run components\``;
   if (process.env["CI"] === "true") throw new Error(`CI=true and ${reason}`);
   return { skip: reason };
 }

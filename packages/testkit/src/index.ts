@@ -7,6 +7,8 @@ export { startAlertmanager } from "./alertmanager.js";
 export type { AlertmanagerAlert, AlertmanagerHandle, StartAlertmanagerOptions } from "./alertmanager.js";
 export { startPromtail } from "./promtail.js";
 export type { PromtailHandle, StartPromtailOptions } from "./promtail.js";
+export { startOtelcol } from "./otelcol.js";
+export type { OtelcolHandle, StartOtelcolOptions } from "./otelcol.js";
 export { mapScrapeTargets, startPrometheus } from "./prometheus.js";
 export type { PrometheusHandle, ScrapeTarget, StartPrometheusOptions } from "./prometheus.js";
 export { startBrokerProcess, startBus, startShippedConsumer, startTestBroker } from "./bus.js";

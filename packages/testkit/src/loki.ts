@@ -25,6 +25,8 @@ export interface LokiHandle {
   pushUrl: string;
   /** Where this Loki keeps its data (a fresh temp dir, removed by stop()). */
   dataDir: string;
+  /** Loki's process id while it runs (for its CPU time and memory in /proc), else undefined. */
+  pid(): number | undefined;
   /** Loki's own log output so far. */
   logs(): string;
   stop(): Promise<void>;
@@ -90,6 +92,7 @@ function lokiHandle(proc: ComponentProcess, url: string, httpPort: number, dataD
     httpPort,
     pushUrl: `${url}/loki/api/v1/push`,
     dataDir,
+    pid: () => proc.pid(),
     logs: () => proc.logs(),
     stop: () => proc.stop(),
     queryRange: (logql, o) => queryRange(url, logql, o),

@@ -105,6 +105,21 @@ export class ComponentProcess {
     live.add(this);
   }
 
+  /**
+   * The component's own process id (the guard's child running `bin`), for reading its CPU time and memory from
+   * /proc; undefined once it has exited, or where /proc does not list children (not Linux).
+   */
+  pid(): number | undefined {
+    const guard = this.child.pid;
+    if (guard === undefined || this.exitCode !== undefined) return undefined;
+    try {
+      const children = readFileSync(`/proc/${guard}/task/${guard}/children`, "utf8").trim().split(/\s+/);
+      return children.map(Number).find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] === this.opts.bin);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** undefined while running, otherwise the exit code (-1 when killed by a signal). */
   get exitStatus(): number | null | undefined {
     return this.exitCode;

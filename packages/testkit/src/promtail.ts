@@ -6,6 +6,8 @@ export interface PromtailHandle {
   url: string;
   httpPort: number;
   positionsFile: string;
+  /** Promtail's process id while it runs (for its CPU time and memory in /proc), else undefined. */
+  pid(): number | undefined;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -56,5 +58,5 @@ export async function startPromtail(opts: StartPromtailOptions): Promise<Promtai
     });
     return { proc, url: `http://127.0.0.1:${httpPort}`, httpPort, positionsFile };
   });
-  return { url, httpPort, positionsFile, logs: () => proc.logs(), stop: () => proc.stop() };
+  return { url, httpPort, positionsFile, pid: () => proc.pid(), logs: () => proc.logs(), stop: () => proc.stop() };
 }

@@ -1,0 +1,86 @@
+/** The pipeline benchmark's printed report: the table of runs and our figures as ratios of each reference shipper's. */
+import type { FileShipper } from "./file-shippers.js";
+import { FILE_SHIPPERS } from "./file-shippers.js";
+import type { RunResult } from "./harness.js";
+
+/** "P " for Promtail's rows, "O " for the collector's; nothing for our consumer's. */
+const tagOf = (shipper: string) => {
+  const tag = FILE_SHIPPERS.find((s) => s.name === shipper)?.tag;
+  return tag ? `${tag} ` : "";
+};
+
+export const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+export function row(r: RunResult): string[] {
+  if (r.skipped) return [r.run, `skipped: ${r.skipped}`];
+  const lost = r.inLoki ? `${fmt(r.accepted.lost)} / ${fmt(r.inLoki.lost)}` : fmt(r.accepted.lost);
+  return [
+    r.run,
+    r.offeredRate ? fmt(r.offeredRate) : "max",
+    fmt(r.linesPerSec),
+    fmt(r.mbPerSec, 1),
+    r.shipper ? `${tagOf(r.shipper.name)}${fmt(r.shipper.cpuMicrosPerLine, 1)}` : "-",
+    r.broker ? fmt(r.broker.cpuMicrosPerLine, 1) : "-",
+    r.loki ? fmt(r.loki.cpuMicrosPerLine, 1) : "-",
+    r.shipper ? fmt(r.shipper.peakRssMB) : "-",
+    r.broker ? fmt(r.broker.peakRssMB) : "-",
+    fmt(r.latencyMs.p50, 1),
+    fmt(r.latencyMs.p99, 1),
+    lost,
+    fmt(r.accepted.duplicated),
+  ];
+}
+
+const HEADER = ["run", "offered/s", "lines/s", "MB/s", "ship µs/line", "broker µs/l", "Loki µs/l", "ship RSS MB", "broker RSS", "p50 ms", "p99 ms", "lost", "dup"];
+
+export function table(rows: string[][]): string {
+  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 2).map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => (cells.length === 2 ? `${(cells[0] as string).padEnd(widths[0] as number)}  ${cells[1]}` : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  "));
+  return [line(HEADER), ...rows.map(line)].join("\n");
+}
+
+/** Ours divided by a reference shipper's, in one mode (as fast as it goes, or paced); below 1 is less than theirs. */
+export interface ReferenceRatio {
+  reference: string;
+  mode: "max" | "paced";
+  offeredRate?: number;
+  linesPerSec: number;
+  /** The consumer's CPU per line, and with the broker's added (our pipeline needs both; the reference, one process). */
+  cpuPerLine: number;
+  cpuPerLineWithBroker: number;
+  peakRss: number;
+  /** Publish -> accepted by Loki; paced runs only (a backlog's latency is its queueing). */
+  p99?: number;
+}
+
+/** loki-max against <shipper>-max and loki-paced against <shipper>-paced, for each reference shipper that ran. */
+export function referenceRatios(results: RunResult[], shippers: FileShipper[]): ReferenceRatio[] {
+  const get = (run: string) => results.find((r) => r.run === run && !r.skipped);
+  const out: ReferenceRatio[] = [];
+  for (const shipper of shippers) {
+    for (const mode of ["max", "paced"] as const) {
+      const [ours, theirs] = [get(`loki-${mode}`), get(`${shipper.name}-${mode}`)];
+      if (!ours?.shipper || !theirs?.shipper) continue;
+      const cpu = theirs.shipper.cpuMicrosPerLine;
+      out.push({
+        reference: shipper.title,
+        mode,
+        ...(theirs.offeredRate !== undefined && { offeredRate: theirs.offeredRate }),
+        linesPerSec: ours.linesPerSec / theirs.linesPerSec,
+        cpuPerLine: ours.shipper.cpuMicrosPerLine / cpu,
+        cpuPerLineWithBroker: (ours.shipper.cpuMicrosPerLine + (ours.broker?.cpuMicrosPerLine ?? 0)) / cpu,
+        peakRss: ours.shipper.peakRssMB / theirs.shipper.peakRssMB,
+        ...(mode === "paced" && { p99: ours.latencyMs.p99 / theirs.latencyMs.p99 }),
+      });
+    }
+  }
+  return out;
+}
+
+export function formatRatios(ratios: ReferenceRatio[]): string {
+  const label = (r: ReferenceRatio) => `${r.reference}, ${r.mode === "max" ? "max" : `${fmt(r.offeredRate)}/s`}:`;
+  const width = Math.max(...ratios.map((r) => label(r).length));
+  return ratios
+    .map((r) => `  ${label(r).padEnd(width)}  lines/s ${fmt(r.linesPerSec, 2)}  CPU/line ${fmt(r.cpuPerLine, 2)} (with the broker ${fmt(r.cpuPerLineWithBroker, 2)})  peak RSS ${fmt(r.peakRss, 2)}${r.p99 === undefined ? "" : `  p99 ${fmt(r.p99, 2)}`}`)
+    .join("\n");
+}
