@@ -70,25 +70,32 @@ logging.shutdown()
 print(handler.stats(), flush=True)
 `;
 
-/** pino (through its worker-thread transport) and winston from the packed package, installed outside the repo. */
-export async function runNodeTransports(service: string): Promise<ScriptResult> {
+/**
+ * pino (through its worker-thread transport) and winston, each in an application of its own, from the packed package
+ * installed outside the repository, as LOGGING.md shows them: pino flushes its transport at exit; winston's
+ * transport is closed by hand.
+ */
+export async function runNodeTransports(service: string): Promise<ScriptResult[]> {
   const app = await installNodeClient();
   writeFileSync(
-    join(app.dir, "app.mjs"),
-    // As LOGGING.md shows them: pino flushes its transport at exit; winston's transport is closed by hand.
+    join(app.dir, "pino-app.mjs"),
     `import pino from "pino";
-import winston from "winston";
+const log = pino(pino.transport({ target: "@aixcl/logging/pino", options: { subsystem: "${service}", module: "pino" } }));
+log.warn({ order: 7 }, "pino says");
+`,
+  );
+  writeFileSync(
+    join(app.dir, "winston-app.mjs"),
+    `import winston from "winston";
 import { AixclTransport } from "@aixcl/logging/winston";
-const plog = pino(pino.transport({ target: "@aixcl/logging/pino", options: { subsystem: "${service}", module: "pino" } }));
-plog.warn({ order: 7 }, "pino says");
 const transport = new AixclTransport({ subsystem: "${service}", module: "winston" });
-const wlog = winston.createLogger({ transports: [transport] });
-wlog.error("winston says", { order: 8 });
-wlog.close();
+const log = winston.createLogger({ transports: [transport] });
+log.error("winston says", { order: 8 });
+log.close();
 await transport.close();
 `,
   );
-  return app.node("app.mjs", {}, 120_000);
+  return [await app.node("pino-app.mjs", {}, 120_000), await app.node("winston-app.mjs", {}, 120_000)];
 }
 
 /** Records through the OpenTelemetry JavaScript SDK to Loki's OTLP endpoint, as any OTel-instrumented app sends them. */

@@ -4,7 +4,7 @@
  * variables. What Docker itself does with those invocations is covered by the compose tests, the
  * healthcheck tests against the real components, and the TypeScript commands' tests against real Loki.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +56,11 @@ function aixcl(args: string[], env: Record<string, string> = {}, options: { inpu
 }
 
 const upCall = (r: Result) => composeCalls(r).find((c) => c[0] === "up");
+/** The name ./aixcl gave its one-off cli container (`compose run --name`). */
+const oneOff = (r: Result) => {
+  const run = composeCalls(r).find((c) => c[0] === "run") ?? [];
+  return run[run.indexOf("--name") + 1] ?? "";
+};
 
 /** The compose subcommand and its arguments of each `docker compose` call, after the global options. */
 function composeCalls(r: Result): string[][] {
@@ -409,10 +414,32 @@ describe("logs", () => {
     [["logs", "tail"]],
     [["logs", "tail", '{service="api"}', "--follow"]],
     [["bus", "test", "--timeout", "1m"]],
-  ])("%j runs in the cli container with its arguments unchanged", (args) => {
+  ])("%j runs in the cli container with its arguments unchanged, and removes that container whatever happens", (args) => {
     const r = aixcl(args, { FAKE_DOCKER_RUNNING: "loki\nbroker\n" });
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["ps", "--status", "running", "--services"], ["run", "--rm", "--no-deps", "-T", "cli", ...args]]);
+    expect(composeCalls(r)).toEqual([["ps", "--status", "running", "--services"], ["run", "--rm", "--no-deps", "--name", oneOff(r), "-T", "cli", ...args]]);
+    // compose's own --rm is skipped when a second Ctrl-C ends it first: ./aixcl removes the container itself.
+    expect(r.calls.at(-1)).toEqual(["rm", "--force", oneOff(r)]);
+  });
+
+  it("removes the one-off container also when interrupted (Ctrl-C while logs tail --follow runs)", async () => {
+    const log = join(dir, "docker-calls.log");
+    writeFileSync(log, "");
+    const child = spawn("bash", [join(dir, "aixcl"), "logs", "tail", "--follow"], {
+      cwd: dir,
+      env: { PATH: `${fakeDockerDir}:${process.env.PATH}`, HOME: dir, FAKE_DOCKER_LOG: log, FAKE_DOCKER_RUNNING: "loki\n", FAKE_DOCKER_RUN_SLEEP: "30" },
+      detached: true,
+      stdio: "ignore",
+    });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    for (let i = 0; i < 100 && !readFileSync(log, "utf8").includes("\x1frun\x1f"); i++) await new Promise((r) => setTimeout(r, 50));
+    process.kill(-(child.pid as number), "SIGINT");
+    await exited;
+    const calls = readFileSync(log, "utf8").split("\n").filter((l) => l !== "").map((l) => l.split("\x1f"));
+    const run = calls.find((c) => c.includes("run")) ?? [];
+    const name = run[run.indexOf("--name") + 1];
+    expect(name).toMatch(/^aixcl-cli-run-\d+-\d+$/);
+    expect(calls.at(-1)).toEqual(["rm", "--force", name]);
   });
 
   it("passes the container's exit status through", () => {
@@ -423,7 +450,7 @@ describe("logs", () => {
   it.each([[["alerts"]], [["alerts", "--json"]]])("%j runs in the cli container once Alertmanager runs, its arguments unchanged", (args) => {
     const r = aixcl(args, { FAKE_DOCKER_RUNNING: "alertmanager\n" });
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["ps", "--status", "running", "--services"], ["run", "--rm", "--no-deps", "-T", "cli", ...args]]);
+    expect(composeCalls(r)).toEqual([["ps", "--status", "running", "--services"], ["run", "--rm", "--no-deps", "--name", oneOff(r), "-T", "cli", ...args]]);
   });
 
   it("alerts refuses to run while Alertmanager is down, saying how to start it", () => {
