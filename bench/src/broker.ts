@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Subscriber, XPublisher } from "zeromq";
 import { startBroker } from "@aixcl/broker";
-import { messageBusSchema } from "@aixcl/shared";
+import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { MessageBusConfig } from "@aixcl/shared";
 import { formatRate, peakRssBytes, role } from "./proc.js";
 
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
 }
 
 async function brokerRole(variant: Partial<MessageBusConfig["broker"]>): Promise<void> {
-  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
+  const defaults = defaultsOf(messageBusSchema).broker;
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
   const broker = await startBroker(
     { host: "127.0.0.1", pub_port: 0, sub_port: 0, keys_dir: "", broker: { ...defaults, metrics_port: 0, ...variant } },

@@ -1,4 +1,10 @@
-import type { Subscriber } from "zeromq";
+/** A socket messages are received from (Subscriber, XSubscriber). */
+export interface ReceivingSocket {
+  receive(): Promise<Buffer[]>;
+  receiveTimeout: number;
+  readonly readable: boolean;
+  readonly closed: boolean;
+}
 
 export interface ReceiveOptions {
   /** Messages handled between two turns of the event loop, so timers and HTTP keep running under a flood. */
@@ -18,7 +24,8 @@ function isEagain(error: unknown): boolean {
 
 /**
  * Hands every message the socket receives to `onMessage`, until the socket is closed; rejects if receiving fails
- * otherwise. Same outcome as `for await (const frames of socket)`, at a fraction of the cost per message.
+ * otherwise. Same outcome as `for await (const frames of socket)`, at a fraction of the cost per message. When
+ * `onMessage` returns a promise (the broker's send), the next message is read once it settles.
  *
  * Why: each wake-up of the event loop for a message costs far more than reading it (here ~20-40 µs against ~7),
  * and zeromq.js' receive() asks libzmq for the socket's events (ZMQ_EVENTS, which can cost a poll(2) system
@@ -28,7 +35,7 @@ function isEagain(error: unknown): boolean {
  * the loop waits `coalesceMs` for more to gather. Between those naps a receive is always pending, which is also
  * what lets zeromq.js process libzmq's internal commands (reconnects, subscriptions).
  */
-export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer[]) => void, options: ReceiveOptions = {}): Promise<void> {
+export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: Buffer[]) => void | Promise<void>, options: ReceiveOptions = {}): Promise<void> {
   const { burst, coalesceMs } = { ...DEFAULTS, ...options };
   const waitTimeout = socket.receiveTimeout;
   while (!socket.closed) {
@@ -39,7 +46,8 @@ export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer
       if (socket.closed) return;
       throw error;
     }
-    onMessage(frames);
+    const first = onMessage(frames);
+    if (first) await first;
     let drained = true;
     if (!socket.closed && socket.readable) {
       drained = false;
@@ -55,7 +63,8 @@ export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer
             }
             throw error;
           }
-          onMessage(frames);
+          const pending = onMessage(frames);
+          if (pending) await pending;
         }
       } finally {
         if (!socket.closed) socket.receiveTimeout = waitTimeout;
