@@ -1,17 +1,20 @@
 /**
  * Broker forwarding benchmark: 200-byte messages, publisher -> broker -> subscriber, beside a direct
  * PUB -> SUB run as the ceiling, each side in its own process. Prints messages/s, the ratio to the
- * ceiling, loss, and the broker's peak RSS. Usage: npm run bench:broker [-- --messages 500000]
+ * ceiling, loss, the broker's CPU per message and peak RSS.
+ * Usage: npm run bench:broker [-- --messages 500000] [--broker-from DIR] (the broker of another built checkout,
+ * for before/after comparisons in the same conditions).
  */
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Subscriber, XPublisher } from "zeromq";
-import { startBroker } from "@aixcl/broker";
 import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { MessageBusConfig } from "@aixcl/shared";
-import { formatRate, peakRssBytes, role } from "./proc.js";
+import { cpuMicros, formatRate, peakRssBytes, role } from "./proc.js";
 
 const script = fileURLToPath(import.meta.url);
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const PAYLOAD_BYTES = 200;
 const TOPIC = "logs.bench.forwarding";
 
@@ -75,7 +78,7 @@ async function publisherRole(endpoint: string, count: number): Promise<void> {
   process.send?.({ sent: count });
 }
 
-async function measure(name: string, subArgs: string[], pubEndpoint: (subEndpoint: string) => string, count: number): Promise<{ rate: number }> {
+async function measure(name: string, subArgs: string[], pubEndpoint: (subEndpoint: string) => string, count: number): Promise<{ rate: number; received: number }> {
   const sub = role<{ endpoint: string } & SubResult>(script, ["sub", ...subArgs, String(count)]);
   const { endpoint } = await sub.ready;
   const pub = role<unknown>(script, ["pub", pubEndpoint(endpoint), String(count)]);
@@ -84,13 +87,14 @@ async function measure(name: string, subArgs: string[], pubEndpoint: (subEndpoin
   pub.child.kill();
   const rate = result.received / result.seconds;
   console.log(`  ${name.padEnd(34)} ${formatRate(rate).padStart(16)}   received ${result.received}/${count}`);
-  return { rate };
+  return { rate, received: result.received };
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { messages: { type: "string", default: "500000" } } });
+  const { values } = parseArgs({ options: { messages: { type: "string", default: "500000" }, "broker-from": { type: "string", default: repoRoot } } });
   const count = Number(values.messages);
-  console.log(`Broker forwarding, ${count} messages of ${PAYLOAD_BYTES} bytes each, each party in its own process`);
+  const checkout = resolve(values["broker-from"]);
+  console.log(`Broker forwarding, ${count} messages of ${PAYLOAD_BYTES} bytes each, each party in its own process; broker from ${checkout}`);
 
   const direct = await measure("direct PUB -> SUB (ceiling)", ["bind", "tcp://127.0.0.1:*"], (e) => e, count);
   const variants: Partial<MessageBusConfig["broker"]>[] = [
@@ -99,18 +103,22 @@ async function main(): Promise<void> {
     { count_messages: false },
   ];
   for (const variant of variants) {
-    const brokerProc = role<{ pub: string; sub: string }>(script, ["broker", JSON.stringify(variant)]);
+    const brokerProc = role<{ pub: string; sub: string }>(script, ["broker", checkout, JSON.stringify(variant)]);
     const ends = await brokerProc.ready;
+    const pid = brokerProc.child.pid as number;
     const label = `via broker ${Object.keys(variant).length ? JSON.stringify(variant).replace(/"/g, "") : "(defaults)"}`;
+    const cpu0 = cpuMicros(pid);
     const r = await measure(label, ["connect", ends.sub], () => ends.pub, count);
-    const rss = peakRssBytes(brokerProc.child.pid as number);
+    const cpu = cpuMicros(pid) - cpu0;
+    const rss = peakRssBytes(pid);
     brokerProc.child.kill("SIGTERM");
-    console.log(`  ${"".padEnd(34)} ratio to direct ${(r.rate / direct.rate).toFixed(2)}, broker peak RSS ${(rss / 2 ** 20).toFixed(1)} MiB`);
+    console.log(`  ${"".padEnd(34)} ratio to direct ${(r.rate / direct.rate).toFixed(2)}, broker ${(cpu / Math.max(1, r.received)).toFixed(1)} µs CPU/msg, peak RSS ${(rss / 2 ** 20).toFixed(1)} MiB`);
   }
-  console.log("Loss in the default mode is ZeroMQ's drop at a subscriber send_hwm messages behind; no_drop trades it for back-pressure.");
+  console.log("Loss in the default mode is what the broker could not hold or forward (counted on its /metrics); no_drop trades it for back-pressure.");
 }
 
-async function brokerRole(variant: Partial<MessageBusConfig["broker"]>): Promise<void> {
+async function brokerRole(checkout: string, variant: Partial<MessageBusConfig["broker"]>): Promise<void> {
+  const { startBroker } = (await import(pathToFileURL(resolve(checkout, "services/broker/dist/index.js")).href)) as typeof import("@aixcl/broker");
   const defaults = defaultsOf(messageBusSchema).broker;
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
   const broker = await startBroker(
@@ -125,5 +133,5 @@ const [mode, a, b, c] = process.argv.slice(2);
 
 if (mode === "sub") await subscriberRole(a as "bind" | "connect", b as string, Number(c));
 else if (mode === "pub") await publisherRole(a as string, Number(b));
-else if (mode === "broker") await brokerRole(JSON.parse(a as string) as Partial<MessageBusConfig["broker"]>);
+else if (mode === "broker") await brokerRole(a as string, JSON.parse(b as string) as Partial<MessageBusConfig["broker"]>);
 else await main();

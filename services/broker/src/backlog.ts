@@ -7,9 +7,9 @@ import { LANES } from "./lanes.js";
 
 /**
  * The log messages the broker holds while no subscriber takes their lane, oldest first, per lane. Messages are
- * packed into the lane's open chunk; a chunk is sealed when it reaches chunkBytes (and, with a directory, after
- * sealAfterMs, so a crash loses at most that much), then queued in the store: in memory, or one file each in the
- * shared FileSpool. Bounded by maxBytes over both lanes: when full, the oldest queued chunks go, counted.
+ * packed into the lane's open chunk; a chunk is sealed when it reaches chunkBytes or sealAfterMs after its first
+ * message (on disk, what a crash can lose), then queued in the store: in memory, or one file each in the shared
+ * FileSpool. Bounded by maxBytes over both lanes: when full, the oldest queued chunks go, counted.
  *
  * Delivery: `peek(lane)` is the oldest undelivered message, the same until `delivered(lane)`; a chunk that is
  * partly delivered when the broker stops goes back to disk as what is left of it, so nothing is sent twice.
@@ -91,7 +91,10 @@ export interface BacklogOptions {
   fsync: boolean;
   /** Largest sealed chunk (a chunk holds at least one message, however large). */
   chunkBytes: number;
-  /** With a directory: seal an open chunk this long after its first message, bounding what a crash loses. */
+  /**
+   * Seal an open chunk this long after its first message: on disk this bounds what a crash loses; in memory it
+   * lets an idle lane's messages take their turn when the oldest must go.
+   */
   sealAfterMs: number;
 }
 
@@ -157,11 +160,11 @@ export class Backlog {
     const open = this.open[lane];
     open.append(frames, nowMs);
     if (open.length >= this.options.chunkBytes) this.seal(lane);
-    else if (this.durable && open.entries === 1) this.armSealTimer();
+    else if (open.entries === 1) this.armSealTimer();
   }
 
   /** Queues what is undelivered of the open chunk in the store; not while a message peeked from it is on its way. */
-  private seal(lane: Lane): void {
+  private seal(lane: Lane, olderFirst = true): void {
     const open = this.open[lane];
     const d = this.delivering[lane];
     const fromOpen = d !== undefined && d.chunk === undefined;
@@ -172,6 +175,11 @@ export class Backlog {
     if (open.entries - skipped === 0) {
       open.clear();
       return;
+    }
+    // When this chunk makes the oldest go, the other lane's open chunk, if older, is queued first to go before it.
+    const other = (1 - lane) as Lane;
+    if (olderFirst && this.store.usedBytes + open.length - offset + 4096 > this.options.maxBytes && this.open[other].entries > 0 && this.open[other].createdAtMs <= open.createdAtMs) {
+      this.seal(other, false);
     }
     this.store.push(open.seal(LANES[lane], offset, skipped));
     // On disk, the files are the backlog; memory keeps only what is being filled and delivered.

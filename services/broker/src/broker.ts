@@ -7,6 +7,7 @@ import { Forwarder } from "./forwarder.js";
 import { LANE_PREFIXES } from "./lanes.js";
 import { BrokerMetrics, DROP_REASONS } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
+import { watchSubscriptions } from "./watcher.js";
 import { authenticate } from "./zap.js";
 
 export interface RunningBroker {
@@ -28,7 +29,7 @@ export interface RunningBroker {
 const BACKEND_LINGER_MS = 1000;
 /** Largest chunk of the backlog (one file on disk); smaller when the bound is small, so it holds several. */
 const CHUNK_BYTES = 256 * 1024;
-/** With a backlog directory, messages are written within this long after they are held: what a crash can lose. */
+/** Held messages are queued as a chunk (with broker.backlog.dir: written) within this long: what a crash can lose. */
 const SEAL_AFTER_MS = 1000;
 
 function bindSpec(host: string, port: number): string {
@@ -118,6 +119,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   const subscriptions = new SubscriptionSet();
   const forwarder = new Forwarder(frontend, backend, subscriptions, backlog, metrics, { noDrop: broker.no_drop, countMessages: broker.count_messages });
   let forwarding = true;
+  let subscribing = true;
   const forwardLoop = forwarder.run().catch((error: Error) => {
     forwarding = false;
     log.error("forwarding stopped", { error: error.message });
@@ -126,17 +128,15 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   for (const prefix of LANE_PREFIXES) await frontend.send(subscribeFrame(prefix));
   // The subscribers' subscriptions, as the XPUB reports them (first to take a prefix, last to leave it): applied
   // here first, so a lane nobody takes any more is held before publishers hear of it; then sent upstream.
-  const subscriptionLoop = (async () => {
-    for await (const [frame] of backend) {
-      if (!frame) continue;
-      if (subscriptions.apply(frame)) {
-        metrics.subscriptions.set(subscriptions.size);
-        forwarder.subscriptionsChanged();
-      }
-      if (!frontend.closed) await frontend.send(frame);
+  const subscriptionLoop = watchSubscriptions(backend, () => forwarder.received, async (frame) => {
+    if (subscriptions.apply(frame)) {
+      metrics.subscriptions.set(subscriptions.size);
+      forwarder.subscriptionsChanged();
     }
-  })().catch((error: Error) => {
-    if (!backend.closed) log.error("subscription forwarding stopped", { error: error.message });
+    if (!frontend.closed) await frontend.send(frame);
+  }).catch((error: Error) => {
+    subscribing = false;
+    log.error("subscription forwarding stopped", { error: error.message });
   });
 
   const stop = async () => {
@@ -159,7 +159,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
       port: broker.metrics_port,
       registry: metrics.registry,
       // Holding messages is normal (no consumer yet), not a reason to be unready.
-      health: () => ({ forwarding: forwarding && !frontend.closed && !backend.closed }),
+      health: () => ({ forwarding: forwarding && !frontend.closed && !backend.closed, subscriptions: subscribing }),
     });
   } catch (error) {
     await stop();

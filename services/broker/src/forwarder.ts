@@ -61,7 +61,7 @@ export class Forwarder {
 
   /** Receives and forwards until stop(); resolves when the loop ends, rejects if it fails. */
   run(): Promise<void> {
-    this.running ??= receiveEach(this.frontend, this.onMessage);
+    this.running ??= receiveEach(this.frontend, this.onMessage, { onRejected: this.sendFailed });
     return this.running;
   }
 
@@ -80,7 +80,8 @@ export class Forwarder {
       this.hold(lane, frames);
       return undefined;
     }
-    return this.send(frames, lane);
+    // The send's own promise: it is settled already (send timeout 0), and a failure comes to sendFailed.
+    return this.backend.send(frames);
   };
 
   private hold(lane: Lane, frames: Buffer[]): void {
@@ -88,18 +89,14 @@ export class Forwarder {
     this.metrics.tally.held++;
   }
 
-  private async send(frames: Buffer[], lane: Lane | -1): Promise<void> {
+  /** A send from the receive loop failed: a subscriber's queue is full (or the socket closed at a stop). */
+  private readonly sendFailed = async (error: unknown, frames: Buffer[]): Promise<void> => {
+    const lane = laneOf(frames[0] as Buffer);
     for (;;) {
-      try {
-        await this.backend.send(frames);
-        return;
-      } catch (error) {
-        if (!isEagain(error)) {
-          if (this.backend.closed) return;
-          throw error;
-        }
+      if (!isEagain(error)) {
+        if (this.backend.closed) return;
+        throw error;
       }
-      // A subscriber's queue is full.
       if (lane !== -1 && (!this.options.noDrop || this.stopping)) {
         this.live[lane] = false;
         this.hold(lane, frames);
@@ -111,8 +108,14 @@ export class Forwarder {
         return;
       }
       await sleep(FULL_RETRY_MS);
+      try {
+        await this.backend.send(frames);
+        return;
+      } catch (again) {
+        error = again;
+      }
     }
-  }
+  };
 
   /** Call after every change of the subscriptions: lanes stop or start being delivered. */
   subscriptionsChanged(): void {

@@ -14,9 +14,14 @@ export interface ReceiveOptions {
    * read in bursts rather than with one wake-up of the event loop per message. Adds at most this much latency.
    */
   coalesceMs?: number;
+  /**
+   * When the promise `onMessage` returned rejects: handles the failure (the message is given again), so that
+   * `onMessage` can return a send's own promise instead of wrapping each one. Without it, receiveEach rejects.
+   */
+  onRejected?: (error: unknown, frames: Buffer[]) => void | Promise<void>;
 }
 
-const DEFAULTS: Required<ReceiveOptions> = { burst: 1000, coalesceMs: 5 };
+const DEFAULTS = { burst: 1000, coalesceMs: 5 };
 
 function isEagain(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === "EAGAIN";
@@ -36,7 +41,8 @@ function isEagain(error: unknown): boolean {
  * what lets zeromq.js process libzmq's internal commands (reconnects, subscriptions).
  */
 export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: Buffer[]) => void | Promise<void>, options: ReceiveOptions = {}): Promise<void> {
-  const { burst, coalesceMs } = { ...DEFAULTS, ...options };
+  const { burst, coalesceMs, onRejected } = { ...DEFAULTS, ...options };
+
   const waitTimeout = socket.receiveTimeout;
   while (!socket.closed) {
     let frames: Buffer[];
@@ -47,7 +53,15 @@ export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: B
       throw error;
     }
     const first = onMessage(frames);
-    if (first) await first;
+    // Awaited here, not in a helper: a helper would cost a promise per message.
+    if (first) {
+      try {
+        await first;
+      } catch (error) {
+        if (!onRejected) throw error;
+        await onRejected(error, frames);
+      }
+    }
     let drained = true;
     if (!socket.closed && socket.readable) {
       drained = false;
@@ -64,7 +78,14 @@ export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: B
             throw error;
           }
           const pending = onMessage(frames);
-          if (pending) await pending;
+          if (pending) {
+            try {
+              await pending;
+            } catch (error) {
+              if (!onRejected) throw error;
+              await onRejected(error, frames);
+            }
+          }
         }
       } finally {
         if (!socket.closed) socket.receiveTimeout = waitTimeout;
