@@ -10,3 +10,5 @@ export type { PrometheusHandle, ScrapeTarget, StartPrometheusOptions } from "./p
 export { startBus, startShippedConsumer, startTestBroker } from "./bus.js";
 export type { BusHandle, StartBusOptions } from "./bus.js";
 export { metricSample, seededRandom } from "./samples.js";
+export { WIRE_FORMATS, logMessage, messageText, wireTopic } from "./wire.js";
+export type { WireFormat } from "./wire.js";
