@@ -28,7 +28,7 @@ export type Command =
   | { kind: "help" }
   | ({ kind: "query"; logql: string } & OutputOptions)
   | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
-  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined }
+  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined; brokerMetricsUrl: string }
   | { kind: "keys"; dir: string; clients: string[] };
 
 /** A command line that cannot be run; the message says what is wrong and how to do it right. */
@@ -43,7 +43,7 @@ export const USAGE = `Usage:
   logs tail [<LogQL>] [--follow] [--since <duration>] [--limit <n>] [--json]
       Print the newest <n> entries of a log query (default ${DEFAULT_TAIL_QUERY}); with --follow (-f), keep
       streaming new entries until Ctrl-C.
-  bus test [--timeout <duration>] [--bus <endpoint>]
+  bus test [--timeout <duration>] [--bus <endpoint>] [--broker-metrics <url>]
       Publish a uniquely tagged LogEntry through the broker and wait until Loki returns it (default 30s).
       Exit status 0 when it arrived, 1 otherwise.
   keys [<client>...] [--dir <path>]
@@ -53,7 +53,9 @@ export const USAGE = `Usage:
   help
 
 Options for every command: --loki <url> (default $LOKI_URL, else ${DEFAULT_LOKI_URL}).
-Durations: 30s, 15m, 1h, 1h30m, 7d. --bus defaults to tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555.`;
+Durations: 30s, 15m, 1h, 1h30m, 7d. --bus defaults to tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555;
+--broker-metrics (where bus test asks whether a consumer subscribes) to http://$MESSAGE_BUS_HOST:$MESSAGE_BUS_METRICS_PORT,
+else http://127.0.0.1:9464.`;
 
 interface Spec {
   /** Options taking a value. */
@@ -71,7 +73,7 @@ const SPECS: Record<"query" | "tail" | "bus-test" | "keys", Spec> = {
     flags: { "--json": "--json", "--follow": "--follow", "-f": "--follow" },
     positional: [0, 1],
   },
-  "bus-test": { values: ["--timeout", "--bus", "--loki"], flags: {}, positional: [0, 0] },
+  "bus-test": { values: ["--timeout", "--bus", "--loki", "--broker-metrics"], flags: {}, positional: [0, 0] },
   keys: { values: ["--dir"], flags: {}, positional: [0, 64] },
 };
 
@@ -138,16 +140,26 @@ function limit(name: string, text: string | undefined): number {
   return n;
 }
 
-function lokiUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
-  const raw = text ?? (env.LOKI_URL || DEFAULT_LOKI_URL);
+function httpUrl(name: string, what: string, raw: string, example: string): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new UsageError(`${name}: Loki URL ${JSON.stringify(raw)} is not a URL (e.g. http://127.0.0.1:3100)`);
+    throw new UsageError(`${name}: ${what} ${JSON.stringify(raw)} is not a URL (e.g. ${example})`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: Loki URL ${JSON.stringify(raw)} must be http:// or https://`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: ${what} ${JSON.stringify(raw)} must be http:// or https://`);
   return raw.replace(/\/+$/, "");
+}
+
+function lokiUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
+  return httpUrl(name, "Loki URL", text ?? (env.LOKI_URL || DEFAULT_LOKI_URL), DEFAULT_LOKI_URL);
+}
+
+/** The broker's /metrics server: on the bus host, MESSAGE_BUS_METRICS_PORT (9464). */
+function brokerMetricsUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
+  const host = env.MESSAGE_BUS_HOST && env.MESSAGE_BUS_HOST !== "localhost" ? env.MESSAGE_BUS_HOST : "127.0.0.1";
+  const fallback = `http://${host.includes(":") ? `[${host}]` : host}:${env.MESSAGE_BUS_METRICS_PORT || 9464}`;
+  return httpUrl(name, "--broker-metrics", text ?? fallback, "http://127.0.0.1:9464");
 }
 
 function query(name: string, text: string): string {
@@ -184,6 +196,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
       lokiUrl: lokiUrl("bus test", parsed.values.get("--loki"), env),
       timeoutMs: duration("bus test", "--timeout", parsed.values.get("--timeout"), DEFAULT_BUS_TEST_TIMEOUT_MS),
       endpoint,
+      brokerMetricsUrl: brokerMetricsUrl("bus test", parsed.values.get("--broker-metrics"), env),
     };
   }
   if (group === "keys") {

@@ -4,6 +4,7 @@ import type { MessageBusConfig, OpsServer, ServiceLog, SpoolMetrics } from "@aix
 import { HOLD_TOPIC, bindAddress, createSpoolMetrics, curveEnabled, loadBrokerKeys, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
 import { Backlog } from "./backlog.js";
 import { Forwarder } from "./forwarder.js";
+import type { Lane } from "./lanes.js";
 import { LANE_PREFIXES } from "./lanes.js";
 import { BrokerMetrics, DROP_REASONS } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
@@ -131,6 +132,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   const subscriptionLoop = watchSubscriptions(backend, () => forwarder.received, async (frame) => {
     if (subscriptions.apply(frame)) {
       metrics.subscriptions.set(subscriptions.size);
+      LANE_PREFIXES.forEach((prefix, lane) => metrics.logSubscribed.labels(prefix).set(subscriptions.delivers(lane as Lane) ? 1 : 0));
       forwarder.subscriptionsChanged();
     }
     if (!frontend.closed) await frontend.send(frame);

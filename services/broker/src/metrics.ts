@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
-import { laneOf } from "./lanes.js";
+import { LANE_PREFIXES, laneOf } from "./lanes.js";
 
 /** Topic families: log traffic is what this stack is for; anything else on the bus is counted apart. */
 export type TopicFamily = "logs" | "other";
@@ -80,6 +80,12 @@ export class BrokerMetrics {
     labelNames: ["family", "reason"],
     registers: [this.registry],
   });
+  readonly logSubscribed = new Gauge({
+    name: "aixcl_broker_log_subscribed",
+    help: "1 while a subscriber (a consumer) takes every log message of the topic style and none asks publishers to hold; 0 while the broker holds them.",
+    labelNames: ["topics"],
+    registers: [this.registry],
+  });
   readonly backlogLimit = new Gauge({
     name: "aixcl_broker_backlog_limit_bytes",
     help: "Configured broker.backlog.max_bytes.",
@@ -152,6 +158,7 @@ export class BrokerMetrics {
     this.peers.labels("publishers").set(0);
     this.peers.labels("subscribers").set(0);
     this.subscriptions.set(0);
+    for (const prefix of LANE_PREFIXES) this.logSubscribed.labels(prefix).set(0);
     // Every drop that can happen shows as 0 before it does, so rates and alerts see its first increase.
     for (const reason of [DROP_REASONS.backlogFull, DROP_REASONS.backlogCorrupt, DROP_REASONS.stopped]) this.dropped.labels("logs", reason).inc(0);
     this.dropped.labels("other", DROP_REASONS.subscriberFull).inc(0);
