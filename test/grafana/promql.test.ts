@@ -58,6 +58,10 @@ function families(exposition: string): Set<string> {
 /** Panels whose metrics the test traffic moves; the others (retries: Loki never answered 429/5xx) only need to parse. */
 const MUST_HAVE_DATA = [
   "Broker throughput",
+  "Broker backlog",
+  "Broker dropped messages",
+  "Broker backlog fill",
+  "Oldest held message",
   "Consumer throughput",
   "Push latency p99",
   "Dropped entries",
