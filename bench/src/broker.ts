@@ -2,8 +2,9 @@
  * Broker forwarding benchmark: 200-byte messages, publisher -> broker -> subscriber, beside a direct
  * PUB -> SUB run as the ceiling, each side in its own process. Prints messages/s, the ratio to the
  * ceiling, loss, the broker's CPU per message and peak RSS.
- * Usage: npm run bench:broker [-- --messages 500000] [--broker-from DIR] (the broker of another built checkout,
- * for before/after comparisons in the same conditions).
+ * Then, at steady rates (--paced, lines/s, 10 s each), the broker's CPU per message with a subscriber keeping up.
+ * Usage: npm run bench:broker [-- --messages 500000] [--paced 2000,10000] [--broker-from DIR] (the broker of
+ * another built checkout, for before/after comparisons in the same conditions).
  */
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -91,7 +92,9 @@ async function measure(name: string, subArgs: string[], pubEndpoint: (subEndpoin
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { messages: { type: "string", default: "500000" }, "broker-from": { type: "string", default: repoRoot } } });
+  const { values } = parseArgs({
+    options: { messages: { type: "string", default: "500000" }, paced: { type: "string", default: "2000,10000" }, "broker-from": { type: "string", default: repoRoot } },
+  });
   const count = Number(values.messages);
   const checkout = resolve(values["broker-from"]);
   console.log(`Broker forwarding, ${count} messages of ${PAYLOAD_BYTES} bytes each, each party in its own process; broker from ${checkout}`);
@@ -115,6 +118,46 @@ async function main(): Promise<void> {
     console.log(`  ${"".padEnd(34)} ratio to direct ${(r.rate / direct.rate).toFixed(2)}, broker ${(cpu / Math.max(1, r.received)).toFixed(1)} µs CPU/msg, peak RSS ${(rss / 2 ** 20).toFixed(1)} MiB`);
   }
   console.log("Loss in the default mode is what the broker could not hold or forward (counted on its /metrics); no_drop trades it for back-pressure.");
+
+  for (const rate of values.paced.split(",").filter(Boolean).map(Number)) {
+    const seconds = 10;
+    const brokerProc = role<{ pub: string; sub: string }>(script, ["broker", checkout, "{}"]);
+    const ends = await brokerProc.ready;
+    const pid = brokerProc.child.pid as number;
+    const sub = role<{ endpoint: string } & SubResult>(script, ["sub", "connect", ends.sub, String(rate * seconds)]);
+    await sub.ready;
+    const pub = role<unknown>(script, ["paced", ends.pub, String(rate), String(seconds)]);
+    await pub.ready;
+    const cpu0 = cpuMicros(pid);
+    const result = await sub.done;
+    const cpu = cpuMicros(pid) - cpu0;
+    pub.child.kill();
+    brokerProc.child.kill("SIGTERM");
+    console.log(`  paced ${formatRate(rate).padStart(12)} for ${seconds} s: broker ${(cpu / Math.max(1, result.received)).toFixed(1)} µs CPU/msg, received ${result.received}/${rate * seconds}`);
+  }
+}
+
+/** Publishes `rate` messages per second for `seconds`, catching up every 10 ms. */
+async function pacedRole(endpoint: string, rate: number, seconds: number): Promise<void> {
+  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, linger: 0 });
+  pub.connect(endpoint);
+  await new Promise<void>((subscribed) => {
+    void (async () => {
+      for await (const _ of pub) subscribed();
+    })().catch(() => undefined);
+  });
+  process.send?.({ subscribed: true });
+  const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
+  const topic = Buffer.from(TOPIC);
+  const started = Date.now();
+  for (let sent = 0; sent < rate * seconds; ) {
+    const due = Math.min(rate * seconds, Math.floor(((Date.now() - started) * rate) / 1000));
+    while (sent < due) {
+      await pub.send([topic, payload]);
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 async function brokerRole(checkout: string, variant: Partial<MessageBusConfig["broker"]>): Promise<void> {
@@ -134,4 +177,5 @@ const [mode, a, b, c] = process.argv.slice(2);
 if (mode === "sub") await subscriberRole(a as "bind" | "connect", b as string, Number(c));
 else if (mode === "pub") await publisherRole(a as string, Number(b));
 else if (mode === "broker") await brokerRole(a as string, JSON.parse(b as string) as Partial<MessageBusConfig["broker"]>);
+else if (mode === "paced") await pacedRole(a as string, Number(b), Number(c));
 else await main();
