@@ -28,15 +28,16 @@ const item = (lane: string | undefined, ...lines: string[]): Item => ({ lines, e
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const naming = { key: "test.dir", env: "TEST_DIR", volume: "test", owner: "tester", each: "tester", log: "test" };
 
-function open(dir: string, maxBytes = 1024 ** 3) {
+function open(dir: string, maxBytes = 1024 ** 3, diskOnly = false) {
   const dropped: Record<string, number> = {};
-  const spool = new FileSpool<Item>({ dir, maxBytes, fsync: false }, codec, {
-    metrics: createSpoolMetrics(new Registry(), "test_"),
+  const metrics = createSpoolMetrics(new Registry(), "test_");
+  const spool = new FileSpool<Item>({ dir, maxBytes, fsync: false, diskOnly }, codec, {
+    metrics,
     log: silent,
     naming,
     onDropped: (reason, n) => (dropped[reason] = (dropped[reason] ?? 0) + n),
   });
-  return { spool, dropped };
+  return { spool, dropped, metrics };
 }
 
 describe("FileSpool lanes", () => {
@@ -77,6 +78,17 @@ describe("FileSpool lanes", () => {
     expect(dropped).toEqual({ full: 1 });
     expect(spool.shift("dot")?.lines).toEqual(["c"]);
     expect(spool.shift("slash")?.lines).toEqual(["b"]);
+  });
+});
+
+describe("FileSpool diskOnly", () => {
+  it("keeps nothing in memory once written: each item is read back, in order, when taken", async () => {
+    const { spool, metrics } = open(join(tempDir("spool-disk-only"), "spool"), 1024 ** 3, true);
+    for (const line of ["a", "b", "c"]) spool.push(item(undefined, line));
+    expect([spool.entries, spool.bytes, spool.storedEntries]).toEqual([0, 0, 3]);
+    expect([spool.shift()?.lines, spool.shift()?.lines]).toEqual([["a"], ["b"]]);
+    expect((await metrics.replayedBatches.get()).values[0]?.value).toBe(2);
+    expect((await metrics.spilled.get()).values[0]?.value ?? 0).toBe(0);
   });
 });
 

@@ -137,22 +137,14 @@ export class Backlog {
       this.store = new MemoryChunks(options.maxBytes, onDropped);
     } else {
       if (!hooks.spoolMetrics) throw new Error("a disk backlog needs its spool metrics");
-      this.store = new FileSpool<Chunk>({ dir: options.dir, maxBytes: options.maxBytes, fsync: options.fsync }, chunkCodec, {
+      // On disk, the files are the backlog: memory keeps only the chunks being filled and forwarded.
+      this.store = new FileSpool<Chunk>({ dir: options.dir, maxBytes: options.maxBytes, fsync: options.fsync, diskOnly: true }, chunkCodec, {
         metrics: hooks.spoolMetrics,
         log: hooks.log,
         onDropped,
         naming: { key: "broker.backlog.dir", env: "MESSAGE_BUS_BACKLOG_DIR", volume: "broker-backlog", owner: "broker", each: "broker", log: "backlog" },
       });
     }
-  }
-
-  /** Whether the lane holds anything; exact, for deciding when the lane is live again. */
-  isEmpty(lane: Lane): boolean {
-    const d = this.delivering[lane];
-    if (d?.chunk && d.offset < d.chunk.data.length) return false;
-    const open = this.open[lane];
-    if (open.length > (d && !d.chunk ? d.offset : 0)) return false;
-    return this.store.oldestQueuedAtMs(LANES[lane]) === undefined;
   }
 
   /** Keeps a message for the lane's next subscriber. */
@@ -182,8 +174,6 @@ export class Backlog {
       this.seal(other, false);
     }
     this.store.push(open.seal(LANES[lane], offset, skipped));
-    // On disk, the files are the backlog; memory keeps only what is being filled and delivered.
-    if (this.store instanceof FileSpool) this.store.shed(Number.POSITIVE_INFINITY);
   }
 
   private armSealTimer(): void {

@@ -13,6 +13,6 @@ export const LANE_PREFIXES: readonly [string, string] = ["logs.", "logs/"];
 
 /** The lane of a log topic, or -1 for any other topic; compared on bytes, as it runs for every message. */
 export function laneOf(topic: Uint8Array): Lane | -1 {
-  if (topic.length <= 5 || topic[0] !== 0x6c || topic[1] !== 0x6f || topic[2] !== 0x67 || topic[3] !== 0x73) return -1;
+  if (topic.length < 5 || topic[0] !== 0x6c || topic[1] !== 0x6f || topic[2] !== 0x67 || topic[3] !== 0x73) return -1;
   return topic[4] === 0x2e ? 0 : topic[4] === 0x2f ? 1 : -1;
 }

@@ -52,6 +52,11 @@ export interface SpoolOptions {
   maxBytes: number;
   /** Sync each file and the directory before going on. */
   fsync: boolean;
+  /**
+   * Keep an item on disk only once it is written, reading it back when its turn comes, instead of keeping the
+   * newest in memory until shed() (default false). An item that could not be written stays in memory.
+   */
+  diskOnly?: boolean;
 }
 
 /** Why entries were lost: "full" (deleted to make room for newer ones), "corrupt" (a file failed its checksum or could not be read). */
@@ -231,9 +236,17 @@ export class FileSpool<T extends SpoolItem> {
   push(item: T): void {
     if (item.lane !== undefined && !LANE.test(item.lane)) throw new Error(`spool lane must be lowercase letters, got ${JSON.stringify(item.lane)}`);
     const slot = this.written(this.nextSeq++, item, true);
-    this.resident.push(slot);
-    this.entries += item.entries;
-    this.bytes += item.bytes;
+    if (this.options.diskOnly) {
+      // Every item then waits in `spilled`, in order; one whose write failed keeps its only copy there.
+      if (slot.file) slot.item = undefined;
+      this.spilled.push(slot);
+    } else {
+      this.resident.push(slot);
+    }
+    if (slot.item) {
+      this.entries += item.entries;
+      this.bytes += item.bytes;
+    }
     this.updateGauges();
   }
 
