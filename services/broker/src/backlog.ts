@@ -122,7 +122,7 @@ interface Delivering {
 export class Backlog {
   readonly durable: boolean;
   private readonly store: ChunkStore;
-  private readonly open: [OpenChunk, OpenChunk] = [new OpenChunk(), new OpenChunk()];
+  private readonly open: [OpenChunk, OpenChunk];
   private readonly delivering: [Delivering | undefined, Delivering | undefined] = [undefined, undefined];
   private sealTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -131,6 +131,8 @@ export class Backlog {
     private readonly options: BacklogOptions,
     hooks: BacklogHooks,
   ) {
+    // Room for the chunk and for the message that crosses its size (most are far below 64 KiB; a larger one grows it).
+    this.open = [new OpenChunk(options.chunkBytes + 64 * 1024), new OpenChunk(options.chunkBytes + 64 * 1024)];
     const onDropped = (reason: SpoolDropReason, entries: number) => hooks.onDropped(`backlog_${reason}`, entries);
     this.durable = options.dir !== "";
     if (!this.durable) {

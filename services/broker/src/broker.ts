@@ -118,9 +118,16 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   metrics.backlogLimit.set(broker.backlog.max_bytes);
 
   const subscriptions = new SubscriptionSet();
-  const forwarder = new Forwarder(frontend, backend, subscriptions, backlog, metrics, { noDrop: broker.no_drop, countMessages: broker.count_messages });
   let forwarding = true;
   let subscribing = true;
+  const forwarder = new Forwarder(frontend, backend, subscriptions, backlog, metrics, {
+    noDrop: broker.no_drop,
+    countMessages: broker.count_messages,
+    onFailure: (error) => {
+      forwarding = false;
+      log.error("forwarding held messages stopped", { error: error.message });
+    },
+  });
   const forwardLoop = forwarder.run().catch((error: Error) => {
     forwarding = false;
     log.error("forwarding stopped", { error: error.message });

@@ -17,8 +17,6 @@ export interface Chunk extends SpoolItem {
   readonly data: Buffer;
 }
 
-const INITIAL_BYTES = 16 * 1024;
-
 /** Packed size of a message. */
 export function packedSize(frames: readonly Uint8Array[]): number {
   let size = 4;
@@ -26,12 +24,20 @@ export function packedSize(frames: readonly Uint8Array[]): number {
   return size;
 }
 
-/** The chunk being filled for one lane; it can be read from while it fills. */
+/**
+ * The chunk being filled for one lane; it can be read from while it fills. Its buffer is allocated at the size
+ * chunks are sealed at, plus room for the message that crosses it, so a busy lane fills one buffer per chunk
+ * instead of growing through many (which left the broker's RSS at twice what it held).
+ */
 export class OpenChunk {
-  private buffer = Buffer.allocUnsafe(INITIAL_BYTES);
+  private buffer: Buffer;
   length = 0;
   entries = 0;
   createdAtMs = 0;
+
+  constructor(private readonly capacity: number) {
+    this.buffer = Buffer.allocUnsafe(capacity);
+  }
 
   /** The message at `offset` (views into the buffer: valid until the next append). */
   read(offset: number): { frames: Buffer[]; next: number } {
@@ -60,7 +66,10 @@ export class OpenChunk {
 
   /** Hands over what was appended from `offset` on (`skipped` messages lie before it) as a chunk and starts afresh. */
   seal(lane: LaneName, offset = 0, skipped = 0): Chunk {
-    const chunk: Chunk = { lane, entries: this.entries - skipped, bytes: this.length - offset, createdAtMs: this.createdAtMs, data: this.buffer.subarray(offset, this.length) };
+    const used = this.buffer.subarray(offset, this.length);
+    // A chunk sealed early (by time, or a slow lane) keeps an exact copy rather than pinning the whole buffer.
+    const data = this.buffer.length > used.length * 1.5 ? Buffer.from(used) : used;
+    const chunk: Chunk = { lane, entries: this.entries - skipped, bytes: data.length, createdAtMs: this.createdAtMs, data };
     this.clear();
     return chunk;
   }
@@ -68,7 +77,7 @@ export class OpenChunk {
   /** Forgets what was appended (it was all delivered). */
   clear(): void {
     // ZeroMQ sends larger frames straight from our memory, maybe after send() returned: never write over what was appended.
-    if (this.length > 0) this.buffer = Buffer.allocUnsafe(INITIAL_BYTES);
+    if (this.length > 0) this.buffer = Buffer.allocUnsafe(this.capacity);
     this.length = 0;
     this.entries = 0;
   }

@@ -12,6 +12,8 @@ export interface ForwarderOptions {
   /** Wait for a subscriber that cannot take a message (back-pressure to the publishers) instead of passing it by. */
   noDrop: boolean;
   countMessages: boolean;
+  /** Forwarding held messages failed for another reason than a full queue (the broker is then unhealthy). */
+  onFailure(error: Error): void;
 }
 
 /** How long a send waits before trying again when a subscriber's queue is full (XPUB_NODROP answers EAGAIN there, and never says when it has room). */
@@ -128,9 +130,11 @@ export class Forwarder {
   /** Starts forwarding the lane's backlog, unless that is under way. */
   private flush(lane: Lane): void {
     if (this.flushing[lane] || this.stopping) return;
-    this.flushing[lane] = this.forwardHeld(lane).finally(() => {
-      this.flushing[lane] = undefined;
-    });
+    this.flushing[lane] = this.forwardHeld(lane)
+      .catch((error: Error) => this.options.onFailure(error))
+      .finally(() => {
+        this.flushing[lane] = undefined;
+      });
   }
 
   private async forwardHeld(lane: Lane): Promise<void> {
