@@ -35,11 +35,11 @@ function subscriber(b: RunningBroker, prefixes: string[], options: ConstructorPa
 const metric = async (b: RunningBroker, sample: string) => (await metricSample(b.ops.url, sample)) ?? Number.NaN;
 const seqs = (messages: Buffer[][]) => messages.map((frames) => Number(/^seq=(\d+)/.exec(messageText(frames))?.[1]));
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-/** A numbered line of about 300 bytes, like a real log line. */
-const line = (n: number) => `seq=${n} ${"request handled ".repeat(18)}`;
+/** A numbered line of about 300 bytes, like a real log line (`repeat` times that). */
+const line = (n: number, repeat = 1) => `seq=${n} ${"request handled ".repeat(18 * repeat)}`;
 
-async function publish(pub: { send(frames: Buffer[]): Promise<void> }, format: WireFormat, from: number, to: number): Promise<void> {
-  for (let n = from; n < to; n++) await pub.send(logMessage(format, "held_app", "worker", line(n)));
+async function publish(pub: { send(frames: Buffer[]): Promise<void> }, format: WireFormat, from: number, to: number, repeat = 1): Promise<void> {
+  for (let n = from; n < to; n++) await pub.send(logMessage(format, "held_app", "worker", line(n, repeat)));
 }
 
 describe("log messages nobody takes are held, then forwarded in order", () => {
@@ -192,14 +192,16 @@ describe("what the broker cannot keep or deliver is counted", () => {
     cleanup.push(() => pub.close());
     await until(async () => (await metric(b, "aixcl_broker_subscriptions")) === 1, 5000, "subscribed");
     const total = 10_000;
-    // Nobody reads: the subscriber's queues fill, the broker holds the rest, and its bound drops the oldest held.
-    await publish(pub, "aixcl", 0, total);
+    // Nobody reads: the subscriber's queues and the kernel's socket buffers fill, the broker holds the rest, and its
+    // bound drops the oldest held. 3 KB lines, 30 MB in all: more than the socket buffers take.
+    await publish(pub, "aixcl", 0, total, 10);
     await until(async () => (await metric(b, 'aixcl_broker_messages_total{family="logs"}')) === total, 10_000, "all received");
     const sub = new Collector(socket);
     await until(async () => (await metric(b, "aixcl_broker_backlog_messages")) === 0, 10_000, "the backlog forwarded");
+    const dropped = await metric(b, 'aixcl_broker_dropped_messages_total{family="logs",reason="backlog_full"}');
+    await until(() => sub.messages.length >= total - dropped, 10_000, "what was not dropped to arrive").catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));
     const got = seqs(sub.messages);
-    const dropped = await metric(b, 'aixcl_broker_dropped_messages_total{family="logs",reason="backlog_full"}');
     expect(dropped).toBeGreaterThan(0);
     expect(got.length).toBe(total - dropped);
     expect(got).toEqual([...got].sort((x, y) => x - y));
@@ -217,14 +219,16 @@ describe("what the broker cannot keep or deliver is counted", () => {
     pub.connect(b.pubEndpoint);
     await until(async () => (await metric(b, "aixcl_broker_subscriptions")) === 1, 5000, "subscribed");
     await new Promise((r) => setTimeout(r, 200));
+    // 3 KB messages, 60 MB in all: more than the kernel's socket buffers take.
     const total = 20_000;
-    const pad = "x".repeat(300);
+    const pad = "x".repeat(3000);
     for (let n = 0; n < total; n++) await pub.send(["metrics.cpu", `${n} ${pad}`]);
     await until(async () => (await metric(b, 'aixcl_broker_messages_total{family="other"}')) === total, 10_000, "all received");
     const sub = new Collector(socket);
-    await new Promise((r) => setTimeout(r, 1000));
-    const got = sub.messages.map((f) => Number(f[1]?.toString().split(" ")[0]));
     const dropped = await metric(b, 'aixcl_broker_dropped_messages_total{family="other",reason="subscriber_full"}');
+    await until(() => sub.messages.length >= total - dropped, 10_000, "what was not dropped to arrive").catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = sub.messages.map((f) => Number(f[1]?.toString().split(" ")[0]));
     expect(dropped).toBeGreaterThan(0);
     expect(got.length + dropped).toBe(total);
     expect(got).toEqual([...got].sort((x, y) => x - y));
