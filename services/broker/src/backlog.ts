@@ -117,6 +117,8 @@ interface Delivering {
   delivered: number;
   /** The message at offset once peeked: it stays the same until delivered, and the chunk is not sealed under it. */
   next: Buffer[] | undefined;
+  /** Where the message after `next` starts. */
+  after: number;
 }
 
 export class Backlog {
@@ -197,7 +199,7 @@ export class Backlog {
       const d = this.delivering[lane];
       if (d?.next) return d.next;
       if (d?.chunk && d.offset < d.chunk.data.length) {
-        d.next = readMessage(d.chunk.data, d.offset).frames;
+        ({ frames: d.next, next: d.after } = readMessage(d.chunk.data, d.offset));
         return d.next;
       }
       if (d?.chunk) {
@@ -209,7 +211,7 @@ export class Backlog {
       if (d) {
         // Reading the open chunk: what was appended since is next; all of it delivered, it starts afresh.
         if (d.offset < open.length) {
-          d.next = open.read(d.offset).frames;
+          ({ frames: d.next, next: d.after } = open.read(d.offset));
           return d.next;
         }
         open.clear();
@@ -217,8 +219,8 @@ export class Backlog {
         return undefined;
       }
       const chunk = this.store.shift(LANES[lane]);
-      if (chunk) this.delivering[lane] = { chunk, offset: 0, delivered: 0, next: undefined };
-      else if (open.entries > 0) this.delivering[lane] = { chunk: undefined, offset: 0, delivered: 0, next: undefined };
+      if (chunk) this.delivering[lane] = { chunk, offset: 0, delivered: 0, next: undefined, after: 0 };
+      else if (open.entries > 0) this.delivering[lane] = { chunk: undefined, offset: 0, delivered: 0, next: undefined, after: 0 };
       else return undefined;
     }
   }
@@ -227,7 +229,7 @@ export class Backlog {
   delivered(lane: Lane): void {
     const d = this.delivering[lane];
     if (!d?.next) throw new Error("delivered() without a peeked message");
-    d.offset = (d.chunk ? readMessage(d.chunk.data, d.offset) : this.open[lane].read(d.offset)).next;
+    d.offset = d.after;
     d.delivered++;
     d.next = undefined;
     if (!d.chunk && this.open[lane].length >= this.options.chunkBytes) this.seal(lane);
