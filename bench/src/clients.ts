@@ -103,7 +103,9 @@ async function main(): Promise<void> {
   sub.connect(broker.subEndpoint);
   sub.subscribe("logs.");
   let received = 0;
-  const draining = receiveEach(sub, () => received++);
+  const draining = receiveEach(sub, () => {
+    received++;
+  });
   const results: ClientResult[] = [];
   try {
     for (let run = 1; run <= runs; run++) {

@@ -43,6 +43,47 @@ export function pipelineDashboard(): Dashboard {
         .withTarget(promql(`sum by (family) (rate(aixcl_broker_messages_total${RATE}))`, "{{family}}")),
     )
     .withPanel(
+      lines(
+        PROMETHEUS,
+        "Broker backlog",
+        "Log messages the broker holds while no consumer takes them (a restart, a late start), and how many per second go in and out; they are forwarded in order once one does",
+        "short",
+      )
+        .span(8)
+        .height(8)
+        .withTarget(promql("sum(aixcl_broker_backlog_messages)", "held"))
+        .withTarget(promql(`sum(rate(aixcl_broker_backlog_held_messages_total${RATE}))`, "held/s"))
+        .withTarget(promql(`sum(rate(aixcl_broker_backlog_forwarded_messages_total${RATE}))`, "forwarded/s")),
+    )
+    .withPanel(
+      lines(PROMETHEUS, "Broker dropped messages", "Messages the broker lost, by topic family and reason (backlog_full, backlog_corrupt, stopped, subscriber_full)", "short")
+        .span(8)
+        .height(8)
+        .withTarget(promql(`sum by (family, reason) (increase(aixcl_broker_dropped_messages_total${RATE}))`, "{{family}} {{reason}}")),
+    )
+    .withPanel(
+      new StatPanel()
+        .datasource(PROMETHEUS)
+        .title("Broker backlog fill")
+        .description("Bytes held as a share of broker.backlog.max_bytes; at 100% the oldest held messages are dropped")
+        .span(4)
+        .height(8)
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .withTarget(promql("sum(aixcl_broker_backlog_bytes) / sum(aixcl_broker_backlog_limit_bytes)", "fill")),
+    )
+    .withPanel(
+      new StatPanel()
+        .datasource(PROMETHEUS)
+        .title("Oldest held message")
+        .description("How long the broker has held its oldest log message: how long no consumer has taken them")
+        .span(4)
+        .height(8)
+        .unit("s")
+        .withTarget(promql("max(aixcl_broker_backlog_oldest_age_seconds)", "oldest")),
+    )
+    .withPanel(
       lines(PROMETHEUS, "Consumer throughput", "Messages received from the bus and entries Loki accepted, per second", "reqps")
         .span(8)
         .height(8)

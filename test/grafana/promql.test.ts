@@ -68,6 +68,10 @@ const MUST_HAVE_DATA = [
   // The too-old entry below makes the consumer drop it: the shipped rule LogConsumerDroppingEntries fires.
   "Pipeline alerts",
   "Broker throughput",
+  "Broker backlog",
+  "Broker dropped messages",
+  "Broker backlog fill",
+  "Oldest held message",
   "Consumer throughput",
   "Push latency p99",
   "Dropped entries",

@@ -111,7 +111,7 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
 
   it("every named volume is declared, and data lives on the six named volumes", () => {
     const declared = Object.keys((compose().volumes ?? {}) as object);
-    expect(declared.sort()).toEqual(["alertmanager-data", "grafana-data", "log-consumer-spool", "loki-data", "prometheus-data", "promtail-positions"]);
+    expect(declared.sort()).toEqual(["alertmanager-data", "broker-backlog", "grafana-data", "log-consumer-spool", "loki-data", "prometheus-data", "promtail-positions"]);
     for (const [name, service] of Object.entries(services(compose()))) {
       for (const m of mounts(service).filter((x) => !x.bind && x.source !== "")) expect(declared, `${name} uses volume ${m.source}`).toContain(m.source);
     }
@@ -312,6 +312,31 @@ describe("the Dockerfiles", () => {
       });
     });
   }
+
+  it("our services keep their data on named volumes whose mount points their images create writable by any uid", () => {
+    // They run as the host user's uid (AIXCL_UID), and a new named volume takes the mount point's owner and mode
+    // from the image: without 1777 there, the service could not write its own volume.
+    const dataDirs: Record<string, [volume: string, variable: string]> = {
+      broker: ["broker-backlog", "MESSAGE_BUS_BACKLOG_DIR"],
+      "log-consumer": ["log-consumer-spool", "LOG_CONSUMER_SPOOL_DIR"],
+    };
+    for (const [name, service] of Object.entries(services(compose()))) {
+      if (!service.build) continue;
+      const named = mounts(service).filter((m) => !m.bind && m.source !== "");
+      expect(named.map((m) => m.source), `${name}'s named volumes`).toEqual(dataDirs[name] ? [dataDirs[name][0]] : []);
+    }
+    for (const [name, [volume, variable]] of Object.entries(dataDirs)) {
+      const service = svc(name);
+      expect(String(service.user)).toMatch(/^\$\{AIXCL_UID/);
+      const mount = mounts(service).find((m) => m.source === volume);
+      expect(mount?.readOnly, `${name} mounts ${volume} writable`).toBe(false);
+      const target = mount?.target as string;
+      expect(environment(service)[variable], `${name}: ${variable}`).toMatch(new RegExp(`^${target}/`));
+      const dockerfile = read((service.build as { dockerfile: string }).dockerfile);
+      const final = dockerfile.split(/^FROM /m).at(-1) ?? "";
+      expect(final, `${name}'s image creates ${target} with mode 1777`).toContain(`RUN mkdir -p ${target} && chmod 1777 ${target}`);
+    }
+  });
 
   it(".dockerignore keeps .env, node_modules and build output out of the context", () => {
     const ignore = read(".dockerignore").split("\n");

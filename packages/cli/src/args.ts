@@ -29,7 +29,7 @@ export type Command =
   | { kind: "help" }
   | ({ kind: "query"; logql: string } & OutputOptions)
   | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
-  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined }
+  | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined; brokerMetricsUrl: string }
   | { kind: "keys"; dir: string; clients: string[]; shownDir: string }
   | { kind: "alerts"; alertmanagerUrl: string; json: boolean };
 
@@ -45,7 +45,7 @@ export const USAGE = `Usage:
   logs tail [<LogQL>] [--follow] [--since <duration>] [--limit <n>] [--json]
       Print the newest <n> entries of a log query (default ${DEFAULT_TAIL_QUERY}); with --follow (-f), keep
       streaming new entries until Ctrl-C.
-  bus test [--timeout <duration>] [--bus <endpoint>]
+  bus test [--timeout <duration>] [--bus <endpoint>] [--broker-metrics <url>]
       Publish a uniquely tagged LogEntry through the broker and wait until Loki returns it (default 30s).
       Exit status 0 when it arrived, 1 otherwise.
   alerts [--json] [--alertmanager <url>]
@@ -59,7 +59,9 @@ export const USAGE = `Usage:
   help
 
 Options for every command: --loki <url> (default $LOKI_URL, else ${DEFAULT_LOKI_URL}).
-Durations: 30s, 15m, 1h, 1h30m, 7d. --bus defaults to tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555.`;
+Durations: 30s, 15m, 1h, 1h30m, 7d. --bus defaults to tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555;
+--broker-metrics (where bus test asks whether a consumer subscribes) to http://$MESSAGE_BUS_HOST:$MESSAGE_BUS_METRICS_PORT,
+else http://127.0.0.1:9464.`;
 
 interface Spec {
   /** Options taking a value. */
@@ -77,7 +79,7 @@ const SPECS: Record<"query" | "tail" | "bus-test" | "keys" | "alerts", Spec> = {
     flags: { "--json": "--json", "--follow": "--follow", "-f": "--follow" },
     positional: [0, 1],
   },
-  "bus-test": { values: ["--timeout", "--bus", "--loki"], flags: {}, positional: [0, 0] },
+  "bus-test": { values: ["--timeout", "--bus", "--loki", "--broker-metrics"], flags: {}, positional: [0, 0] },
   keys: { values: ["--dir", "--show-dir"], flags: {}, positional: [0, 64] },
   alerts: { values: ["--alertmanager"], flags: { "--json": "--json" }, positional: [0, 0] },
 };
@@ -150,14 +152,21 @@ function httpUrl(name: string, what: string, raw: string, example: string): stri
   try {
     url = new URL(raw);
   } catch {
-    throw new UsageError(`${name}: ${what} URL ${JSON.stringify(raw)} is not a URL (e.g. ${example})`);
+    throw new UsageError(`${name}: ${what} ${JSON.stringify(raw)} is not a URL (e.g. ${example})`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: ${what} URL ${JSON.stringify(raw)} must be http:// or https://`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${name}: ${what} ${JSON.stringify(raw)} must be http:// or https://`);
   return raw.replace(/\/+$/, "");
 }
 
 function lokiUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
-  return httpUrl(name, "Loki", text ?? (env.LOKI_URL || DEFAULT_LOKI_URL), DEFAULT_LOKI_URL);
+  return httpUrl(name, "Loki URL", text ?? (env.LOKI_URL || DEFAULT_LOKI_URL), DEFAULT_LOKI_URL);
+}
+
+/** The broker's /metrics server: on the bus host, MESSAGE_BUS_METRICS_PORT (9464). */
+function brokerMetricsUrl(name: string, text: string | undefined, env: NodeJS.ProcessEnv): string {
+  const host = env.MESSAGE_BUS_HOST && env.MESSAGE_BUS_HOST !== "localhost" ? env.MESSAGE_BUS_HOST : "127.0.0.1";
+  const fallback = `http://${host.includes(":") ? `[${host}]` : host}:${env.MESSAGE_BUS_METRICS_PORT || 9464}`;
+  return httpUrl(name, "--broker-metrics", text ?? fallback, "http://127.0.0.1:9464");
 }
 
 function query(name: string, text: string): string {
@@ -194,6 +203,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
       lokiUrl: lokiUrl("bus test", parsed.values.get("--loki"), env),
       timeoutMs: duration("bus test", "--timeout", parsed.values.get("--timeout"), DEFAULT_BUS_TEST_TIMEOUT_MS),
       endpoint,
+      brokerMetricsUrl: brokerMetricsUrl("bus test", parsed.values.get("--broker-metrics"), env),
     };
   }
   if (group === "keys") {
@@ -215,7 +225,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
     if (args.includes("--help") || args.includes("-h")) return { kind: "help" };
     const parsed = parseOptions("alerts", args);
     const raw = parsed.values.get("--alertmanager") ?? (env.ALERTMANAGER_URL || DEFAULT_ALERTMANAGER_URL);
-    return { kind: "alerts", alertmanagerUrl: httpUrl("alerts", "Alertmanager", raw, DEFAULT_ALERTMANAGER_URL), json: parsed.flags.has("--json") };
+    return { kind: "alerts", alertmanagerUrl: httpUrl("alerts", "Alertmanager URL", raw, DEFAULT_ALERTMANAGER_URL), json: parsed.flags.has("--json") };
   }
   const shown = [group, sub].filter((s) => s !== undefined).join(" ");
   throw new UsageError(`unknown command ${JSON.stringify(shown)}; commands: logs query, logs tail, bus test, alerts, keys, help`);

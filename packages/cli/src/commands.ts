@@ -117,6 +117,21 @@ function busEndpoint(cmd: BusTestCommand, env: NodeJS.ProcessEnv): string {
 }
 
 /**
+ * Whether a subscriber takes every `logs.` message at the broker (its aixcl_broker_log_subscribed gauge); undefined
+ * when the broker's /metrics cannot be read (an older broker, or the port not reachable from here).
+ */
+async function brokerHasLogSubscriber(metricsUrl: string): Promise<boolean | undefined> {
+  try {
+    const res = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(3000) });
+    const text = await res.text();
+    const line = text.split("\n").find((l) => l.startsWith('aixcl_broker_log_subscribed{topics="logs."} '));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1)) === 1;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Publishes one uniquely tagged entry through the broker and polls Loki until it is there: proves the whole
  * path producer -> broker -> log-consumer -> Loki. Each failure names the hop that failed.
  */
@@ -137,13 +152,21 @@ export async function runBusTest(cmd: BusTestCommand, io: CliIO): Promise<number
   const tag = `bus-test-${randomUUID()}`;
   const logger = createLogger({ subsystem: BUS_TEST_SUBSYSTEM, module: BUS_TEST_MODULE, endpoint, closeTimeoutMs: 5000 });
   io.stderr.write(`publishing ${tag} to ${endpoint} ...\n`);
-  // The logger holds entries until some subscriber wants logs.aixcl_cli.*: that is the log-consumer.
+  // The logger holds entries until the broker asks for logs. (it always does; an older broker only while a
+  // consumer subscribes). The broker then keeps them while no consumer takes them: ask it whether one does.
   while (!logger.connected && Date.now() < deadline && !io.signal.aborted) await sleep(50);
   if (!logger.connected) {
     await logger.close();
     return fail(
       `the broker at ${endpoint} accepted the connection, but nobody subscribes to logs. within ${formatDuration(Date.now() - started)}: ` +
         "is the log-consumer running? Check: ./aixcl status; ./aixcl logs log-consumer",
+    );
+  }
+  if ((await brokerHasLogSubscriber(cmd.brokerMetricsUrl)) === false) {
+    await logger.close();
+    return fail(
+      `the broker at ${endpoint} holds log messages: nobody subscribes to logs. (${cmd.brokerMetricsUrl}/metrics, aixcl_broker_log_subscribed). ` +
+        "Is the log-consumer running? Check: ./aixcl status; ./aixcl logs log-consumer. What the broker holds reaches Loki once it runs.",
     );
   }
   logger.info(`aixcl bus test ${tag}`, { bus_test_id: tag }, { function: "runBusTest" });
@@ -172,7 +195,7 @@ export async function runBusTest(cmd: BusTestCommand, io: CliIO): Promise<number
     await sleep(250, undefined, { signal: io.signal }).catch(() => undefined);
   }
   return fail(
-    `the entry reached the broker and a subscriber, but Loki did not return it within ${formatDuration(cmd.timeoutMs)}${lastError}. ` +
+    `the entry reached the broker, but Loki did not return it within ${formatDuration(cmd.timeoutMs)}${lastError}. ` +
       `Query: ${logql}. Check the consumer: ./aixcl logs log-consumer, and its metrics on port 9465 (/metrics)`,
   );
 }

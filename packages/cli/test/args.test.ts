@@ -53,9 +53,13 @@ describe("parseArgs", () => {
     expect(parseArgs(["logs", "tail", '{compose_service="loki"}', "--follow"])).toMatchObject({ logql: '{compose_service="loki"}', follow: true });
   });
 
-  it("bus test takes a timeout and an endpoint", () => {
-    expect(parseArgs(["bus", "test"])).toEqual({ kind: "bus-test", lokiUrl: DEFAULT_LOKI_URL, timeoutMs: 30_000, endpoint: undefined });
+  it("bus test takes a timeout, an endpoint and the broker's metrics URL (default: the bus host, port 9464)", () => {
+    expect(parseArgs(["bus", "test"])).toEqual({ kind: "bus-test", lokiUrl: DEFAULT_LOKI_URL, timeoutMs: 30_000, endpoint: undefined, brokerMetricsUrl: "http://127.0.0.1:9464" });
     expect(parseArgs(["bus", "test", "--timeout", "1m", "--bus", "tcp://broker:5555"])).toMatchObject({ timeoutMs: 60_000, endpoint: "tcp://broker:5555" });
+    expect(parseArgs(["bus", "test"], { MESSAGE_BUS_HOST: "broker" })).toMatchObject({ brokerMetricsUrl: "http://broker:9464" });
+    expect(parseArgs(["bus", "test"], { MESSAGE_BUS_HOST: "localhost", MESSAGE_BUS_METRICS_PORT: "19464" })).toMatchObject({ brokerMetricsUrl: "http://127.0.0.1:19464" });
+    expect(parseArgs(["bus", "test", "--broker-metrics", "http://10.0.0.2:9464/"])).toMatchObject({ brokerMetricsUrl: "http://10.0.0.2:9464" });
+    expect(() => parseArgs(["bus", "test", "--broker-metrics", "broker:9464"])).toThrow(/bus test: --broker-metrics "broker:9464" must be http:\/\/ or https:\/\//);
   });
 
   it("alerts takes the Alertmanager URL from --alertmanager, else ALERTMANAGER_URL, else 127.0.0.1:9093", () => {

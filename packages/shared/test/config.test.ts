@@ -25,7 +25,14 @@ function loadError(text: string, env: NodeJS.ProcessEnv = {}): ConfigError {
 describe("message bus configuration", () => {
   it("the shipped config/message_bus.yaml loads with the document's ports", () => {
     const config = loadMessageBusConfig({ MESSAGE_BUS_CONFIG: new URL("../../../config/message_bus.yaml", import.meta.url).pathname });
-    expect(config).toMatchObject({ host: "localhost", pub_port: 5555, sub_port: 5556, broker: { metrics_host: "127.0.0.1" } });
+    expect(config).toMatchObject({ host: "localhost", pub_port: 5555, sub_port: 5556, broker: { metrics_host: "127.0.0.1", backlog: { max_bytes: 128 * 1024 ** 2, dir: "", fsync: false } } });
+  });
+
+  it("the broker's backlog: env overrides, and a bound too small to hold a few chunks is refused", () => {
+    const env = { MESSAGE_BUS_CONFIG: file("broker:\n  backlog:\n    max_bytes: 4MiB\n"), MESSAGE_BUS_BACKLOG_DIR: "/var/lib/broker/backlog" };
+    expect(loadMessageBusConfig(env).broker.backlog).toEqual({ max_bytes: 4 * 1024 ** 2, dir: "/var/lib/broker/backlog", fsync: false });
+    expect(() => loadMessageBusConfig({ MESSAGE_BUS_CONFIG: file("broker:\n  backlog:\n    max_bytes: 512KiB\n") })).toThrow(/broker\.backlog\.max_bytes: must be at least 1MiB, got 524288 bytes/);
+    expect(() => loadMessageBusConfig({ MESSAGE_BUS_CONFIG: file(""), MESSAGE_BUS_BACKLOG_MAX_BYTES: "1000B" })).toThrow(/environment: MESSAGE_BUS_BACKLOG_MAX_BYTES \(broker\.backlog\.max_bytes\): must be at least 1MiB/);
   });
 
   it("fills defaults for an empty file", () => {

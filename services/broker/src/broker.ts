@@ -1,9 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { Proxy, Subscriber, XPublisher, XSubscriber } from "zeromq";
-import type { MessageBusConfig, OpsServer, ServiceLog } from "@aixcl/shared";
-import { HOLD_TOPIC, bindAddress, curveEnabled, loadBrokerKeys, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
-import { BrokerMetrics } from "./metrics.js";
+import { XPublisher, XSubscriber } from "zeromq";
+import type { MessageBusConfig, OpsServer, ServiceLog, SpoolMetrics } from "@aixcl/shared";
+import { HOLD_TOPIC, bindAddress, createSpoolMetrics, curveEnabled, loadBrokerKeys, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
+import { Backlog } from "./backlog.js";
+import { Forwarder } from "./forwarder.js";
+import type { Lane } from "./lanes.js";
+import { LANE_PREFIXES } from "./lanes.js";
+import { BrokerMetrics, DROP_REASONS } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
+import { watchSubscriptions } from "./watcher.js";
 import { authenticate } from "./zap.js";
 
 export interface RunningBroker {
@@ -14,21 +19,31 @@ export interface RunningBroker {
   readonly ops: OpsServer;
   readonly metrics: BrokerMetrics;
   /**
-   * Asks publishers to hold (HOLD_TOPIC) and forwards what they sent until then, then stops forwarding and closes
-   * the sockets and the HTTP server. Loggers made by createLogger keep their entries for the next broker.
+   * Asks publishers to hold (HOLD_TOPIC) and forwards what they sent until then, then stops forwarding, keeps the
+   * backlog on disk (with broker.backlog.dir) and closes the sockets and the HTTP server. Loggers made by
+   * createLogger keep their entries for the next broker.
    */
   close(): Promise<void>;
 }
+
+/** How long queued messages may still leave for subscribers once the broker has closed its port. */
+const BACKEND_LINGER_MS = 1000;
+/** Largest chunk of the backlog (one file on disk); smaller when the bound is small, so it holds several. */
+const CHUNK_BYTES = 256 * 1024;
+/** Held messages are queued as a chunk (with broker.backlog.dir: written) within this long: what a crash can lose. */
+const SEAL_AFTER_MS = 1000;
 
 function bindSpec(host: string, port: number): string {
   // ZeroMQ spells "any free port" as *, not 0.
   return port === 0 ? `tcp://${bindAddress(host)}:*` : tcpEndpoint(bindAddress(host), port);
 }
 
-/**
- * Counts TCP peers and refused handshakes from the socket's monitor events; must be attached before the
- * proxy owns the socket.
- */
+/** A subscription message as XSUB sends it upstream: 0x01 + prefix. */
+function subscribeFrame(prefix: string): Buffer {
+  return Buffer.concat([Buffer.of(1), Buffer.from(prefix)]);
+}
+
+/** Counts TCP peers and refused handshakes from the socket's monitor events. */
 function observePeers(socket: XSubscriber | XPublisher, side: "publishers" | "subscribers", metrics: BrokerMetrics): void {
   const peers = metrics.peers.labels(side);
   socket.events.on("accept", () => peers.inc());
@@ -38,33 +53,17 @@ function observePeers(socket: XSubscriber | XPublisher, side: "publishers" | "su
   socket.events.on("handshake:error:other", () => metrics.handshakeFailures.labels(side, "other").inc());
 }
 
-interface Stage {
-  run: Promise<void>;
-  terminate(): void;
-}
-
-function runProxy(frontend: XSubscriber, backend: XPublisher, log: ServiceLog): Stage {
-  const proxy = new Proxy(frontend, backend);
-  const run = proxy.run().catch((error: Error) => log.error("proxy stopped", { error: error.message }));
-  return { run, terminate: () => proxy.terminate() };
-}
-
 /**
  * Starts the message bus: XSUB bound on pub_port (publishers connect), XPUB bound on sub_port (subscribers
- * connect), forwarded by libzmq's own proxy on worker threads. JavaScript only observes, through sockets that
- * never change what publishers are asked for:
- * - a probe (an XPUB connected where the subscribers' subscriptions arrive) sees each distinct subscription;
- * - with count_messages, the bus runs as two proxies joined over inproc, and a tap on the joint subscribes to
- *   exactly the prefixes the probe saw, so it counts what is forwarded without widening any subscription.
- *   A catch-all tap would make every publisher believe someone listens, defeating the logger's
- *   hold-until-subscribed guarantee.
+ * connect), and between them the Forwarder, which holds log messages no subscriber takes (see forwarder.ts and
+ * backlog.ts). The broker subscribes upstream to both log topic styles itself, for good: publishers filter on
+ * the subscriptions they see, so without it a plain ZeroMQ PUB publisher would drop its logs at the source while
+ * no consumer is connected. Subscribers' subscriptions travel upstream as through libzmq's own proxy.
  */
 export async function startBroker(config: MessageBusConfig, log: ServiceLog = serviceLog("broker")): Promise<RunningBroker> {
   const { broker } = config;
   const metrics = new BrokerMetrics();
   const id = randomUUID();
-  const hwm = { receiveHighWaterMark: broker.recv_hwm, sendHighWaterMark: broker.send_hwm, linger: 0 };
-  const publisherSide = { ...hwm, noDrop: broker.no_drop };
 
   const keys = curveEnabled(config.keys_dir) ? loadBrokerKeys(config.keys_dir) : undefined;
   const zapDomain = `aixcl-${id}`;
@@ -81,70 +80,84 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
       })
     : async () => undefined;
 
-  // Where the broker subscribes to HOLD_TOPIC itself at a stop; inproc, so it needs no CURVE key.
-  const holdInproc = `inproc://aixcl-broker-${id}-hold`;
-  const frontend = new XSubscriber({ ...hwm, ...security, maxMessageSize: broker.max_message_bytes });
-  const backend = new XPublisher({ ...publisherSide, ...security });
+  const frontend = new XSubscriber({ receiveHighWaterMark: broker.recv_hwm, linger: 0, maxMessageSize: broker.max_message_bytes, ...security });
+  // NODROP: a full subscriber queue answers EAGAIN instead of losing the message unseen, so the Forwarder decides
+  // and counts. Send timeout 0: a send completes (or fails) at once, never waiting on the event loop.
+  const backend = new XPublisher({ sendHighWaterMark: broker.send_hwm, noDrop: true, sendTimeout: 0, linger: BACKEND_LINGER_MS, ...security });
   observePeers(frontend, "publishers", metrics);
   observePeers(backend, "subscribers", metrics);
   let pubEndpoint: string;
   let subEndpoint: string;
+  let backlog: Backlog;
   try {
-    await frontend.bind(bindSpec(config.host, config.pub_port));
-    pubEndpoint = frontend.lastEndpoint ?? "";
-    await backend.bind(bindSpec(config.host, config.sub_port));
-    subEndpoint = backend.lastEndpoint ?? "";
-    await backend.bind(holdInproc);
+    try {
+      await frontend.bind(bindSpec(config.host, config.pub_port));
+      pubEndpoint = frontend.lastEndpoint ?? "";
+      await backend.bind(bindSpec(config.host, config.sub_port));
+      subEndpoint = backend.lastEndpoint ?? "";
+    } catch (error) {
+      throw new Error(
+        `cannot bind the message bus on ${config.host} ports ${config.pub_port}/${config.sub_port}: ${(error as Error).message}. ` +
+          "Is another broker running? Change pub_port/sub_port in config/message_bus.yaml or MESSAGE_BUS_PUB_PORT/MESSAGE_BUS_SUB_PORT.",
+      );
+    }
+    const { backlog: settings } = broker;
+    let spoolMetrics: SpoolMetrics | undefined;
+    if (settings.dir !== "") spoolMetrics = createSpoolMetrics(metrics.registry, "aixcl_broker_backlog_");
+    backlog = new Backlog(
+      { maxBytes: settings.max_bytes, dir: settings.dir, fsync: settings.fsync, chunkBytes: Math.min(CHUNK_BYTES, Math.floor(settings.max_bytes / 8)), sealAfterMs: SEAL_AFTER_MS },
+      { log, spoolMetrics, onDropped: (reason, messages) => metrics.dropped.labels("logs", reason).inc(messages) },
+    );
   } catch (error) {
     frontend.close();
     backend.close();
     await withdraw();
-    throw new Error(
-      `cannot bind the message bus on ${config.host} ports ${config.pub_port}/${config.sub_port}: ${(error as Error).message}. ` +
-        "Is another broker running? Change pub_port/sub_port in config/message_bus.yaml or MESSAGE_BUS_PUB_PORT/MESSAGE_BUS_SUB_PORT.",
-    );
+    throw error;
   }
-
-  // The XSUB that receives the subscribers' subscriptions: the frontend itself, or the second stage's.
-  const subscriptionsInproc = `inproc://aixcl-broker-${id}-subscriptions`;
-  const stages: Stage[] = [];
-  const observers: { socket: XPublisher | Subscriber; loop: Promise<void> }[] = [];
-  let tap: Subscriber | undefined;
-  if (broker.count_messages) {
-    const jointInproc = `inproc://aixcl-broker-${id}-joint`;
-    const joint = new XPublisher(publisherSide);
-    const jointIn = new XSubscriber(hwm);
-    await joint.bind(jointInproc);
-    jointIn.connect(jointInproc);
-    await jointIn.bind(subscriptionsInproc);
-    tap = new Subscriber({ receiveHighWaterMark: broker.send_hwm, linger: 0 });
-    tap.connect(jointInproc);
-    const counted = tap;
-    observers.push({ socket: counted, loop: receiveEach(counted, (frames) => metrics.countMessage(frames)).catch(() => undefined) });
-    stages.push(runProxy(frontend, joint, log), runProxy(jointIn, backend, log));
-  } else {
-    await frontend.bind(subscriptionsInproc);
-    stages.push(runProxy(frontend, backend, log));
-  }
+  metrics.watch(backlog);
+  metrics.backlogLimit.set(broker.backlog.max_bytes);
 
   const subscriptions = new SubscriptionSet();
-  const probe = new XPublisher({ linger: 0 });
-  probe.connect(subscriptionsInproc);
-  observers.push({ socket: probe, loop: (async () => {
-    for await (const [frame] of probe) {
-      if (!frame || !subscriptions.apply(frame)) continue;
+  let forwarding = true;
+  let subscribing = true;
+  const forwarder = new Forwarder(frontend, backend, subscriptions, backlog, metrics, {
+    noDrop: broker.no_drop,
+    countMessages: broker.count_messages,
+    onFailure: (error) => {
+      forwarding = false;
+      log.error("forwarding held messages stopped", { error: error.message });
+    },
+  });
+  const forwardLoop = forwarder.run().catch((error: Error) => {
+    forwarding = false;
+    log.error("forwarding stopped", { error: error.message });
+  });
+
+  for (const prefix of LANE_PREFIXES) await frontend.send(subscribeFrame(prefix));
+  // The subscribers' subscriptions, as the XPUB reports them (first to take a prefix, last to leave it): applied
+  // here first, so a lane nobody takes any more is held before publishers hear of it; then sent upstream.
+  const subscriptionLoop = watchSubscriptions(backend, () => forwarder.received, async (frame) => {
+    if (subscriptions.apply(frame)) {
       metrics.subscriptions.set(subscriptions.size);
-      const prefix = frame.subarray(1);
-      if (frame[0] === 1) tap?.subscribe(prefix);
-      else tap?.unsubscribe(prefix);
+      LANE_PREFIXES.forEach((prefix, lane) => metrics.logSubscribed.labels(prefix).set(subscriptions.delivers(lane as Lane) ? 1 : 0));
+      forwarder.subscriptionsChanged();
     }
-  })().catch(() => undefined) });
+    if (!frontend.closed) await frontend.send(frame);
+  }).catch((error: Error) => {
+    subscribing = false;
+    log.error("subscription forwarding stopped", { error: error.message });
+  });
 
   const stop = async () => {
-    for (const stage of stages) stage.terminate();
-    await Promise.all(stages.map((stage) => stage.run));
-    for (const observer of observers) observer.socket.close();
-    await Promise.all(observers.map((observer) => observer.loop));
+    await forwarder.stop();
+    await forwardLoop;
+    const lost = backlog.close();
+    if (lost > 0) {
+      metrics.dropped.labels("logs", DROP_REASONS.stopped).inc(lost);
+      log.warn("held log messages are lost: no broker.backlog.dir to keep them in", { messages: lost });
+    }
+    backend.close();
+    await subscriptionLoop;
     await withdraw();
   };
 
@@ -154,40 +167,45 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
       host: broker.metrics_host,
       port: broker.metrics_port,
       registry: metrics.registry,
-      health: () => ({ proxy: !frontend.closed && !backend.closed }),
+      // Holding messages is normal (no consumer yet), not a reason to be unready.
+      health: () => ({ forwarding: forwarding && !frontend.closed && !backend.closed, subscriptions: subscribing }),
     });
   } catch (error) {
     await stop();
     throw new Error(`cannot serve metrics on ${broker.metrics_host}:${broker.metrics_port}: ${(error as Error).message}`);
   }
-  log.info("broker started", { pubEndpoint, subEndpoint, metrics: `${ops.url}/metrics`, countMessages: broker.count_messages, curve: keys ? `${keys.allowed.length} allowed client keys` : "off" });
+  log.info("broker started", {
+    pubEndpoint,
+    subEndpoint,
+    metrics: `${ops.url}/metrics`,
+    countMessages: broker.count_messages,
+    curve: keys ? `${keys.allowed.length} allowed client keys` : "off",
+    backlog: { max_bytes: broker.backlog.max_bytes, dir: broker.backlog.dir || "(memory only)", held: backlog.messages },
+  });
 
-  // Subscribed like any leaving subscriber, the hold reaches every publisher. The holder also subscribes to what
-  // the subscribers want (no subscription widens), so it sees when the last of what was sent has gone through.
+  // Subscribed upstream like any leaving subscriber's, the hold reaches every publisher; what they sent before
+  // they heard of it is still forwarded, or held.
   const holdPublishers = async () => {
-    const holder = new Subscriber({ linger: 0 });
-    holder.connect(holdInproc);
-    holder.subscribe(HOLD_TOPIC, ...subscriptions.values());
+    const before = forwarder.received;
+    let seen = before;
     let lastMessageAtMs = 0;
-    let forwarded = 0;
-    const reading = receiveEach(holder, () => {
-      lastMessageAtMs = Date.now();
-      forwarded++;
-    }).catch(() => undefined);
-    const { quiet, ms } = await untilQuiet(() => lastMessageAtMs);
-    log[quiet ? "info" : "warn"]("stopping: publishers asked to hold, forwarded what they had sent", { messages: forwarded, ms, quiet });
-    // Closed only after the proxies: its going would lift the hold while the subscribers' topics are still wanted.
-    return async () => {
-      holder.close();
-      await reading;
-    };
+    await frontend.send(subscribeFrame(HOLD_TOPIC));
+    const { quiet, ms } = await untilQuiet(() => {
+      if (forwarder.received !== seen) {
+        seen = forwarder.received;
+        lastMessageAtMs = Date.now();
+      }
+      return lastMessageAtMs;
+    });
+    log[quiet ? "info" : "warn"]("stopping: publishers asked to hold, forwarded what they had sent", { messages: forwarder.received - before, ms, quiet });
   };
 
   let closed: Promise<void> | undefined;
   const close = async () => {
-    const release = await holdPublishers();
+    await holdPublishers();
+    const held = backlog.messages;
     await stop();
-    await release();
+    if (backlog.durable && held > 0) log.info("backlog: held messages stay on disk for the next start", { dir: broker.backlog.dir });
     await ops.close();
     log.info("broker stopped");
   };

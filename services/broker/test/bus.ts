@@ -1,4 +1,5 @@
-import { Subscriber, XPublisher } from "zeromq";
+import { Publisher, Subscriber, XPublisher } from "zeromq";
+import { metricSample } from "@aixcl/testkit";
 import type { MessageBusConfig } from "@aixcl/shared";
 import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { RunningBroker } from "../src/index.js";
@@ -81,4 +82,17 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A plain ZeroMQ PUB socket, as AICO's services publish: it knows nothing of our hold handshake and filters on
+ * the subscriptions it has seen. Resolves once the broker has accepted it and its subscriptions had time to arrive.
+ */
+export async function plainPublisher(b: RunningBroker, sendHighWaterMark = 100_000): Promise<Publisher> {
+  const pub = new Publisher({ sendHighWaterMark, linger: 1000 });
+  const before = (await metricSample(b.ops.url, 'aixcl_broker_connected_peers{side="publishers"}')) ?? 0;
+  pub.connect(b.pubEndpoint);
+  await until(async () => ((await metricSample(b.ops.url, 'aixcl_broker_connected_peers{side="publishers"}')) ?? 0) > before, 5000, "the broker to accept the publisher");
+  await new Promise((r) => setTimeout(r, 200));
+  return pub;
 }

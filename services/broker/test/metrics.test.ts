@@ -25,7 +25,8 @@ describe("broker /healthz and /metrics", () => {
     const pub = new XPublisher({ linger: 0 });
     pub.connect(b.pubEndpoint);
     cleanup.push(() => sub.close(), () => pub.close());
-    await untilSubscribed(pub, "logs.");
+    // The broker takes logs. itself, for good: wait for the subscriber's events. to reach the publisher.
+    await untilSubscribed(pub, "events.");
 
     await until(async () => (await metric(b.ops.url, "aixcl_broker_subscriptions")) === 2, 5000, "2 subscriptions");
     expect(await metric(b.ops.url, 'aixcl_broker_connected_peers{side="publishers"}')).toBe(1);

@@ -14,6 +14,7 @@ import {
   KeyFileError,
   createLogger,
   decodeLogMessage,
+  defaultsOf,
   encodeAicoMessage,
   encodeLogEntry,
   generateKeys,
@@ -38,7 +39,7 @@ afterEach(async () => {
 });
 
 function brokerConfig(keysDir = ""): MessageBusConfig {
-  const defaults = Object.fromEntries(Object.entries(messageBusSchema.broker).map(([k, f]) => [k, f.default])) as MessageBusConfig["broker"];
+  const defaults = defaultsOf(messageBusSchema).broker;
   return { host: "127.0.0.1", pub_port: 0, sub_port: 0, keys_dir: keysDir, broker: { ...defaults, metrics_port: 0 } };
 }
 

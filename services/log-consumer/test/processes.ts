@@ -12,10 +12,11 @@ import type { Server, Socket } from "node:net";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Publisher } from "zeromq";
 import type { Logger } from "@aixcl/shared";
 import { createLogger } from "@aixcl/shared";
-import type { LokiHandle, LokiStream } from "@aixcl/testkit";
-import { freePort, queryAll, queryInstant, startLoki, tempDir } from "@aixcl/testkit";
+import type { LokiHandle, LokiStream, WireFormat } from "@aixcl/testkit";
+import { freePort, logMessage, queryAll, queryInstant, startLoki, tempDir } from "@aixcl/testkit";
 
 const consumerMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const brokerMain = fileURLToPath(new URL("../../broker/dist/main.js", import.meta.url));
@@ -125,15 +126,32 @@ export async function brokerPorts(): Promise<BrokerPorts> {
   return { pub: await freePort(), sub: await freePort(), metrics: await freePort() };
 }
 
+export interface BrokerOptions {
+  keysDir?: string;
+  /** broker.backlog settings (the section is left out when not given, so an older broker accepts the file). */
+  backlog?: { dir?: string; max_bytes?: string };
+}
+
 export class BrokerProcess extends ServiceProcess {
   /** The broker's dist/main.js on the given ports; resolves once it is bound. */
-  static async start(ports: BrokerPorts, keysDir = ""): Promise<BrokerProcess> {
+  static async start(ports: BrokerPorts, options: BrokerOptions = {}): Promise<BrokerProcess> {
     const file = join(tempDir("broker"), "message_bus.yaml");
-    writeFileSync(file, JSON.stringify({ host: "127.0.0.1", pub_port: ports.pub, sub_port: ports.sub, keys_dir: keysDir, broker: { metrics_port: ports.metrics } }));
-    const broker = new BrokerProcess(brokerMain, { MESSAGE_BUS_CONFIG: file });
-    const started = await Promise.race([broker.line("broker started"), broker.exited.then((code) => ({ exited: code }))]);
-    if ("exited" in started) throw new Error(`the broker exited with ${started.exited}: ${JSON.stringify(broker.lines)}`);
-    return broker;
+    const broker = { metrics_port: ports.metrics, ...(options.backlog && { backlog: options.backlog }) };
+    writeFileSync(file, JSON.stringify({ host: "127.0.0.1", pub_port: ports.pub, sub_port: ports.sub, keys_dir: options.keysDir ?? "", broker }));
+    const child = new BrokerProcess(brokerMain, { MESSAGE_BUS_CONFIG: file });
+    const started = await Promise.race([child.line("broker started"), child.exited.then((code) => ({ exited: code }))]);
+    if ("exited" in started) throw new Error(`the broker exited with ${started.exited}: ${JSON.stringify(child.lines)}`);
+    child.opsUrl = `http://127.0.0.1:${ports.metrics}`;
+    return child;
+  }
+
+  opsUrl = "";
+
+  /** A sample of its /metrics, exactly as exposed (name with labels); 0 when absent. */
+  async metric(sample: string): Promise<number> {
+    const text = await (await fetch(`${this.opsUrl}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.slice(0, l.lastIndexOf(" ")) === sample);
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
   }
 }
 
@@ -244,8 +262,18 @@ export function seqOfLine(line: string): number {
   return Number(m[1]);
 }
 
+/** Something sending numbered lines at a steady rate: the shared logger, or a plain PUB socket. */
+export interface SteadySource {
+  /** The Loki service label its lines get (its subsystem). */
+  readonly service: string;
+  /** Lines sent so far; the next line's sequence number. */
+  readonly next: number;
+  /** Stops sending (and flushes); returns how many lines were sent. */
+  stop(): Promise<number>;
+}
+
 /** An application logging numbered lines through the shared logger at `rate` lines/s until stopped. */
-export class SteadyLogger {
+export class SteadyLogger implements SteadySource {
   readonly logger: Logger;
   /** Lines logged so far; the next line's sequence number. */
   next = 0;
@@ -253,8 +281,8 @@ export class SteadyLogger {
   private readonly startedMs = Date.now();
   private stopped = false;
 
-  constructor(endpoint: string, subsystem: string, readonly rate: number) {
-    this.logger = createLogger({ subsystem, module: "seq", endpoint, maxBuffered: 1_000_000, closeTimeoutMs: 10_000 });
+  constructor(endpoint: string, readonly service: string, readonly rate: number) {
+    this.logger = createLogger({ subsystem: service, module: "seq", endpoint, maxBuffered: 1_000_000, closeTimeoutMs: 10_000 });
     // Catch up to the rate on every tick, so a busy event loop changes the burst size, not the total.
     this.timer = setInterval(() => {
       const due = Math.floor(((Date.now() - this.startedMs) * rate) / 1000);
@@ -270,6 +298,48 @@ export class SteadyLogger {
       clearInterval(this.timer);
       const stats = await this.logger.close();
       if (stats.dropped.buffer_full > 0) throw new Error(`the logger dropped ${stats.dropped.buffer_full} lines (buffer full)`);
+    }
+    return this.next;
+  }
+}
+
+/**
+ * An application publishing numbered lines at `rate` lines/s through a plain ZeroMQ PUB socket, as AICO's services
+ * do: it knows nothing of the hold handshake, and its socket drops what no subscription it has seen asks for.
+ */
+export class SteadyPublisher implements SteadySource {
+  next = 0;
+  private readonly socket: Publisher;
+  private readonly timer: NodeJS.Timeout;
+  private readonly startedMs = Date.now();
+  private sending = false;
+  private stopped = false;
+
+  constructor(endpoint: string, readonly service: string, readonly rate: number, readonly format: WireFormat) {
+    // AICO's high-water mark; linger so a stop delivers what is queued.
+    this.socket = new Publisher({ sendHighWaterMark: 10_000, linger: 2000 });
+    this.socket.connect(endpoint);
+    this.timer = setInterval(() => void this.tick(), 10);
+    cleanups.push(() => this.stop());
+  }
+
+  private async tick(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    const due = Math.floor(((Date.now() - this.startedMs) * this.rate) / 1000);
+    while (!this.stopped && this.next < due) {
+      const n = this.next++;
+      await this.socket.send(logMessage(this.format, this.service, "seq", numberedLine(n)));
+    }
+    this.sending = false;
+  }
+
+  async stop(): Promise<number> {
+    if (!this.stopped) {
+      this.stopped = true;
+      clearInterval(this.timer);
+      while (this.sending) await sleep(5);
+      this.socket.close();
     }
     return this.next;
   }
@@ -293,3 +363,33 @@ export function missing(counts: Map<number, number>, total: number): number[] {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** 3, 7..9 -> "3, 7..9" */
+export function ranges(seqs: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < seqs.length; ) {
+    let j = i;
+    while (j + 1 < seqs.length && seqs[j + 1] === (seqs[j] as number) + 1) j++;
+    parts.push(i === j ? `${seqs[i]}` : `${seqs[i]}..${seqs[j]}`);
+    i = j + 1;
+  }
+  return parts.join(", ") || "none";
+}
+
+/** Waits until Loki's count of the service's lines stops changing (or reaches `expected`), then returns them all. */
+export async function settledSeqs(loki: RestartableLoki, service: string, expected: number, timeoutMs = 60_000): Promise<Map<number, number>> {
+  const deadline = Date.now() + timeoutMs;
+  let last = -1;
+  let stableSince = Date.now();
+  for (;;) {
+    const [sample] = await loki.instant(`sum(count_over_time({service="${service}"}[1h]))`);
+    const count = sample?.value ?? 0;
+    if (count !== last) {
+      last = count;
+      stableSince = Date.now();
+    }
+    if (count >= expected || Date.now() - stableSince > 3000 || Date.now() > deadline) break;
+    await sleep(500);
+  }
+  return countSeqs(await loki.all(`{service="${service}"}`));
+}

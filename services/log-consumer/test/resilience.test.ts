@@ -10,20 +10,8 @@
 import { freePort, printComponentLogsOnFailure, requireComponent } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { BrokerPorts } from "./processes.js";
-import { BrokerProcess, ConsumerProcess, RestartableLoki, SteadyLogger, brokerPorts, countSeqs, missing, requireBuilt, runCleanups, sleep } from "./processes.js";
+import { BrokerProcess, ConsumerProcess, RestartableLoki, SteadyLogger, brokerPorts, missing, ranges, requireBuilt, runCleanups, settledSeqs, sleep } from "./processes.js";
 import { until, writeConsumerConfig } from "./support.js";
-
-/** 3, 7..9 -> "3, 7..9" */
-function ranges(seqs: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < seqs.length; ) {
-    let j = i;
-    while (j + 1 < seqs.length && seqs[j + 1] === (seqs[j] as number) + 1) j++;
-    parts.push(i === j ? `${seqs[i]}` : `${seqs[i]}..${seqs[j]}`);
-    i = j + 1;
-  }
-  return parts.join(", ") || "none";
-}
 
 const loki = requireComponent("loki");
 if (loki.skip) console.warn(`skipping the fault tests with real processes: ${loki.skip}`);
@@ -56,23 +44,7 @@ describe.skipIf(loki.skip !== undefined)("faults with real processes and the rea
     return { ports, broker, config, consumer, app };
   }
 
-  /** Waits until Loki's count of the service's lines stops changing (or reaches `expected`), then returns them all. */
-  async function settled(service: string, expected: number, timeoutMs = 60_000) {
-    const deadline = Date.now() + timeoutMs;
-    let last = -1;
-    let stableSince = Date.now();
-    for (;;) {
-      const [sample] = await lokiServer.instant(`sum(count_over_time({service="${service}"}[1h]))`);
-      const count = sample?.value ?? 0;
-      if (count !== last) {
-        last = count;
-        stableSince = Date.now();
-      }
-      if (count >= expected || Date.now() - stableSince > 3000 || Date.now() > deadline) break;
-      await sleep(500);
-    }
-    return countSeqs(await lokiServer.all(`{service="${service}"}`));
-  }
+  const settled = (service: string, expected: number) => settledSeqs(lokiServer, service, expected);
 
   it("consumer SIGTERM mid-stream, three times, each followed by a new start: nothing lost, nothing sent twice", async () => {
     const receivedBefore = await lokiServer.lokiMetric("loki_distributor_lines_received_total");
@@ -158,7 +130,7 @@ describe.skipIf(loki.skip !== undefined)("faults with real processes and the rea
     const atUp = app.next;
     const reconnectStarted = Date.now();
     while (!app.logger.connected) {
-      if (Date.now() - reconnectStarted > 15_000) throw new Error("the logger did not see the consumer's subscription again");
+      if (Date.now() - reconnectStarted > 15_000) throw new Error("the logger did not see the new broker's subscription");
       await sleep(20);
     }
     const reconnectMs = Date.now() - reconnectStarted;

@@ -38,7 +38,7 @@ class BusHandler(logging.Handler):
     """Publishes every record as an AICO LogEntry on topic ``logs.<subsystem>.<module>``.
 
     ``emit`` never blocks: it formats the record and queues it, and a background thread owns the socket. While
-    nobody on the bus subscribes to the topic (broker down, log consumer not yet connected or stopping), records are
+    nobody on the bus subscribes to the topic (broker down or restarting, a subscriber stopping), records are
     held, up to ``max_buffered``; then the oldest are dropped and counted. ``close()`` (``logging.shutdown()`` calls
     it at exit) waits up to ``close_timeout`` seconds for held records to reach the bus and reports on stderr what it
     could not send.

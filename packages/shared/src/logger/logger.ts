@@ -15,7 +15,7 @@ export interface LoggerOptions {
   module: string;
   /** The broker's publisher endpoint. Default: tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555. */
   endpoint?: string;
-  /** Entries held while nobody on the bus subscribes to them (broker down or not yet connected, consumer restarting). Default 10000; the oldest go first. */
+  /** Entries held while nobody on the bus subscribes to them (broker down, restarting or not yet connected; a subscriber stopping). Default 10000; the oldest go first. */
   maxBuffered?: number;
   /** How long close() waits for held entries to reach the bus. Default 2000 ms. */
   closeTimeoutMs?: number;

@@ -1,4 +1,10 @@
-import type { Subscriber } from "zeromq";
+/** A socket messages are received from (Subscriber, XSubscriber). */
+export interface ReceivingSocket {
+  receive(): Promise<Buffer[]>;
+  receiveTimeout: number;
+  readonly readable: boolean;
+  readonly closed: boolean;
+}
 
 export interface ReceiveOptions {
   /** Messages handled between two turns of the event loop, so timers and HTTP keep running under a flood. */
@@ -8,9 +14,14 @@ export interface ReceiveOptions {
    * read in bursts rather than with one wake-up of the event loop per message. Adds at most this much latency.
    */
   coalesceMs?: number;
+  /**
+   * When the promise `onMessage` returned rejects: handles the failure (the message is given again), so that
+   * `onMessage` can return a send's own promise instead of wrapping each one. Without it, receiveEach rejects.
+   */
+  onRejected?: (error: unknown, frames: Buffer[]) => void | Promise<void>;
 }
 
-const DEFAULTS: Required<ReceiveOptions> = { burst: 1000, coalesceMs: 5 };
+const DEFAULTS = { burst: 1000, coalesceMs: 5 };
 
 function isEagain(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === "EAGAIN";
@@ -18,7 +29,8 @@ function isEagain(error: unknown): boolean {
 
 /**
  * Hands every message the socket receives to `onMessage`, until the socket is closed; rejects if receiving fails
- * otherwise. Same outcome as `for await (const frames of socket)`, at a fraction of the cost per message.
+ * otherwise. Same outcome as `for await (const frames of socket)`, at a fraction of the cost per message. When
+ * `onMessage` returns a promise (the broker's send), the next message is read once it settles.
  *
  * Why: each wake-up of the event loop for a message costs far more than reading it (here ~20-40 µs against ~7),
  * and zeromq.js' receive() asks libzmq for the socket's events (ZMQ_EVENTS, which can cost a poll(2) system
@@ -28,8 +40,9 @@ function isEagain(error: unknown): boolean {
  * the loop waits `coalesceMs` for more to gather. Between those naps a receive is always pending, which is also
  * what lets zeromq.js process libzmq's internal commands (reconnects, subscriptions).
  */
-export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer[]) => void, options: ReceiveOptions = {}): Promise<void> {
-  const { burst, coalesceMs } = { ...DEFAULTS, ...options };
+export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: Buffer[]) => void | Promise<void>, options: ReceiveOptions = {}): Promise<void> {
+  const { burst, coalesceMs, onRejected } = { ...DEFAULTS, ...options };
+
   const waitTimeout = socket.receiveTimeout;
   while (!socket.closed) {
     let frames: Buffer[];
@@ -39,7 +52,16 @@ export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer
       if (socket.closed) return;
       throw error;
     }
-    onMessage(frames);
+    const first = onMessage(frames);
+    // Awaited here, not in a helper: a helper would cost a promise per message.
+    if (first) {
+      try {
+        await first;
+      } catch (error) {
+        if (!onRejected) throw error;
+        await onRejected(error, frames);
+      }
+    }
     let drained = true;
     if (!socket.closed && socket.readable) {
       drained = false;
@@ -55,7 +77,15 @@ export async function receiveEach(socket: Subscriber, onMessage: (frames: Buffer
             }
             throw error;
           }
-          onMessage(frames);
+          const pending = onMessage(frames);
+          if (pending) {
+            try {
+              await pending;
+            } catch (error) {
+              if (!onRejected) throw error;
+              await onRejected(error, frames);
+            }
+          }
         }
       } finally {
         if (!socket.closed) socket.receiveTimeout = waitTimeout;
