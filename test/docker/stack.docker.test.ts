@@ -14,10 +14,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Publisher } from "zeromq";
 import { createLogger, encodeLogEntry, nowNs } from "@aixcl/shared";
-import { metricSample, queryAll, queryInstant, queryRange, repoRoot } from "@aixcl/testkit";
-import { countSeqs, missing, runCleanups, SteadyLogger } from "../../services/log-consumer/test/processes.js";
+import { metricSample, queryInstant, queryRange, repoRoot } from "@aixcl/testkit";
+import { missing, runCleanups } from "../../services/log-consumer/test/processes.js";
 import { Checkout, currentUser, testerUser, type AixclUser } from "./checkout.js";
 import { pythonFieldsProgram, pythonNumberedProgram, runNodeTransports, runPython, sendOtlp } from "./clients.js";
+import { ALL_SOURCES, collect, describeLoss, LOKI, RATE, settled, startSources, type SourceKind } from "./load.js";
 import { container, containerLog, docker, engineProblem, health, killServiceProcess, projectContainers, projectVolumes, restartCount, servicePid } from "./engine.js";
 
 const CI = process.env.CI === "true";
@@ -30,8 +31,6 @@ interface FiringAlert {
   startsAt: string;
 }
 const firing = async () => (await (await fetch(`${ALERTMANAGER}/api/v2/alerts?active=true&silenced=false&inhibited=false`)).json()) as FiringAlert[];
-const LOKI = "http://127.0.0.1:3100";
-const RATE = 2000;
 
 function skipReason(): string | undefined {
   const problem = engineProblem();
@@ -59,26 +58,6 @@ function healthyAfter(stderr: string): number {
   const m = /All services healthy ([0-9.]+) s after \.\/aixcl start\./.exec(stderr);
   if (!m) throw new Error(`./aixcl start did not print its time to all-healthy:\n${stderr}`);
   return Number(m[1]);
-}
-
-/**
- * Waits until the consumer holds nothing more (its buffer, in-flight batches included, is empty; a batch can wait
- * out a retry backoff of many seconds after a Loki outage) and Loki's count for the service stands still, or until
- * every line is there; returns each sequence number's count.
- */
-async function settled(service: string, expected: number, timeoutMs = 180_000): Promise<Map<number, number>> {
-  const deadline = Date.now() + timeoutMs;
-  let last = -1;
-  let stableSince = Date.now();
-  for (;;) {
-    const [sample] = await queryInstant(LOKI, `sum(count_over_time({service="${service}"}[1h]))`);
-    const count = sample?.value ?? 0;
-    if (count !== last) [last, stableSince] = [count, Date.now()];
-    const pending = await metricSample("http://127.0.0.1:9465", "aixcl_log_consumer_buffer_entries").catch(() => undefined);
-    if (count >= expected || (pending === 0 && Date.now() - stableSince > 3000) || Date.now() > deadline) break;
-    await sleep(1000);
-  }
-  return countSeqs(await queryAll(LOKI, `{service="${service}"}`));
 }
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
@@ -274,46 +253,45 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
     expect(containerLog("loki")).not.toMatch(/permission denied|unable to list rules/);
     await until("every pipeline rule evaluated", async () => {
       const pipeline = await rules("http://127.0.0.1:9090/api/v1/rules");
-      return pipeline.length >= 9 && pipeline.every((r) => r.health === "ok");
+      const names = pipeline.map((r) => r.name);
+      return ["TargetDown", "LogConsumerDroppingEntries", "BrokerDroppingMessages", "BrokerBacklogFilling", "BrokerHoldingLogs"].every((n) => names.includes(n)) && pipeline.every((r) => r.health === "ok");
     });
     const managers = (await (await fetch("http://127.0.0.1:9090/api/v1/alertmanagers")).json()) as { data: { activeAlertmanagers: { url: string }[] } };
     expect(managers.data.activeAlertmanagers.map((a) => a.url)).toEqual(["http://alertmanager:9093/api/v2/alerts"]);
   });
 
   /**
-   * Our logger at 2,000 lines/s through the published broker port while `fault` happens; every line numbered.
-   * Returns the sequence numbers Loki lacks and how many it holds twice.
+   * Numbered lines at 2,000 lines/s per source (load.ts) through the published broker port while `fault` happens;
+   * what each source lost, once the consumer holds nothing more.
    */
-  async function underLoad(name: string, fault: () => Promise<void>) {
-    const service = `dockertier_${name}_${run}`;
-    const app = new SteadyLogger("tcp://127.0.0.1:5555", service, RATE);
+  async function underLoad(name: string, kinds: readonly SourceKind[], fault: () => Promise<void>) {
+    const sources = startSources(kinds, name, run);
     await sleep(3000);
-    const at = app.next;
+    const at = Math.max(...[...sources.values()].map((s) => s.next));
     await fault();
     await until("all services healthy again", allHealthy, 120_000);
     await sleep(3000);
-    const total = await app.stop();
-    const counts = await settled(service, total);
-    const lost = missing(counts, total);
-    const twice = [...counts.values()].filter((n) => n > 1).length;
-    figure(`${name} at ${RATE} lines/s: ${total} logged, fault at seq ${at}, ${lost.length} lost${lost.length ? ` (seq ${lost[0]}..${lost.at(-1)})` : ""}, ${twice} stored twice`);
-    return { total, at, lost, twice };
+    const results = await collect(sources);
+    figure(`${name} at ${RATE} lines/s per source, fault at seq ~${at}: ${results.map(describeLoss).join("; ")}`);
+    return { at, results };
   }
 
-  it("under load, ./aixcl restart log-consumer loses nothing", { timeout: 300_000 }, async () => {
-    const { lost } = await underLoad("restart_consumer", async () => {
+  // Plain PUB publishers (AICO's services) know nothing of holding: the broker keeps their logs while no consumer is
+  // there, so a consumer restart costs them nothing either.
+  it("under load, ./aixcl restart log-consumer loses nothing, for our logger and for plain PUB publishers in both wire formats", { timeout: 300_000 }, async () => {
+    const { results } = await underLoad("restart_consumer", ALL_SOURCES, async () => {
       const r = await checkout.run(["restart", "log-consumer"], 180_000);
       expect(r.status, r.stderr).toBe(0);
     });
-    expect(lost).toEqual([]);
+    for (const r of results) expect(r.lost, r.kind).toEqual([]);
   });
 
-  it("under load, ./aixcl restart broker loses nothing", { timeout: 300_000 }, async () => {
-    const { lost } = await underLoad("restart_broker", async () => {
+  it("under load, ./aixcl restart broker loses nothing of our logger's (it holds while the broker is away)", { timeout: 300_000 }, async () => {
+    const { results } = await underLoad("restart_broker", ["logger"], async () => {
       const r = await checkout.run(["restart", "broker"], 180_000);
       expect(r.status, r.stderr).toBe(0);
     });
-    expect(lost).toEqual([]);
+    for (const r of results) expect(r.lost, r.kind).toEqual([]);
   });
 
   it("a Python service logging through BusHandler across ./aixcl restart broker loses nothing", { timeout: 300_000 }, async () => {
@@ -332,29 +310,62 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
     expect(lost).toEqual([]);
   });
 
-  it("under load, Loki stopped for 20 s loses nothing", { timeout: 400_000 }, async () => {
-    const { lost } = await underLoad("loki_down_20s", async () => {
+  it("under load, Loki stopped for 20 s loses nothing, for every kind of publisher", { timeout: 400_000 }, async () => {
+    const { results } = await underLoad("loki_down_20s", ALL_SOURCES, async () => {
       docker(["stop", container("loki")]);
       await sleep(20_000);
       docker(["start", container("loki")]);
     });
-    expect(lost).toEqual([]);
+    for (const r of results) expect(r.lost, r.kind).toEqual([]);
+  });
+
+  it("with the consumer stopped, the broker keeps the logs (on its volume, as the services' uid) across its own restart; the consumer gets them all", { timeout: 400_000 }, async () => {
+    docker(["stop", container("log-consumer")]);
+    const down = await checkout.run(["bus", "test", "--timeout", "5s"], 120_000);
+    expect(down.status).toBe(1);
+    expect(`${down.stdout}${down.stderr}`).toContain("log-consumer");
+    const sources = startSources(ALL_SOURCES, "backlog", run);
+    await until("the broker holding", async () => ((await metricSample("http://127.0.0.1:9464", "aixcl_broker_backlog_messages")) ?? 0) > 5000, 60_000);
+    // Written within a second; the files belong to the uid the services run as (AIXCL_UID).
+    await sleep(1500);
+    const uid = /^AIXCL_UID=(\d+)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1];
+    const files = docker(["exec", container("broker"), "find", "/var/lib/broker/backlog", "-type", "f", "-printf", "%U %f\\n"]).split("\n").filter((l) => l !== "");
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(f.split(" ")[0], f).toBe(uid);
+    const restartFrom = Math.min(...[...sources.values()].map((s) => s.next));
+    const r = await checkout.run(["restart", "broker"], 180_000);
+    expect(r.status, r.stderr).toBe(0);
+    const restartTo = Math.max(...[...sources.values()].map((s) => s.next));
+    await sleep(3000);
+    docker(["start", container("log-consumer")]);
+    await until("all services healthy again", allHealthy, 120_000);
+    const results = await collect(sources);
+    figure(`consumer stopped, broker restarted with its disk backlog, consumer back: ${results.map(describeLoss).join("; ")}`);
+    for (const result of results) {
+      // Our logger holds while the broker is away; a plain PUB loses only what it sent while no broker ran.
+      if (result.kind === "logger") expect(result.lost).toEqual([]);
+      for (const seq of result.lost) expect(seq >= restartFrom - RATE && seq <= restartTo + RATE, `${result.kind} seq ${seq} lost outside the broker's restart (${restartFrom}..${restartTo})`).toBe(true);
+    }
+    const up = await checkout.run(["bus", "test"], 120_000);
+    expect(up.status, `${up.stdout}${up.stderr}`).toBe(0);
   });
 
   // The documented bound (LOGGING.md, "What a fault can cost"): a consumer crash loses the batch being filled
   // (batch.max_wait, 1 s) and what ZeroMQ had received but not handed over; a broker crash what was inside it.
-  // Both only around the moment of the kill.
-  for (const service of ["log-consumer", "broker"]) {
+  // Both only around the moment of the kill. A plain PUB loses besides what it sends while no broker runs.
+  for (const [service, kinds] of [["log-consumer", ALL_SOURCES], ["broker", ["logger"]]] as const) {
     it(`under load, a SIGKILL of the ${service}'s process: the restart policy brings it back, loss within the documented bound`, { timeout: 300_000 }, async () => {
       const restarts = restartCount(service);
       let killed = 0;
-      const { lost, at } = await underLoad(`sigkill_${service.replace("-", "_")}`, async () => {
+      const { results, at } = await underLoad(`sigkill_${service.replace("-", "_")}`, kinds, async () => {
         killed = killServiceProcess(service);
         await until(`${service} restarted by its restart policy`, () => restartCount(service) > restarts, 60_000);
       });
       expect(servicePid(service)).not.toBe(killed);
-      expect(lost.length).toBeLessThanOrEqual(1.5 * RATE);
-      for (const seq of lost) expect(Math.abs(seq - at), `seq ${seq} lost far from the kill at ${at}`).toBeLessThanOrEqual(1.5 * RATE);
+      for (const r of results) {
+        expect(r.lost.length, r.kind).toBeLessThanOrEqual(1.5 * RATE);
+        for (const seq of r.lost) expect(Math.abs(seq - at), `${r.kind}: seq ${seq} lost far from the kill at ${at}`).toBeLessThanOrEqual(1.5 * RATE);
+      }
     });
   }
 
@@ -377,7 +388,7 @@ describe.skipIf(skip !== undefined).each(users)("the stack through ./aixcl, run 
   });
 
   it("./aixcl stop, then start: the logs are kept; the warm start's time is printed", { timeout: 300_000 }, async () => {
-    const service = `dockertier_restart_consumer_${run}`;
+    const service = `dockertier_restart_consumer_logger_${run}`;
     const before = (await queryInstant(LOKI, `sum(count_over_time({service="${service}"}[1h]))`))[0]?.value;
     expect(before).toBeGreaterThan(0);
     const stop = await checkout.run(["stop"], 180_000);
