@@ -5,7 +5,7 @@
  * Which rules fire on what, for real, is test/alerts/log-alerts.test.ts and pipeline-alerts.test.ts.
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUS_TEST_SUBSYSTEM } from "@aixcl/cli";
@@ -124,22 +124,26 @@ describe.skipIf(needTools.skip !== undefined)("the pipeline rules in promtool an
 
   it("promtool check rules rejects a broken expression (the check can fail)", async () => {
     const bad = join(tempDir("prom-bad-rules"), "bad.yml");
-    const file = prometheusRuleFiles()[0]!.file;
+    const file = prometheusRuleFiles().find((r) => r.rule.alert === "TargetDown")!.file;
     writeFileSync(bad, readFileSync(file, "utf8").replace("up == 0", "up == "));
     const r = await runComponent("promtool", ["check", "rules", bad]);
     expect(r.status).not.toBe(0);
     expect(r.output).toMatch(/TargetDown|parse error/);
   });
 
+  // Each rule file prometheus/rules/<name>.yml has its unit tests here, in <name>.rules.test.yml.
+  const unitTests = (ruleFile: string) => join(here, `${basename(ruleFile, ".yml")}.rules.test.yml`);
+
   it("promtool test rules: each rule fires and stays quiet when it should, `for:` included", async () => {
-    const r = await runComponent("promtool", ["test", "rules", join(here, "pipeline.rules.test.yml")]);
-    expect(r.output, r.output).toContain("SUCCESS");
-    expect(r.status).toBe(0);
+    for (const file of new Set(prometheusRuleFiles().map((r) => r.file))) {
+      const r = await runComponent("promtool", ["test", "rules", unitTests(file)]);
+      expect(r.output, r.output).toContain("SUCCESS");
+      expect(r.status).toBe(0);
+    }
   });
 
   it("the unit tests cover every pipeline rule", () => {
-    const tests = readFileSync(join(here, "pipeline.rules.test.yml"), "utf8");
-    for (const { rule } of prometheusRuleFiles()) expect(tests, rule.alert).toContain(`alertname: ${rule.alert}\n`);
+    for (const { file, rule } of prometheusRuleFiles()) expect(readFileSync(unitTests(file), "utf8"), rule.alert).toContain(`alertname: ${rule.alert}\n`);
   });
 
   describe("a Prometheus running the shipped config", () => {

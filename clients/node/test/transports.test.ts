@@ -8,8 +8,9 @@ import { fileURLToPath } from "node:url";
 import pino from "pino";
 import winston from "winston";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BusHandle, LokiHandle } from "@aixcl/testkit";
-import { printComponentLogsOnFailure, requireComponent, startBus, startLoki } from "@aixcl/testkit";
+import type { RunningConsumer } from "@aixcl/log-consumer";
+import type { BrokerProcess, LokiHandle } from "@aixcl/testkit";
+import { printComponentLogsOnFailure, requireComponent, startBrokerProcess, startLoki, startShippedConsumer } from "@aixcl/testkit";
 import { AixclTransport } from "../src/winston.js";
 
 /**
@@ -26,14 +27,19 @@ printComponentLogsOnFailure();
 
 describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki", () => {
   let loki: LokiHandle;
-  let bus: BusHandle;
+  let broker: BrokerProcess;
+  let consumer: RunningConsumer;
 
+  // The broker in a process of its own, as in a deployment: pino's transport.end() waits synchronously for its
+  // worker, and a broker in this process could not take the worker's connection meanwhile.
   beforeAll(async () => {
     loki = await startLoki();
-    bus = await startBus({ lokiUrl: loki.url });
+    broker = await startBrokerProcess();
+    consumer = await startShippedConsumer(broker.subEndpoint, loki.url);
   });
   afterAll(async () => {
-    await bus?.stop();
+    await consumer?.stop();
+    await broker?.stop();
     await loki?.stop();
   });
 
@@ -47,7 +53,7 @@ describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki"
   }
 
   it("pino.transport({ target }): levels, fields, errors and pino's own time", async () => {
-    const transport = pino.transport({ target: PINO_TARGET, options: { subsystem: "pino_app", module: "checkout", endpoint: bus.pubEndpoint }, worker: PLAIN_WORKER });
+    const transport = pino.transport({ target: PINO_TARGET, options: { subsystem: "pino_app", module: "checkout", endpoint: broker.pubEndpoint }, worker: PLAIN_WORKER });
     // A time a minute back: what Loki stores must be pino's time, not when the worker got to the line.
     const time = Date.now() - 60_000;
     const log = pino({ level: "trace", timestamp: () => `,"time":${time}` }, transport);
@@ -80,7 +86,7 @@ describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki"
   });
 
   it("winston AixclTransport: npm levels, meta, format.errors stacks, timestamps; close() resolves with the stats", async () => {
-    const transport = new AixclTransport({ subsystem: "winston_app", module: "jobs", endpoint: bus.pubEndpoint });
+    const transport = new AixclTransport({ subsystem: "winston_app", module: "jobs", endpoint: broker.pubEndpoint });
     const log = winston.createLogger({
       level: "silly",
       format: winston.format.combine(winston.format.errors({ stack: true }), winston.format.timestamp()),
@@ -114,7 +120,7 @@ describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki"
   });
 
   it("winston with wireFormat 'aico' sends AICO's topic and envelope (winston keeps `format` for its own)", async () => {
-    const transport = new AixclTransport({ subsystem: "winston_aico", module: "jobs", endpoint: bus.pubEndpoint, wireFormat: "aico", format: winston.format.simple() });
+    const transport = new AixclTransport({ subsystem: "winston_aico", module: "jobs", endpoint: broker.pubEndpoint, wireFormat: "aico", format: winston.format.simple() });
     winston.createLogger({ transports: [transport] }).info("enveloped");
     await transport.close();
     const [entry] = await entries("winston_aico", 1);

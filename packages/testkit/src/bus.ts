@@ -96,9 +96,8 @@ export interface BrokerProcess {
  * The real broker as its own process (services/broker/dist/main.js: `tsc -b` first), from the shipped
  * config/message_bus.yaml with `env` over it, on free 127.0.0.1 ports; resolves once /readyz answers.
  *
- * For a test that needs more brokers than one process holds: each in-process broker keeps two of libuv's four
- * thread-pool threads busy for its whole life (zeromq.js runs libzmq's proxy there), so a third one's bind, which
- * also needs the pool, never completes.
+ * For a test whose own thread may block (pino's transport.end() waits synchronously for its worker): the broker
+ * forwards on its process' event loop, and one in the test's process would stop forwarding meanwhile.
  */
 export async function startBrokerProcess(env: Record<string, string> = {}): Promise<BrokerProcess> {
   const { proc, pub, sub } = await launchUntilReady("broker", "/readyz", 30_000, async () => {

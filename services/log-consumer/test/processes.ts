@@ -310,16 +310,25 @@ export class SteadyLogger implements SteadySource {
 export class SteadyPublisher implements SteadySource {
   next = 0;
   private readonly socket: Publisher;
-  private readonly timer: NodeJS.Timeout;
-  private readonly startedMs = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private startedMs = Date.now();
   private sending = false;
   private stopped = false;
 
   constructor(endpoint: string, readonly service: string, readonly rate: number, readonly format: WireFormat) {
     // AICO's high-water mark; linger so a stop delivers what is queued.
     this.socket = new Publisher({ sendHighWaterMark: 10_000, linger: 2000 });
+    // A PUB socket drops what it sends before it knows a subscription: the first lines would be lost to its own
+    // start, not to the fault a test looks at. It learns the broker's in the handshake; sending starts a little after.
+    this.socket.events.on("handshake", () => {
+      if (this.timer || this.stopped) return;
+      this.timer = setTimeout(() => {
+        if (this.stopped) return;
+        this.startedMs = Date.now();
+        this.timer = setInterval(() => void this.tick(), 10);
+      }, 50);
+    });
     this.socket.connect(endpoint);
-    this.timer = setInterval(() => void this.tick(), 10);
     cleanups.push(() => this.stop());
   }
 
