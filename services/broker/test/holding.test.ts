@@ -10,7 +10,7 @@ import { HOLD_TOPIC, createLogger } from "@aixcl/shared";
 import type { WireFormat } from "@aixcl/testkit";
 import { WIRE_FORMATS, logMessage, messageText, metricSample, tempDir } from "@aixcl/testkit";
 import type { RunningBroker } from "../src/index.js";
-import { Collector, plainPublisher, portOf, testBroker, until } from "./bus.js";
+import { Collector, plainPublisher, portOf, testBroker, until, untilSubscribed } from "./bus.js";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -114,6 +114,8 @@ describe("log messages nobody takes are held, then forwarded in order", () => {
     cleanup.push(() => pub.close());
     pub.connect(b.pubEndpoint);
     await until(async () => (await metric(b, "aixcl_broker_subscriptions")) === 1, 5000, "metrics. subscribed");
+    // The subscription also has to travel on to the publisher, or it drops the message itself.
+    await untilSubscribed(pub, "metrics.cpu", "logs.app.mod");
     for (const [topic, seen] of [["metrics.cpu", "before"], ["logs.app.mod", "before"]]) await pub.send([topic as string, seen as string]);
     expect((await early.take(1))[0]?.[0]?.toString()).toBe("metrics.cpu");
     const late = subscriber(b, ["metrics.", "logs."]);
