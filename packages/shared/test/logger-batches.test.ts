@@ -6,13 +6,15 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { XSubscriber } from "zeromq";
 import type { Logger, LoggerOptions } from "../src/index.js";
-import { createLogger, decodeLogBatch, decodeLogMessage, HOLD_TOPIC } from "../src/index.js";
+import { BATCH_LIMITS, createLogger, decodeLogBatch, decodeLogMessage, HOLD_TOPIC } from "../src/index.js";
 
 interface Upstream {
   endpoint: string;
   subscribe(prefix: string, on?: boolean): Promise<void>;
   /** Messages received so far: topic and the messages of the entries they carry. */
   messages: { topic: string; lines: string[] }[];
+  /** Payload size of each message, in the order of messages. */
+  payloadBytes: number[];
   close(): void;
 }
 
@@ -25,6 +27,7 @@ async function upstream(): Promise<Upstream> {
   const socket = new XSubscriber({ linger: 0 });
   await socket.bind("tcp://127.0.0.1:*");
   const messages: Upstream["messages"] = [];
+  const payloadBytes: number[] = [];
   void (async () => {
     for await (const frames of socket) {
       const topic = frames[0]?.toString() ?? "";
@@ -35,12 +38,14 @@ async function upstream(): Promise<Upstream> {
         lines.push(r.ok ? r.entry.message : `error ${r.reason}`);
       }
       messages.push({ topic, lines });
+      payloadBytes.push(frames[1]?.length ?? 0);
     }
   })().catch(() => undefined);
   const u: Upstream = {
     endpoint: socket.lastEndpoint ?? "",
     subscribe: (prefix, on = true) => socket.send(Buffer.concat([Buffer.from([on ? 1 : 0]), Buffer.from(prefix)])),
     messages,
+    payloadBytes,
     close: () => socket.close(),
   };
   open.push(u);
@@ -85,9 +90,11 @@ describe("the logger: single entries or batches", () => {
     expect(lines(u)).toEqual(Array.from({ length: 2500 }, (_, i) => `line ${i}`));
     const batches = u.messages.filter((m) => m.topic === "aixcl.batch.shop.cart");
     expect(batches.length).toBe(u.messages.length);
-    // At most 1,000 entries each: three or so messages, not 2,500.
-    expect(u.messages.length).toBeLessThanOrEqual(5);
-    expect(Math.max(...u.messages.map((m) => m.lines.length))).toBe(1000);
+    // Each batch as full as BATCH_LIMITS.maxBytes allows (these entries are ~60 bytes): a handful of messages, not 2,500.
+    expect(u.messages.length).toBeLessThanOrEqual(8);
+    // maxBytes counts the entries' own bytes; the batch adds each one's tag and length (3 bytes here).
+    u.payloadBytes.forEach((bytes, i) => expect(bytes).toBeLessThanOrEqual(BATCH_LIMITS.maxBytes + 3 * (u.messages[i]?.lines.length ?? 0)));
+    expect(Math.max(...u.payloadBytes)).toBeGreaterThan(BATCH_LIMITS.maxBytes * 0.9);
     expect(logger.stats().published).toBe(2500);
   });
 

@@ -55,7 +55,7 @@ export const consumerSchema = {
     host: host("127.0.0.1", "MESSAGE_BUS_HOST"),
     sub_port: port(5556, "MESSAGE_BUS_SUB_PORT"),
     topics: stringList(["logs.", "logs/", BATCH_TOPIC_PREFIX], "LOG_CONSUMER_TOPICS"),
-    receive_hwm: integer(20_000, { min: 1, env: "LOG_CONSUMER_RECEIVE_HWM" }),
+    receive_hwm: integer(1_000, { min: 1, env: "LOG_CONSUMER_RECEIVE_HWM" }),
     max_message_bytes: bytes(1024 * 1024, "LOG_CONSUMER_MAX_MESSAGE_BYTES"),
     keys_dir: optionalPath("MESSAGE_BUS_KEYS_DIR"),
     client_name: string("log-consumer", "MESSAGE_BUS_CLIENT_NAME"),

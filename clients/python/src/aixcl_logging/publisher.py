@@ -32,9 +32,9 @@ FULL_QUEUE_RETRY_MS = 2
 #: A batch holds at most this many entries and bytes of them (as the TypeScript logger's): the per-message costs of
 #: the bus vanish per entry, and it stays far below the broker's and the consumer's max_message_bytes (1 MiB).
 BATCH_MAX_ENTRIES = 1000
-BATCH_MAX_BYTES = 128 * 1024
-#: Default of how long an entry may wait for others to go with it in one batch (the TypeScript logger's 20 ms).
-BATCH_WINDOW = 0.02
+BATCH_MAX_BYTES = 32 * 1024
+#: Default of how long an entry may wait for others to go with it in one batch (the TypeScript logger's 50 ms).
+BATCH_WINDOW = 0.05
 
 _instances = itertools.count()
 

@@ -21,7 +21,7 @@ export interface LoggerOptions {
   closeTimeoutMs?: number;
   /**
    * While a subscriber takes batches (the log consumer does), how long an entry may wait for others to go with it
-   * in one message. Default 20 ms: a service logging 250 lines/s sends batches of about five instead of five
+   * in one message. Default 50 ms: a service logging 250 lines/s sends batches of about twelve instead of twelve
    * messages, which is what the broker and the consumer pay for. 0: send at once, batching only what piles up.
    */
   batchWindowMs?: number;
@@ -94,9 +94,9 @@ type Frames = [Buffer, Uint8Array];
 /**
  * A batch (aixcl.batch.<subsystem>.<module>) holds at most this many entries and bytes of them: big enough that the
  * per-message costs of the bus vanish per entry, small enough to stay far below the broker's and the consumer's
- * max_message_bytes (1 MiB by default) and to be cheap to copy. The Python client and the benchmark use the same.
+ * max_message_bytes (1 MiB by default) and that ZeroMQ's queues, counted in messages, stay small in bytes. The Python client and the benchmark use the same.
  */
-export const BATCH_LIMITS = { maxEntries: 1000, maxBytes: 128 * 1024, windowMs: 20 } as const;
+export const BATCH_LIMITS = { maxEntries: 1000, maxBytes: 32 * 1024, windowMs: 50 } as const;
 
 /** How long the pump waits before retrying when the socket's send queue is full. */
 const FULL_QUEUE_RETRY_MS = 2;
