@@ -76,6 +76,8 @@ export interface RunResult {
   inLoki?: { count: number; lost: number; surplus: number };
   /** CPU of the benchmark's own parties (publishers, receiver or proxy) per line: what they took from the two cores. */
   harnessCpuMicrosPerLine?: { publishers: number; sink: number };
+  /** Bus messages the consumer received per line delivered: 1 for single entries, less with batches. */
+  busMessagesPerLine?: number;
   consumer?: { dropped: Record<string, number>; retries: Record<string, number>; peakBufferMB: number; memoryAtPeakMB?: Record<string, number> };
   publishers?: { eagain: number; publishSeconds: number };
   profile?: ProfileSummary;

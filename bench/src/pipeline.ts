@@ -27,7 +27,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Subscriber, XPublisher } from "zeromq";
+import { Subscriber } from "zeromq";
 import { formatProfile, summarizeProfile } from "./cpuprofile.js";
 import type { ProfileSummary } from "./cpuprofile.js";
 import type { WriterPlan } from "./file-shippers.js";
@@ -39,7 +39,9 @@ import type { SinkMode } from "./receiver.js";
 import { receiverRole } from "./receiver.js";
 import { referenceRatios, fmt, formatRatios, row, table } from "./report.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "./tally.js";
-import { checkEncoding, EntryEncoder, nowMs } from "./workload.js";
+import type { PublisherPlan } from "./publisher.js";
+import { publisherRole } from "./publisher.js";
+import { nowMs } from "./workload.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -72,6 +74,8 @@ interface Options {
   lokiRate: number;
   lokiDuration: number;
   profile: boolean;
+  /** Publishers send one message per line (AICO's plain PUB publishers) instead of batches (our clients). */
+  singles: boolean;
   /** Node options the consumer runs with: by default those of its image's CMD. */
   consumerNodeFlags: string[];
   /** Checkout whose built broker and consumer (and their config files) are measured: this one by default. */
@@ -93,6 +97,7 @@ function options(): Options {
       "loki-duration": { type: "string" },
       profile: { type: "boolean", default: false },
       "consumer-node-flags": { type: "string" },
+      singles: { type: "boolean", default: false },
       "components-from": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false },
@@ -123,6 +128,7 @@ function options(): Options {
     lokiRate: num("loki-rate", values["loki-rate"], 10_000),
     lokiDuration: num("loki-duration", values["loki-duration"], quick ? 10 : 30),
     profile: values.profile,
+    singles: values.singles,
     consumerNodeFlags: values["consumer-node-flags"] !== undefined ? values["consumer-node-flags"].split(/\s+/).filter(Boolean) : imageNodeFlags(values["components-from"] ?? repoRoot),
     componentsFrom: values["components-from"] ?? repoRoot,
     out: values.out ?? join(repoRoot, "bench-results", `pipeline-${stamp}.json`),
@@ -147,71 +153,6 @@ interface PipelineCtx extends Ctx {
 }
 
 // --- roles (each runs in its own process) ----------------------------------------------------------------------
-
-interface PublisherPlan {
-  index: number;
-  publishers: number;
-  total: number;
-  /** Lines/s of this publisher; 0 = as fast as the socket takes them. */
-  rate: number;
-  run: string;
-  blockSize: number;
-}
-
-const PACING_TICK_MS = 5;
-
-/** Sends its share of the sequence numbers (index, index + publishers, ...), paced or flat out. */
-async function publisherRole(endpoint: string, plan: PublisherPlan): Promise<void> {
-  const encoder = new EntryEncoder(plan.run, plan.blockSize);
-  if (plan.index === 0) checkEncoding(encoder);
-  // NODROP: a full pipe answers EAGAIN instead of dropping, so nothing is lost before the broker. A send timeout
-  // of 0 makes zeromq.js send at once instead of first asking libzmq whether it may (a system call per message).
-  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, sendTimeout: 0, linger: 0 });
-  pub.connect(endpoint);
-  // A receive stays pending for the socket's whole life, as the logger client's does: zeromq.js lets libzmq
-  // process a socket's internal commands only while an operation is pending on it, and without one the last
-  // messages of a burst can sit in the publisher's queue indefinitely (seen here: up to 15% of a 300k burst).
-  await new Promise<void>((subscribed) => {
-    void (async () => {
-      for await (const [msg] of pub) if (msg && msg[0] === 1 && msg.subarray(1).toString() === "logs.") subscribed();
-    })().catch(() => undefined);
-  });
-  const go = new Promise<void>((resolve) => process.once("message", () => resolve()));
-  process.send?.({ ready: true });
-  await go;
-  const count = Math.ceil((plan.total - plan.index) / plan.publishers);
-  const report: PublisherReport = { sent: 0, bytes: 0, startMs: nowMs(), endMs: 0, eagain: 0 };
-  const perMs = plan.rate / 1000;
-  while (report.sent < count) {
-    if (perMs > 0) {
-      const due = Math.min(count, Math.floor((nowMs() - report.startMs) * perMs) + 1);
-      if (report.sent >= due) {
-        // What is due goes out in bursts every few ms (applications log in bursts too); a wake-up per line would
-        // cost the shared cores more than the line.
-        await sleep(PACING_TICK_MS);
-        continue;
-      }
-    }
-    const frames = encoder.frames(plan.index + report.sent * plan.publishers, nowMs());
-    for (;;) {
-      try {
-        await pub.send(frames);
-        break;
-      } catch (error) {
-        if ((error as { code?: string }).code !== "EAGAIN") throw error;
-        // The pipe is full (NODROP): wait for it to drain rather than spin on EAGAIN, which would take the
-        // cores away from the parties being measured.
-        report.eagain++;
-        await sleep(1);
-      }
-    }
-    report.sent++;
-    report.bytes += frames[0].length + frames[1].length;
-  }
-  report.endMs = nowMs();
-  process.send?.(report);
-  // Stays connected until the parent has its figures and ends this process.
-}
 
 /** The ceiling run's subscriber: binds, subscribes like the consumer, counts sequence numbers. */
 async function subscriberRole(expected: number): Promise<void> {
@@ -367,7 +308,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const consumer = await startConsumerProc(ctx, run, broker.ready.sub, receiver.ready.url);
   const pubs = await Promise.all(
     Array.from({ length: publishers }, (_, index) => {
-      const plan: PublisherPlan = { index, publishers, total: opts.lines, rate: opts.rate / publishers, run: runTag, blockSize };
+      const plan: PublisherPlan = { index, publishers, total: opts.lines, rate: opts.rate / publishers, run: runTag, blockSize, batches: !ctx.opts.singles };
       return startRole<unknown>(["publisher", broker.ready.pub, JSON.stringify(plan)], ctx);
     }),
   );
@@ -452,6 +393,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
     broker: { cpuMicrosPerLine: cpu.broker / delivered, peakRssMB: rss.broker / MB },
     ...(intoLoki && { loki: { cpuMicrosPerLine: cpu.loki / delivered } }),
     harnessCpuMicrosPerLine: { publishers: cpu.publishers / delivered, sink: cpu.sink / delivered },
+    busMessagesPerLine: (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) / delivered,
     accepted: sinkSummary(stats),
     latencyMs: stats.latency,
     ...(inLoki && { inLoki }),
@@ -478,7 +420,7 @@ async function ceilingRun(ctx: PipelineCtx): Promise<RunResult> {
   const { endpoint } = (await sub.ready) as { endpoint: string };
   const pubs = await Promise.all(
     Array.from({ length: publishers }, (_, index) =>
-      startRole<unknown>(["publisher", endpoint, JSON.stringify({ index, publishers, total: lines, rate: 0, run: runTag, blockSize } satisfies PublisherPlan)], ctx),
+      startRole<unknown>(["publisher", endpoint, JSON.stringify({ index, publishers, total: lines, rate: 0, run: runTag, blockSize, batches: false } satisfies PublisherPlan)], ctx),
     ),
   );
   const startMs = nowMs();
@@ -512,6 +454,30 @@ interface Verdict {
   detail: string;
 }
 
+/**
+ * Against Promtail, same lines into the same Loki in the same invocation: our CPU per line counts the broker too,
+ * since our pipeline needs that hop; at full rate (loki-max) and at --loki-rate (loki-paced).
+ */
+function promtailVerdicts(get: (run: RunName) => RunResult | undefined): Verdict[] {
+  const out: Verdict[] = [];
+  const ratio = (a: number, b: number) => `ratio ${(a / b).toFixed(2)}`;
+  for (const mode of ["max", "paced"] as const) {
+    const [ours, theirs] = [get(`loki-${mode}`), get(`promtail-${mode}`)];
+    const at = mode === "max" ? "at full rate" : `at ${fmt(theirs?.offeredRate)} lines/s`;
+    if (!ours?.shipper || !theirs?.shipper) {
+      out.push({ target: `vs Promtail ${at}`, met: undefined, detail: `loki-${mode} or promtail-${mode} not run` });
+      continue;
+    }
+    const cpu = ours.shipper.cpuMicrosPerLine + (ours.broker?.cpuMicrosPerLine ?? 0);
+    const theirCpu = theirs.shipper.cpuMicrosPerLine;
+    out.push({ target: `CPU/line, consumer + broker, <= 0.5x Promtail's ${at}`, met: cpu <= 0.5 * theirCpu, detail: `${fmt(ours.shipper.cpuMicrosPerLine, 1)} + ${fmt(ours.broker?.cpuMicrosPerLine, 1)} vs ${fmt(theirCpu, 1)} µs/line (${ratio(cpu, theirCpu)})` });
+    if (mode === "max") out.push({ target: "into Loki: rate >= 2x Promtail's", met: ours.linesPerSec >= 2 * theirs.linesPerSec, detail: `${fmt(ours.linesPerSec)} vs ${fmt(theirs.linesPerSec)} lines/s (${ratio(ours.linesPerSec, theirs.linesPerSec)})` });
+    out.push({ target: `consumer peak RSS <= Promtail's ${at}`, met: ours.shipper.peakRssMB <= theirs.shipper.peakRssMB, detail: `${fmt(ours.shipper.peakRssMB)} vs ${fmt(theirs.shipper.peakRssMB)} MB (${ratio(ours.shipper.peakRssMB, theirs.shipper.peakRssMB)})` });
+    out.push({ target: `broker peak RSS <= 100 MB ${at}`, met: (ours.broker?.peakRssMB ?? Infinity) <= 100, detail: `${fmt(ours.broker?.peakRssMB)} MB` });
+  }
+  return out;
+}
+
 function verdicts(results: RunResult[], opts: Options): Verdict[] {
   const get = (run: RunName) => results.find((r) => r.run === run && !r.skipped);
   const out: Verdict[] = [];
@@ -525,11 +491,7 @@ function verdicts(results: RunResult[], opts: Options): Verdict[] {
     const full = (paced.offeredRate ?? 0) >= 50_000 && opts.duration >= 60;
     out.push({ target: zeroLoss, met: full ? clean : undefined, detail: `${fmt(paced.accepted.lost)} lost, ${fmt(paced.accepted.duplicated)} duplicated of ${fmt(paced.lines)} at ${fmt(paced.offeredRate)}/s for ${opts.duration} s${full ? "" : " (not the full check: run without --quick)"}` });
   }
-  const [ours, theirs] = [get("loki-max"), get("promtail-max")];
-  if (ours?.shipper && theirs?.shipper) {
-    out.push({ target: "into Loki: rate >= Promtail's", met: ours.linesPerSec >= theirs.linesPerSec, detail: `${fmt(ours.linesPerSec)} vs ${fmt(theirs.linesPerSec)} lines/s (ratio ${(ours.linesPerSec / theirs.linesPerSec).toFixed(2)})` });
-    out.push({ target: "into Loki: CPU/line < Promtail's", met: ours.shipper.cpuMicrosPerLine < theirs.shipper.cpuMicrosPerLine, detail: `${fmt(ours.shipper.cpuMicrosPerLine, 1)} vs ${fmt(theirs.shipper.cpuMicrosPerLine, 1)} µs/line (ratio ${(ours.shipper.cpuMicrosPerLine / theirs.shipper.cpuMicrosPerLine).toFixed(2)}; broker adds ${fmt(ours.broker?.cpuMicrosPerLine, 1)})` });
-  } else out.push({ target: "into Loki vs Promtail", met: undefined, detail: "loki-max or promtail-max not run" });
+  out.push(...promtailVerdicts(get));
   const fullRate = [dmax, paced].filter((r): r is RunResult => r?.shipper !== undefined);
   if (fullRate.length > 0) {
     const peak = Math.max(...fullRate.map((r) => r.shipper?.peakRssMB ?? 0));
@@ -595,6 +557,7 @@ async function main(): Promise<void> {
         console.log(`    consumer dropped ${JSON.stringify(r.consumer.dropped)}, retried ${JSON.stringify(r.consumer.retries)}, peak buffer ${fmt(r.consumer.peakBufferMB, 1)} MB`);
       }
       if (r.harnessCpuMicrosPerLine) console.log(`    harness CPU µs/line: publishers ${fmt(r.harnessCpuMicrosPerLine.publishers, 1)}, receiver ${fmt(r.harnessCpuMicrosPerLine.sink, 1)}`);
+      if (r.busMessagesPerLine !== undefined) console.log(`    bus messages per line: ${fmt(r.busMessagesPerLine, 3)}`);
       if (r.consumer?.memoryAtPeakMB) console.log(`    consumer memory at its highest sampled RSS (MB): ${Object.entries(r.consumer.memoryAtPeakMB).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`);
       if (r.accepted.lost > 0 && r.run !== "refusing") console.log(`    never accepted, first: ${r.accepted.missing.join(", ")}`);
       if (r.note) console.log(`    ${r.note}`);

@@ -3,7 +3,7 @@ import { FileSpool } from "@aixcl/shared";
 import type { Chunk } from "./chunk.js";
 import { OpenChunk, chunkCodec, readMessage, restOf } from "./chunk.js";
 import type { Lane, LaneName } from "./lanes.js";
-import { LANES } from "./lanes.js";
+import { LANE_INDEXES, LANES } from "./lanes.js";
 
 /**
  * The log messages the broker holds while no subscriber takes their lane, oldest first, per lane. Messages are
@@ -124,8 +124,8 @@ interface Delivering {
 export class Backlog {
   readonly durable: boolean;
   private readonly store: ChunkStore;
-  private readonly open: [OpenChunk, OpenChunk];
-  private readonly delivering: [Delivering | undefined, Delivering | undefined] = [undefined, undefined];
+  private readonly open: readonly [OpenChunk, OpenChunk, OpenChunk];
+  private readonly delivering: [Delivering | undefined, Delivering | undefined, Delivering | undefined] = [undefined, undefined, undefined];
   private sealTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -134,7 +134,8 @@ export class Backlog {
     hooks: BacklogHooks,
   ) {
     // Room for the chunk and for the message that crosses its size (most are far below 64 KiB; a larger one grows it).
-    this.open = [new OpenChunk(options.chunkBytes + 64 * 1024), new OpenChunk(options.chunkBytes + 64 * 1024)];
+    const chunk = () => new OpenChunk(options.chunkBytes + 64 * 1024);
+    this.open = [chunk(), chunk(), chunk()];
     const onDropped = (reason: SpoolDropReason, entries: number) => hooks.onDropped(`backlog_${reason}`, entries);
     this.durable = options.dir !== "";
     if (!this.durable) {
@@ -172,10 +173,12 @@ export class Backlog {
       open.clear();
       return;
     }
-    // When this chunk makes the oldest go, the other lane's open chunk, if older, is queued first to go before it.
-    const other = (1 - lane) as Lane;
-    if (olderFirst && this.store.usedBytes + open.length - offset + 4096 > this.options.maxBytes && this.open[other].entries > 0 && this.open[other].createdAtMs <= open.createdAtMs) {
-      this.seal(other, false);
+    // When this chunk makes the oldest go, the other lanes' open chunks, if older, are queued first to go before it.
+    if (olderFirst && this.store.usedBytes + open.length - offset + 4096 > this.options.maxBytes) {
+      for (const other of LANE_INDEXES) {
+        const chunk = this.open[other];
+        if (other !== lane && chunk.entries > 0 && chunk.createdAtMs <= open.createdAtMs) this.seal(other, false);
+      }
     }
     this.store.push(open.seal(LANES[lane], offset, skipped));
   }
@@ -185,7 +188,7 @@ export class Backlog {
     this.sealTimer = setTimeout(() => {
       this.sealTimer = undefined;
       const now = Date.now();
-      for (const lane of [0, 1] as const) {
+      for (const lane of LANE_INDEXES) {
         const open = this.open[lane];
         if (open.entries > 0 && now - open.createdAtMs >= this.options.sealAfterMs) this.seal(lane);
       }
@@ -235,16 +238,19 @@ export class Backlog {
     if (!d.chunk && this.open[lane].length >= this.options.chunkBytes) this.seal(lane);
   }
 
-  /** Messages held, in both lanes. */
+  /** Messages held, in all lanes. */
   get messages(): number {
-    let n = this.store.storedEntries + this.open[0].entries + this.open[1].entries;
+    let n = this.store.storedEntries;
+    for (const open of this.open) n += open.entries;
     for (const d of this.delivering) if (d) n -= d.delivered;
     return n;
   }
 
   /** Bytes held, as the bound counts them (plus the open chunks). */
   get bytes(): number {
-    return this.store.usedBytes + this.open[0].length + this.open[1].length;
+    let bytes = this.store.usedBytes;
+    for (const open of this.open) bytes += open.length;
+    return bytes;
   }
 
   /** When the oldest held message was held (for an earlier run's file, when the file was written). */
@@ -253,7 +259,7 @@ export class Backlog {
     const consider = (ms: number | undefined) => {
       if (ms !== undefined && (oldest === undefined || ms < oldest)) oldest = ms;
     };
-    for (const lane of [0, 1] as const) {
+    for (const lane of LANE_INDEXES) {
       const d = this.delivering[lane];
       if (d?.chunk && d.offset < d.chunk.data.length) consider(d.chunk.createdAtMs);
       if (this.open[lane].entries > (d && !d.chunk ? d.delivered : 0)) consider(this.open[lane].createdAtMs);
@@ -270,7 +276,7 @@ export class Backlog {
     this.closed = true;
     clearTimeout(this.sealTimer);
     const lost = this.durable ? 0 : this.messages;
-    for (const lane of [0, 1] as const) {
+    for (const lane of LANE_INDEXES) {
       const d = this.delivering[lane];
       if (d?.chunk) {
         if (d.offset >= d.chunk.data.length) this.store.settle(d.chunk, "done");

@@ -5,7 +5,7 @@ import { HOLD_TOPIC, bindAddress, createSpoolMetrics, curveEnabled, loadBrokerKe
 import { Backlog } from "./backlog.js";
 import { Forwarder } from "./forwarder.js";
 import type { Lane } from "./lanes.js";
-import { LANE_PREFIXES } from "./lanes.js";
+import { ALWAYS_TAKEN, LANE_PREFIXES } from "./lanes.js";
 import { BrokerMetrics, DROP_REASONS } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
 import { watchSubscriptions } from "./watcher.js";
@@ -133,7 +133,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
     log.error("forwarding stopped", { error: error.message });
   });
 
-  for (const prefix of LANE_PREFIXES) await frontend.send(subscribeFrame(prefix));
+  for (const lane of ALWAYS_TAKEN) await frontend.send(subscribeFrame(LANE_PREFIXES[lane]));
   // The subscribers' subscriptions, as the XPUB reports them (first to take a prefix, last to leave it): applied
   // here first, so a lane nobody takes any more is held before publishers hear of it; then sent upstream.
   const subscriptionLoop = watchSubscriptions(backend, () => forwarder.received, async (frame) => {

@@ -3,7 +3,7 @@ import type { XPublisher, XSubscriber } from "zeromq";
 import { receiveEach } from "@aixcl/shared";
 import type { Backlog } from "./backlog.js";
 import type { Lane } from "./lanes.js";
-import { laneOf } from "./lanes.js";
+import { LANE_INDEXES, laneOf } from "./lanes.js";
 import type { BrokerMetrics } from "./metrics.js";
 import { DROP_REASONS } from "./metrics.js";
 import type { SubscriptionSet } from "./subscriptions.js";
@@ -31,7 +31,7 @@ function isEagain(error: unknown): boolean {
  * a subscriber's queue is full. Per message it classifies the topic on its bytes, counts it in plain numbers, and
  * either sends it (zeromq.js completes the send at once: the backend's send timeout is 0) or holds it.
  *
- * A log lane (logs. or logs/) is live while some subscriber takes it whole and nothing of it is held; otherwise
+ * A log lane (logs., logs/ or aixcl.batch.) is live while some subscriber takes it whole and nothing of it is held; otherwise
  * its messages go to the backlog, in order, and the lane's flusher forwards them once a subscriber takes the lane,
  * waiting whenever the subscriber's queue is full. A live log message that meets a full queue (no_drop: false) is
  * held too, rather than lost: the lane then catches up through its backlog. Any other topic is never held; with
@@ -40,8 +40,8 @@ function isEagain(error: unknown): boolean {
  */
 export class Forwarder {
   /** Per lane: its messages are sent as they come (true) or held (false). */
-  private readonly live: [boolean, boolean] = [false, false];
-  private readonly flushing: [Promise<void> | undefined, Promise<void> | undefined] = [undefined, undefined];
+  private readonly live: [boolean, boolean, boolean] = [false, false, false];
+  private readonly flushing: [Promise<void> | undefined, Promise<void> | undefined, Promise<void> | undefined] = [undefined, undefined, undefined];
   private stopping = false;
   private running: Promise<void> | undefined;
   /** Messages received from publishers. */
@@ -121,7 +121,7 @@ export class Forwarder {
 
   /** Call after every change of the subscriptions: lanes stop or start being delivered. */
   subscriptionsChanged(): void {
-    for (const lane of [0, 1] as const) {
+    for (const lane of LANE_INDEXES) {
       if (!this.subscriptions.delivers(lane)) this.live[lane] = false;
       else if (!this.live[lane]) this.flush(lane);
     }

@@ -1,5 +1,5 @@
 import { HOLD_TOPIC } from "@aixcl/shared";
-import { LANE_PREFIXES } from "./lanes.js";
+import { LANE_INDEXES, LANE_PREFIXES } from "./lanes.js";
 import type { Lane } from "./lanes.js";
 
 /**
@@ -10,7 +10,7 @@ import type { Lane } from "./lanes.js";
  */
 export class SubscriptionSet {
   private readonly prefixes = new Set<string>();
-  private readonly taken: [boolean, boolean] = [false, false];
+  private readonly taken: [boolean, boolean, boolean] = [false, false, false];
   private hold = false;
 
   /** Applies one subscription message; returns false when it is not one. */
@@ -19,7 +19,7 @@ export class SubscriptionSet {
     const prefix = Buffer.from(frame.buffer, frame.byteOffset + 1, frame.length - 1).toString("utf8");
     if (frame[0] === 1) this.prefixes.add(prefix);
     else this.prefixes.delete(prefix);
-    for (const lane of [0, 1] as const) this.taken[lane] = [...this.prefixes].some((p) => LANE_PREFIXES[lane].startsWith(p));
+    for (const lane of LANE_INDEXES) this.taken[lane] = [...this.prefixes].some((p) => LANE_PREFIXES[lane].startsWith(p));
     this.hold = this.prefixes.has(HOLD_TOPIC);
     return true;
   }

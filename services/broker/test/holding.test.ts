@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
 import type { Logger } from "@aixcl/shared";
-import { HOLD_TOPIC, createLogger } from "@aixcl/shared";
+import { HOLD_TOPIC, createLogger, decodeLogBatch, isBatchTopic } from "@aixcl/shared";
 import type { WireFormat } from "@aixcl/testkit";
 import { WIRE_FORMATS, logMessage, messageText, metricSample, tempDir } from "@aixcl/testkit";
 import type { RunningBroker } from "../src/index.js";
@@ -255,4 +255,44 @@ describe("the backlog on disk (broker.backlog.dir)", () => {
       expect(await sub.take(1, 500)).toEqual([]);
     });
   }
+});
+
+describe("our clients' batches (aixcl.batch.)", () => {
+  /** The entries' messages in the order the messages came, batches opened. */
+  const entryLines = (messages: Buffer[][]) =>
+    messages.flatMap((frames) => {
+      if (!isBatchTopic(frames[0] as Buffer)) return [messageText(frames)];
+      const out: string[] = [];
+      decodeLogBatch(frames, (e) => out.push(e.message), (reason) => out.push(`error ${reason}`));
+      return out;
+    });
+
+  it("go to a subscriber that takes them; after it left (the consumer's stop: hold, read, close), the logger's entries are held and the next gets all of them", async () => {
+    const b = await broker();
+    const all = ["logs.", "logs/", "aixcl.batch."];
+    const first = subscriber(b, all);
+    const log: Logger = createLogger({ subsystem: "batched_app", module: "worker", endpoint: b.pubEndpoint, maxBuffered: 100_000 });
+    cleanup.push(() => log.close());
+    await until(async () => (await metric(b, 'aixcl_broker_log_subscribed{topics="aixcl.batch."}')) === 1, 5000, "the batch lane taken");
+    await until(() => log.connected, 5000, "the logger connected");
+    await new Promise((r) => setTimeout(r, 100));
+    for (let n = 0; n < 3000; n++) log.info(line(n));
+    await until(() => entryLines(first.messages).length === 3000, 10_000, "3000 entries");
+    expect(entryLines(first.messages).map((l) => Number(/^seq=(\d+)/.exec(l)?.[1]))).toEqual(range(0, 3000));
+    // Fewer messages than entries: the broker forwarded batches.
+    expect(first.messages.length).toBeLessThan(300);
+    expect(first.messages.some((frames) => frames[0]?.toString() === "aixcl.batch.batched_app.worker")).toBe(true);
+
+    // The consumer's stop: it asks publishers to hold, reads what is on its way, then goes.
+    first.socket.subscribe(HOLD_TOPIC);
+    await until(() => !log.connected, 5000, "the hold to reach the logger");
+    await first.close();
+    // The logger sees the broker's own logs. again, but no batch subscriber: single entries, which the broker holds.
+    for (let n = 3000; n < 6000; n++) log.info(line(n));
+    await until(async () => (await metric(b, "aixcl_broker_backlog_messages")) === 3000, 10_000, "3000 held");
+    const next = subscriber(b, all);
+    await until(() => entryLines(next.messages).length >= 3000, 10_000, "3000 more entries");
+    expect(entryLines(next.messages).map((l) => Number(/^seq=(\d+)/.exec(l)?.[1]))).toEqual(range(3000, 6000));
+    expect(await metric(b, "aixcl_broker_backlog_messages")).toBe(0);
+  });
 });

@@ -1,5 +1,6 @@
 import type { ClientKeys, ConfigOf, Field } from "@aixcl/shared";
 import {
+  BATCH_TOPIC_PREFIX,
   ConfigError,
   InvalidValue,
   boolean,
@@ -53,8 +54,8 @@ export const consumerSchema = {
   bus: {
     host: host("127.0.0.1", "MESSAGE_BUS_HOST"),
     sub_port: port(5556, "MESSAGE_BUS_SUB_PORT"),
-    topics: stringList(["logs.", "logs/"], "LOG_CONSUMER_TOPICS"),
-    receive_hwm: integer(20_000, { min: 1, env: "LOG_CONSUMER_RECEIVE_HWM" }),
+    topics: stringList(["logs.", "logs/", BATCH_TOPIC_PREFIX], "LOG_CONSUMER_TOPICS"),
+    receive_hwm: integer(1_000, { min: 1, env: "LOG_CONSUMER_RECEIVE_HWM" }),
     max_message_bytes: bytes(1024 * 1024, "LOG_CONSUMER_MAX_MESSAGE_BYTES"),
     keys_dir: optionalPath("MESSAGE_BUS_KEYS_DIR"),
     client_name: string("log-consumer", "MESSAGE_BUS_CLIENT_NAME"),
@@ -133,8 +134,8 @@ export function checkConsumerConfig(config: ConsumerConfig, source: string): Con
     fail("spool.max_bytes", `must be at least batch.max_bytes x (loki.max_in_flight + 2) = ${needed} bytes, got ${config.spool.max_bytes}`);
   }
   for (const topic of config.bus.topics) {
-    if (!topic.startsWith("logs.") && !topic.startsWith("logs/")) {
-      fail("bus.topics", `${JSON.stringify(topic)} is not a log topic prefix (logs. or logs/); the decoder would refuse its messages`);
+    if (!topic.startsWith("logs.") && !topic.startsWith("logs/") && !topic.startsWith(BATCH_TOPIC_PREFIX)) {
+      fail("bus.topics", `${JSON.stringify(topic)} is not a log topic prefix (logs., logs/ or ${BATCH_TOPIC_PREFIX}); the decoder would refuse its messages`);
     }
   }
   for (const [name, value] of Object.entries(config.labels.static)) {

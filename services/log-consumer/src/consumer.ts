@@ -20,6 +20,12 @@ import { Spool, createSpoolMetrics } from "./spool.js";
 
 /** ZeroMQ retries a lost connection after 100 ms; no attempt within this long means it will not. */
 const RECONNECT_CHECK_MS = 1_000;
+/**
+ * How long the receive loop lets messages gather once the queue ran empty (receiveEach's default is 5 ms, kept by
+ * the broker, where other topics than logs pass). An entry waits up to a second in the open batch anyway; at
+ * 10,000 lines/s, 20 ms instead of 5 cut the consumer's CPU per line by a tenth (bench loki-paced).
+ */
+const RECEIVE_COALESCE_MS = 20;
 
 function createBusMetrics(registry: Registry) {
   const opts = { registers: [registry] };
@@ -189,7 +195,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
           log.error("could not process a message", { error: (error as Error).stack });
         }
         armAgeTimer();
-      });
+      }, { coalesceMs: RECEIVE_COALESCE_MS });
     } catch (error) {
       if (!subscriber.closed) log.error("receive loop failed", { error: (error as Error).message });
     } finally {

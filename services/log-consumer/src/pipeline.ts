@@ -1,5 +1,5 @@
-import { decodeLogMessage } from "@aixcl/shared";
-import type { ServiceLog } from "@aixcl/shared";
+import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
+import type { DecodeErrorReason, LogEntry, ServiceLog } from "@aixcl/shared";
 import type { Batch } from "./batch.js";
 import { Batcher } from "./batch.js";
 import type { PushEncoding, SealedBatch } from "./encode.js";
@@ -54,16 +54,31 @@ export class Pipeline {
     return this.batcher.dueAtMs();
   }
 
+  /** One bus message: a single entry (logs., logs/) or a batch of them (aixcl.batch.). */
   accept(frames: readonly Uint8Array[], nowMs: number): void {
     this.metrics.received.inc();
-    const decoded = decodeLogMessage(frames);
-    if (!decoded.ok) {
-      this.metrics.decodeErrors.labels(decoded.reason).inc();
-      this.logDecodeError(decoded.reason, decoded.detail, nowMs);
+    this.nowMs = nowMs;
+    const topic = frames[0];
+    if (topic !== undefined && isBatchTopic(topic)) {
+      decodeLogBatch(frames, this.acceptEntry, this.decodeFailed);
       return;
     }
+    const decoded = decodeLogMessage(frames);
+    if (!decoded.ok) this.decodeFailed(decoded.reason, decoded.detail);
+    else this.acceptEntry(decoded.entry);
+  }
+
+  /** The time of the message being accepted (a batch's entries share it). */
+  private nowMs = 0;
+
+  private readonly decodeFailed = (reason: DecodeErrorReason, detail: string): void => {
+    this.metrics.decodeErrors.labels(reason).inc();
+    this.logDecodeError(reason, detail, this.nowMs);
+  };
+
+  private readonly acceptEntry = (decoded: LogEntry): void => {
     this.metrics.decoded.inc();
-    const entry = this.mapper.map(decoded.entry);
+    const entry = this.mapper.map(decoded);
     if (entry.bytes > this.options.maxBatchBytes) {
       this.metrics.dropped.labels(DROP_REASONS.entryTooLarge).inc();
       this.log.warn("dropped an entry larger than batch.max_bytes", { bytes: entry.bytes, stream: entry.stream.text });
@@ -78,8 +93,8 @@ export class Pipeline {
         return;
       }
     }
-    this.enqueue(this.batcher.add(entry, nowMs));
-  }
+    this.enqueue(this.batcher.add(entry, this.nowMs));
+  };
 
   /** Closes the open batch if it is old enough. */
   tick(nowMs: number): void {

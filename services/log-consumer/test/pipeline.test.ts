@@ -1,4 +1,4 @@
-import { encodeAicoMessage, encodeLogEntry, serviceLog } from "@aixcl/shared";
+import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, serviceLog } from "@aixcl/shared";
 import { describe, expect, it } from "vitest";
 import { uncompressSync } from "snappy";
 import type { SealedBatch } from "../src/encode.js";
@@ -49,6 +49,19 @@ describe("Pipeline", () => {
     pipeline.accept(frames("logs/api_gateway/auth/v1", envelope), 0);
     expect(await total(metrics.decoded)).toBe(4);
     expect(pipeline.bufferedEntries).toBe(4);
+  });
+
+  it("accepts a batch (aixcl.batch.) entry by entry, as if each had come alone on logs.", async () => {
+    const { pipeline, metrics, queue } = setup({ maxBatchBytes: 1 << 20, maxBufferBytes: 8 << 20 });
+    const entries = Array.from({ length: 20 }, (_, i) => fullEntry({ message: `batched ${i}` }));
+    pipeline.accept(frames("aixcl.batch.api_gateway.auth", encodeLogBatch(entries.map(encodeLogEntry))), 0);
+    // A bad entry costs itself only, counted like a bad single message.
+    pipeline.accept(frames("aixcl.batch.api_gateway.auth", encodeLogBatch([encodeLogEntry(fullEntry({ message: "kept" })), Buffer.from([0x12, 0x01, 0x00])])), 0);
+    expect(await total(metrics.received)).toBe(2);
+    expect(await total(metrics.decoded)).toBe(21);
+    expect(await valuesBy(metrics.decodeErrors, "reason")).toEqual({ invalid_protobuf: 1 });
+    pipeline.flush();
+    expect(pushedLines(queue.shift() as SealedBatch)).toEqual([...entries.map((e) => e.message), "kept"]);
   });
 
   it("counts decode failures by reason and keeps going", async () => {

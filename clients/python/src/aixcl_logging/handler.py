@@ -9,9 +9,9 @@ import weakref
 from collections.abc import Callable, Mapping
 
 from aixcl_logging.keys import ClientKeys, client_keys_from_env
-from aixcl_logging.publisher import Publisher, Stats
+from aixcl_logging.publisher import BATCH_WINDOW, Publisher, Stats
 from aixcl_logging.records import entry_from_record
-from aixcl_logging.wire import WireFormat, encode, log_topic, sanitize_name
+from aixcl_logging.wire import WireFormat, batch_topic, encode, log_topic, sanitize_name
 
 
 #: Publishers a forked child inherited: never used again, kept so that nothing closes the parent's sockets from it.
@@ -53,6 +53,11 @@ class BusHandler(logging.Handler):
     publisher of its own. Such a child that ends with ``os._exit`` (multiprocessing's workers do) skips
     ``logging.shutdown()``: call ``handler.flush()`` before it returns.
 
+    While a subscriber takes batches (the log consumer does), queued records go as one message of up to 1,000
+    (``aixcl.batch.<subsystem>.<module>``), each having waited at most ``batch_window`` seconds (default 0.05) for
+    company: the bus' per-message costs are then paid once per batch. Single records stay on ``logs.`` for everyone
+    else.
+
     ``wire_format="aico"`` publishes as AICO's own producers do: topic ``logs/<subsystem>/<module>/v1`` and the entry
     inside an AicoMessage envelope. ``curve`` defaults to the key pair named by ``MESSAGE_BUS_KEYS_DIR`` and
     ``MESSAGE_BUS_CLIENT_NAME``; plaintext when they name none.
@@ -69,6 +74,7 @@ class BusHandler(logging.Handler):
         close_timeout: float = 2.0,
         wire_format: WireFormat = "aixcl",
         curve: ClientKeys | None = None,
+        batch_window: float = BATCH_WINDOW,
     ) -> None:
         super().__init__(level)
         # A formatter of its own, so that logging.basicConfig() does not give it one that prefixes the level and the
@@ -83,7 +89,9 @@ class BusHandler(logging.Handler):
         self.close_timeout = close_timeout
         self._closed = False
         keys = curve if curve is not None else client_keys_from_env()
-        self._new_publisher = lambda: Publisher(self.topic, lambda entry: encode(entry, wire_format), self.endpoint, max_buffered, keys)
+        # Batches only in our own wire format: AICO's consumers know nothing of them.
+        batches = batch_topic(self.subsystem, self.module) if wire_format == "aixcl" else None
+        self._new_publisher = lambda: Publisher(self.topic, lambda entry: encode(entry, wire_format), self.endpoint, max_buffered, keys, batches, batch_window)
         self._publisher = self._new_publisher()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_after_fork_in_child(weakref.ref(self)))

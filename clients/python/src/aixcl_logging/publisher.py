@@ -7,6 +7,9 @@ Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
 - XPUB_NODROP makes a full pipe answer EAGAIN instead of discarding; the entry stays queued and is retried after
   a short wait. IMMEDIATE keeps nothing in a pipe to a broker that is not there.
 - Subscription changes that arrive together are applied together: a broker going away drops all of them at once.
+- While a subscriber takes the batch topic (aixcl.batch.<subsystem>.<module>; the log consumer does), what is
+  queued goes as one LogBatch message of up to BATCH_MAX_ENTRIES entries and BATCH_MAX_BYTES bytes instead of one
+  message each: the bus' per-message costs are then paid once per batch.
 """
 
 from __future__ import annotations
@@ -21,12 +24,28 @@ from dataclasses import dataclass
 import zmq
 
 from aixcl_logging.keys import ClientKeys
-from aixcl_logging.wire import HOLD_TOPIC, Entry
+from aixcl_logging.wire import HOLD_TOPIC, Entry, encode_log_batch
 
 #: How long the thread waits before retrying a send the socket refused at its high-water mark.
 FULL_QUEUE_RETRY_MS = 2
 
+#: A batch holds at most this many entries and bytes of them (as the TypeScript logger's): the per-message costs of
+#: the bus vanish per entry, and it stays far below the broker's and the consumer's max_message_bytes (1 MiB).
+BATCH_MAX_ENTRIES = 1000
+BATCH_MAX_BYTES = 32 * 1024
+#: Default of how long an entry may wait for others to go with it in one batch (the TypeScript logger's 50 ms).
+BATCH_WINDOW = 0.05
+
 _instances = itertools.count()
+
+
+@dataclass(frozen=True)
+class _Send:
+    """A message for the socket: the entries it carries (oldest first), its frames, and whether it is a batch."""
+
+    entries: list[Entry]
+    frames: tuple[bytes, bytes]
+    batch: bool
 
 
 @dataclass(frozen=True)
@@ -48,10 +67,16 @@ class Publisher:
         endpoint: str,
         max_buffered: int,
         curve: ClientKeys | None = None,
+        batch_topic: str | None = None,
+        batch_window: float = BATCH_WINDOW,
     ) -> None:
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
         self._topic = topic.encode()
+        self._batch_topic = batch_topic.encode() if batch_topic is not None else None
+        self._batch_window = batch_window
+        #: When the oldest queued entry was queued (time.monotonic()): a batch waits for company from then on.
+        self._first_queued_at = 0.0
         self._encode = encode
         self._endpoint = endpoint
         self._max = max_buffered
@@ -66,7 +91,9 @@ class Publisher:
         self._stopping = False
         # True while our thread sleeps with nothing to send although the bus wants entries: put() then wakes it.
         self._idle = False
+        #: Someone takes our single entries (the topic) / our batches (the batch topic).
         self._wanted = False
+        self._batching = False
         self._drained = threading.Condition(self._lock)
         self._linger_ms = 0
 
@@ -84,7 +111,7 @@ class Publisher:
     @property
     def connected(self) -> bool:
         """True while entries are being delivered: a subscriber wants our topic and none is leaving."""
-        return self._wanted
+        return self._sending
 
     def stats(self) -> Stats:
         with self._lock:
@@ -99,6 +126,8 @@ class Publisher:
             if len(self._queue) >= self._max:
                 self._queue.popleft()
                 self._dropped_full += 1
+            if not self._queue:
+                self._first_queued_at = time.monotonic()
             self._queue.append(entry)
             if self._idle:
                 self._idle = False
@@ -109,7 +138,7 @@ class Publisher:
         subscriber); waiting for one is close()'s job."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._queue and self._wanted:
+            while self._queue and self._sending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -163,19 +192,22 @@ class Publisher:
         poller.register(socket, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         prefixes: set[bytes] = set()
-        pending: tuple[Entry, bytes] | None = None  # encoded, refused at the high-water mark, to retry
+        pending: _Send | None = None  # encoded, refused at the high-water mark, to retry
         try:
             while True:
                 full = False
-                if self._wanted:
+                delay = self._batch_delay()
+                if self._sending and delay <= 0:
                     pending, full = self._send_queued(socket, pending)
                 with self._lock:
                     if self._stopping:
                         break
-                    if self._wanted and not full and self._queue:
+                    if self._sending and not full and self._queue and delay <= 0:
                         continue  # put() queued more after we looked, without waking us
-                    self._idle = self._wanted and not full
-                for ready, _ in poller.poll(FULL_QUEUE_RETRY_MS if full else None):
+                    # Waiting out a batch window needs no wake-up for each entry; close() wakes us anyway.
+                    self._idle = self._sending and not full and delay <= 0
+                timeout = FULL_QUEUE_RETRY_MS if full else (max(1, int(delay * 1000)) if delay > 0 else None)
+                for ready, _ in poller.poll(timeout):
                     if ready is self._wake_rx:
                         while self._wake_rx.poll(0):
                             self._wake_rx.recv()
@@ -185,24 +217,58 @@ class Publisher:
             socket.close(linger=self._linger_ms)
             self._wake_rx.close(linger=0)
 
-    def _send_queued(self, socket: zmq.Socket[bytes], pending: tuple[Entry, bytes] | None) -> tuple[tuple[Entry, bytes] | None, bool]:
+    @property
+    def _sending(self) -> bool:
+        return self._wanted or self._batching
+
+    def _batch_delay(self) -> float:
+        """Seconds the oldest queued entry still waits for company before a batch goes; 0 or less: send now."""
+        with self._lock:
+            if not self._batching or self._closing or not self._queue or len(self._queue) >= BATCH_MAX_ENTRIES:
+                return 0.0
+            return self._first_queued_at + self._batch_window - time.monotonic()
+
+    def _next_send(self, pending: _Send | None) -> _Send | None:
+        """The oldest entry, or the oldest entries as one batch while the batch topic is taken and more than one
+        waits (or only batches are taken); the send refused before, if it is still what comes first. None when
+        nothing waits."""
+        with self._lock:
+            batch = self._batching and (len(self._queue) > 1 or not self._wanted)
+            entries = list(itertools.islice(self._queue, BATCH_MAX_ENTRIES if batch else 1))
+            if not entries:
+                self._drained.notify_all()
+                return None
+        if pending is not None and pending.entries[0] is entries[0] and pending.batch == batch:
+            return pending
+        if not batch:
+            return _Send(entries, (self._topic, self._encode(entries[0])), False)
+        payloads: list[bytes] = []
+        size = 0
+        for entry in entries:
+            payload = self._encode(entry)
+            if payloads and size + len(payload) > BATCH_MAX_BYTES:
+                break
+            payloads.append(payload)
+            size += len(payload)
+        return _Send(entries[: len(payloads)], (self._batch_topic or b"", encode_log_batch(payloads)), True)
+
+    def _send_queued(self, socket: zmq.Socket[bytes], pending: _Send | None) -> tuple[_Send | None, bool]:
         """Sends queued entries in order until the queue is empty (False) or the socket is full (True)."""
         while True:
-            with self._lock:
-                if not self._queue:
-                    self._drained.notify_all()
-                    return None, False
-                entry = self._queue[0]
-            payload = pending[1] if pending is not None and pending[0] is entry else self._encode(entry)
+            send = self._next_send(pending)
+            if send is None:
+                return None, False
+            pending = None
             try:
-                socket.send_multipart((self._topic, payload), zmq.NOBLOCK)
+                socket.send_multipart(send.frames, zmq.NOBLOCK)
             except zmq.Again:
-                return (entry, payload), True
+                return send, True
             with self._lock:
-                # While we sent, a full queue may have evicted this very entry.
-                if self._queue and self._queue[0] is entry:
-                    self._queue.popleft()
-                self._published += 1
+                # While we sent, a full queue may have evicted some of these very entries.
+                for entry in send.entries:
+                    if self._queue and self._queue[0] is entry:
+                        self._queue.popleft()
+                self._published += len(send.entries)
 
     def _apply_subscriptions(self, socket: zmq.Socket[bytes], prefixes: set[bytes]) -> None:
         while True:
@@ -214,4 +280,7 @@ class Publisher:
                 prefixes.add(frame[1:])
             elif frame[:1] == b"\x00":
                 prefixes.discard(frame[1:])
-        self._wanted = HOLD_TOPIC not in prefixes and any(self._topic.startswith(p) for p in prefixes)
+        hold = HOLD_TOPIC in prefixes
+        self._wanted = not hold and any(self._topic.startswith(p) for p in prefixes)
+        batch_topic = self._batch_topic
+        self._batching = not hold and batch_topic is not None and any(batch_topic.startswith(p) for p in prefixes)

@@ -36,6 +36,30 @@ def log_topic(subsystem: str, module: str, wire_format: WireFormat = "aixcl") ->
     return f"logs/{subsystem}/{module}/v1" if wire_format == "aico" else f"logs.{subsystem}.{module}"
 
 
+#: Several entries in one message (proto/aixcl/bus/log_batch.proto), sent only while a subscriber asks for this topic
+#: (the log consumer does). Outside logs. and logs/, so no AICO subscriber receives a payload it cannot decode.
+BATCH_TOPIC_PREFIX = "aixcl.batch."
+
+
+def batch_topic(subsystem: str, module: str) -> str:
+    """The batch topic of a handler in our wire format; subsystem and module must be sanitized already."""
+    return f"{BATCH_TOPIC_PREFIX}{subsystem}.{module}"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_log_batch(payloads: list[bytes]) -> bytes:
+    """An aixcl.bus.LogBatch of encoded LogEntries: each is field 1, length-delimited, unchanged."""
+    return b"".join(b"\x0a" + _varint(len(p)) + p for p in payloads)
+
+
 @dataclass(slots=True)
 class Entry:
     """An aico.core.LogEntry as plain values: what a handler queues for its publishing thread."""

@@ -26,6 +26,11 @@ export class BoundedQueue<T> {
     return this.count === 0 ? undefined : this.items[this.head];
   }
 
+  /** The item `index` places after the oldest (0: the oldest), without removing it. */
+  at(index: number): T | undefined {
+    return index < 0 || index >= this.count ? undefined : this.items[(this.head + index) % this.capacity];
+  }
+
   shift(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];

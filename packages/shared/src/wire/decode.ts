@@ -1,7 +1,7 @@
 import type { LogEntry } from "./entry.js";
 import { LOG_ENTRY_TYPE_URL, nowNs } from "./entry.js";
 import { levelName } from "./level.js";
-import { parseLogTopic, sanitizeName } from "./topic.js";
+import { BATCH_TOPIC_PREFIX, isBatchTopic, parseLogTopic, sanitizeName } from "./topic.js";
 import type { LogTopic } from "./topic.js";
 
 export const DECODE_ERROR_REASONS = [
@@ -398,4 +398,78 @@ export function decodeLogMessage(frames: readonly Uint8Array[], options: DecodeO
     return fail("invalid_protobuf", (error as Error).message);
   }
   return { ok: true, entry, topic, envelope };
+}
+
+/** A batch topic's LogTopic and the single-entry topic its entries stand for (`logs.<subsystem>.<module>`). */
+const batchTopics = new Map<string, { topic: LogTopic; topicText: string } | null>();
+
+function cachedBatchTopic(text: string): { topic: LogTopic; topicText: string } | undefined {
+  let found = batchTopics.get(text);
+  if (found === undefined) {
+    const topicText = `logs.${text.slice(BATCH_TOPIC_PREFIX.length)}`;
+    const topic = parseLogTopic(topicText);
+    found = topic ? { topic: Object.freeze(topic), topicText } : null;
+    if (batchTopics.size >= CACHE_LIMIT) batchTopics.clear();
+    batchTopics.set(text, found);
+  }
+  return found ?? undefined;
+}
+
+/**
+ * Decodes an aixcl.bus.LogBatch message (topic `aixcl.batch.<subsystem>.<module>`; proto/aixcl/bus/log_batch.proto)
+ * and hands each entry to `onEntry`, in order, as decodeLogMessage would have decoded it from a single message on
+ * `logs.<subsystem>.<module>`. Never throws. A failure goes to `onError` with a reason fit for a metric label: one
+ * for the whole message when it cannot be read (frames, topic, framing: what follows is lost), one per entry that is
+ * not a LogEntry (that entry is skipped, the rest are kept). Returns how many entries were decoded.
+ */
+export function decodeLogBatch(
+  frames: readonly Uint8Array[],
+  onEntry: (entry: LogEntry) => void,
+  onError: (reason: DecodeErrorReason, detail: string) => void,
+  options: DecodeOptions = {},
+): number {
+  if (frames.length !== 2) {
+    onError("frame_count", `expected 2 frames (topic, payload), got ${frames.length}`);
+    return 0;
+  }
+  const [topicFrame, payloadFrame] = frames as [Uint8Array, Uint8Array];
+  const topicText = asBuffer(topicFrame).toString("utf8");
+  const batch = isBatchTopic(topicFrame) ? cachedBatchTopic(topicText) : undefined;
+  if (!batch) {
+    onError("not_a_log_topic", `topic ${JSON.stringify(topicText.slice(0, 80))} is not ${BATCH_TOPIC_PREFIX}<subsystem>.<module>`);
+    return 0;
+  }
+  if (payloadFrame.byteLength === 0) {
+    onError("empty_payload", "payload frame is empty");
+    return 0;
+  }
+  const payload = asBuffer(payloadFrame);
+  const now = options.now ?? nowNs;
+  const wire = new Wire(payload, 0, payload.length);
+  let decoded = 0;
+  try {
+    while (wire.pos < wire.end) {
+      const tag = wire.tag();
+      if (Math.floor(tag / 8) !== 1) {
+        wire.skip(tag);
+        continue;
+      }
+      checkWireType(tag, LENGTH_DELIMITED, "LogBatch");
+      const start = wire.delimited();
+      let entry: LogEntry | undefined;
+      try {
+        entry = readLogEntry(payload, start, wire.pos, false, batch.topicText, batch.topic, now);
+      } catch (error) {
+        onError("invalid_protobuf", `batch entry ${decoded + 1}: ${(error as Error).message}`);
+        continue;
+      }
+      if (entry) {
+        decoded++;
+        onEntry(entry);
+      }
+    }
+  } catch (error) {
+    onError("invalid_protobuf", `batch after ${decoded} entries: ${(error as Error).message}`);
+  }
+  return decoded;
 }

@@ -191,6 +191,24 @@ export function encodeLogEntry(entry: LogEntry): Buffer {
   return w.buf;
 }
 
+/**
+ * An aixcl.bus.LogBatch (proto/aixcl/bus/log_batch.proto) of encoded LogEntries, as encodeLogEntry returned them:
+ * each becomes field 1, length-delimited, unchanged. `count` of the payloads, from the first.
+ */
+export function encodeLogBatch(payloads: readonly Uint8Array[], count = payloads.length): Buffer {
+  let size = 0;
+  for (let i = 0; i < count; i++) size += delimitedSize((payloads[i] as Uint8Array).length);
+  const w = new Writer(size);
+  for (let i = 0; i < count; i++) {
+    const payload = payloads[i] as Uint8Array;
+    w.tag(1, LENGTH_DELIMITED);
+    w.varint(payload.length);
+    w.buf.set(payload, w.pos);
+    w.pos += payload.length;
+  }
+  return w.buf;
+}
+
 export interface EnvelopeMetadata {
   messageId: string;
   timestampNs: bigint;

@@ -23,6 +23,26 @@ export function sanitizeName(raw: string): string {
  */
 export const HOLD_TOPIC = "aixcl.hold";
 
+/**
+ * Where our own clients publish several entries in one message (proto/aixcl/bus/log_batch.proto), while some
+ * subscriber asks for it. Outside `logs.` and `logs/`, so that no AICO subscriber receives a payload it cannot
+ * decode; the topic's remainder is `<subsystem>.<module>`, as in `logs.<subsystem>.<module>`.
+ */
+export const BATCH_TOPIC_PREFIX = "aixcl.batch.";
+
+/** The batch topic of a client that publishes singles on logs.<subsystem>.<module>. */
+export function batchTopic(subsystem: string, module: string): string {
+  return `${BATCH_TOPIC_PREFIX}${sanitizeName(subsystem)}.${sanitizeName(module)}`;
+}
+
+/** True when the topic frame starts with BATCH_TOPIC_PREFIX; compared on bytes, as it runs for every message. */
+export function isBatchTopic(topic: Uint8Array): boolean {
+  if (topic.length <= BATCH_TOPIC_BYTES.length) return false;
+  for (let i = 0; i < BATCH_TOPIC_BYTES.length; i++) if (topic[i] !== BATCH_TOPIC_BYTES[i]) return false;
+  return true;
+}
+const BATCH_TOPIC_BYTES = Buffer.from(BATCH_TOPIC_PREFIX);
+
 export type TopicStyle = "dot" | "slash";
 
 export interface LogTopic {
