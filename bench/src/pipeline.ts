@@ -24,7 +24,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Subscriber } from "zeromq";
@@ -129,22 +129,22 @@ function options(): Options {
     lokiDuration: num("loki-duration", values["loki-duration"], quick ? 10 : 30),
     profile: values.profile,
     singles: values.singles,
-    consumerNodeFlags: values["consumer-node-flags"] !== undefined ? values["consumer-node-flags"].split(/\s+/).filter(Boolean) : imageNodeFlags(values["components-from"] ?? repoRoot),
+    consumerNodeFlags: values["consumer-node-flags"] !== undefined ? values["consumer-node-flags"].split(/\s+/).filter(Boolean) : imageNodeFlags(values["components-from"] ?? repoRoot, "log-consumer"),
     componentsFrom: values["components-from"] ?? repoRoot,
     out: values.out ?? join(repoRoot, "bench-results", `pipeline-${stamp}.json`),
   };
 }
 
 /**
- * The node options of the consumer's image (its Dockerfile's CMD), so the benchmark measures the consumer as it
+ * The node options of a service's image (its Dockerfile's CMD), so the benchmark measures the service as it
  * ships: e.g. CMD ["node", "--max-semi-space-size=16", "services/log-consumer/dist/main.js"].
  */
-function imageNodeFlags(checkout: string): string[] {
-  const dockerfile = join(checkout, "services/log-consumer/Dockerfile");
+function imageNodeFlags(checkout: string, service: "broker" | "log-consumer"): string[] {
+  const dockerfile = join(checkout, `services/${service}/Dockerfile`);
   const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(readFileSync(dockerfile, "utf8"))?.[1];
   const argv = cmd ? (JSON.parse(cmd) as string[]) : [];
-  const script = argv.indexOf("services/log-consumer/dist/main.js");
-  if (argv[0] !== "node" || script < 0) throw new Error(`${dockerfile}: expected CMD ["node", <options>..., "services/log-consumer/dist/main.js"], found ${cmd}`);
+  const script = argv.indexOf(`services/${service}/dist/main.js`);
+  if (argv[0] !== "node" || script < 0) throw new Error(`${dockerfile}: expected CMD ["node", <options>..., "services/${service}/dist/main.js"], found ${cmd}`);
   return argv.slice(1, script);
 }
 
@@ -184,26 +184,6 @@ async function subscriberRole(expected: number): Promise<void> {
   if (!sub.closed) sub.close();
 }
 
-/** The broker from the shipped config/message_bus.yaml, on free ports, with the given overrides (env names). */
-async function brokerRole(checkout: string, env: Record<string, string>): Promise<void> {
-  const { startBroker } = (await import(pathToFileURL(join(checkout, "services/broker/dist/index.js")).href)) as typeof import("@aixcl/broker");
-  const { loadMessageBusConfig, serviceLog } = (await import(pathToFileURL(join(checkout, "packages/shared/dist/index.js")).href)) as typeof import("@aixcl/shared");
-  // MESSAGE_BUS_* in the benchmark's own environment reach the broker (e.g. MESSAGE_BUS_COUNT_MESSAGES=false).
-  const fromEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MESSAGE_BUS_")));
-  const config = loadMessageBusConfig({
-    ...fromEnv,
-    MESSAGE_BUS_CONFIG: join(checkout, "config/message_bus.yaml"),
-    MESSAGE_BUS_HOST: "127.0.0.1",
-    MESSAGE_BUS_PUB_PORT: "0",
-    MESSAGE_BUS_SUB_PORT: "0",
-    MESSAGE_BUS_METRICS_PORT: "0",
-    ...env,
-  });
-  const broker = await startBroker(config, serviceLog("broker", "warn"));
-  process.send?.({ pub: broker.pubEndpoint, sub: broker.subEndpoint });
-  process.on("SIGTERM", () => void broker.close().then(() => process.exit(0)));
-}
-
 // --- the parent: runs, measurement, report ---------------------------------------------------------------------
 
 interface ConsumerProc {
@@ -212,6 +192,51 @@ interface ConsumerProc {
   opsUrl: string;
   profileDir?: string;
   output: string[];
+}
+
+/** Reads a child's JSON log lines until `started` matches one; keeps its warnings and errors (the first 1,000). */
+function awaitStartLine(child: ChildProcess, name: string, started: RegExp, output: string[]): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      buf += chunk.toString();
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = started.exec(line);
+        if (m) resolve(m);
+        else if (/"level":"(warn|error)"/.test(line) && output.length < 1000) output.push(line);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it started`)));
+  });
+}
+
+/**
+ * The broker as it ships: dist/main.js with config/message_bus.yaml and its image's node options, on free ports,
+ * with the given overrides (env names). MESSAGE_BUS_* in the benchmark's own environment reach it too (e.g.
+ * MESSAGE_BUS_COUNT_MESSAGES=false).
+ */
+async function startBrokerProc(ctx: PipelineCtx, env: Record<string, string>): Promise<{ child: ChildProcess; pub: string; sub: string }> {
+  const checkout = ctx.opts.componentsFrom;
+  const child = spawn(process.execPath, [...imageNodeFlags(checkout, "broker"), join(checkout, "services/broker/dist/main.js")], {
+    cwd: checkout,
+    env: {
+      ...process.env,
+      MESSAGE_BUS_CONFIG: join(checkout, "config/message_bus.yaml"),
+      MESSAGE_BUS_HOST: "127.0.0.1",
+      MESSAGE_BUS_PUB_PORT: "0",
+      MESSAGE_BUS_SUB_PORT: "0",
+      MESSAGE_BUS_METRICS_PORT: "0",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  ctx.children.add(child);
+  child.once("exit", () => ctx.children.delete(child));
+  const [, pub, sub] = await awaitStartLine(child, "broker", /"msg":"broker started".*?"pubEndpoint":"([^"]+)","subEndpoint":"([^"]+)"/, []);
+  return { child, pub: pub as string, sub: sub as string };
 }
 
 /** The consumer as it ships: dist/main.js with config/log_consumer.yaml, redirected by its environment variables. */
@@ -244,21 +269,7 @@ async function startConsumerProc(ctx: PipelineCtx, name: string, subEndpoint: st
     rmSync(spoolDir, { recursive: true, force: true });
   });
   const output: string[] = [];
-  const opsUrl = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      buf += chunk.toString();
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /"msg":"log consumer started".*?"ops":"([^"]+)"/.exec(line);
-        if (m) resolve(m[1] as string);
-        else if (/"level":"(warn|error)"/.test(line) && output.length < 1000) output.push(line);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`consumer exited with ${code} before it started`)));
-  });
+  const opsUrl = (await awaitStartLine(child, "consumer", /"msg":"log consumer started".*?"ops":"([^"]+)"/, output))[1] as string;
   return { child, pid: child.pid as number, opsUrl, ...(profileDir && { profileDir }), output };
 }
 
@@ -304,12 +315,12 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const lokiUrl = ctx.loki?.url ?? "";
 
   const receiver = await startRole<{ url: string }>(["receiver", opts.sink, String(opts.lines), lokiUrl], ctx);
-  const broker = await startRole<{ pub: string; sub: string }>(["broker", ctx.opts.componentsFrom, JSON.stringify(opts.noDrop ? { MESSAGE_BUS_NO_DROP: "true" } : {})], ctx);
-  const consumer = await startConsumerProc(ctx, run, broker.ready.sub, receiver.ready.url);
+  const broker = await startBrokerProc(ctx, opts.noDrop ? { MESSAGE_BUS_NO_DROP: "true" } : {});
+  const consumer = await startConsumerProc(ctx, run, broker.sub, receiver.ready.url);
   const pubs = await Promise.all(
     Array.from({ length: publishers }, (_, index) => {
       const plan: PublisherPlan = { index, publishers, total: opts.lines, rate: opts.rate / publishers, run: runTag, blockSize, batches: !ctx.opts.singles };
-      return startRole<unknown>(["publisher", broker.ready.pub, JSON.stringify(plan)], ctx);
+      return startRole<unknown>(["publisher", broker.pub, JSON.stringify(plan)], ctx);
     }),
   );
   const pubPids = pubs.map((p) => p.child.pid);
@@ -583,7 +594,6 @@ const [mode, a, b, c] = process.argv.slice(2);
 
 if (mode === "publisher") await publisherRole(a as string, JSON.parse(b as string) as PublisherPlan);
 else if (mode === "sub") await subscriberRole(Number(a));
-else if (mode === "broker") await brokerRole(a as string, JSON.parse(b as string) as Record<string, string>);
 else if (mode === "receiver") await receiverRole(a as SinkMode, Number(b), c ?? "");
 else if (mode === "writer") await writerRole(JSON.parse(a as string) as WriterPlan);
 else await main();
