@@ -130,7 +130,7 @@ describe.skipIf(!distBuilt)("the images' final stages contain what the services 
 
   it("log-consumer and cli: both start from services/log-consumer/Dockerfile's runtime files", { timeout: 300_000 }, async () => {
     const { app, cmd } = assemble("services/log-consumer/Dockerfile");
-    expect(cmd).toEqual(["node", "--max-old-space-size=128", "--max-semi-space-size=4", "--v8-pool-size=1", "services/log-consumer/dist/main.js"]);
+    expect(cmd).toEqual(["node", "--max-old-space-size=128", "--max-semi-space-size=4", "services/log-consumer/dist/main.js"]);
     const ops = await freePort();
     const consumer = start(cmd, app, {
       MESSAGE_BUS_HOST: "127.0.0.1",
