@@ -196,7 +196,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
         lastMessageAtMs = Date.now();
       }
       return lastMessageAtMs;
-    });
+    }, { pending: () => !frontend.closed && frontend.readable });
     log[quiet ? "info" : "warn"]("stopping: publishers asked to hold, forwarded what they had sent", { messages: forwarder.received - before, ms, quiet });
   };
 

@@ -240,7 +240,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
       });
       const readUntilQuiet = async (step: string) => {
         const before = messagesReceived;
-        const { quiet, ms } = await untilQuiet(() => lastMessageAtMs);
+        const { quiet, ms } = await untilQuiet(() => lastMessageAtMs, { pending: () => !subscriber.closed && subscriber.readable });
         log[quiet ? "info" : "warn"](`stopping: ${step}`, { messages_read: messagesReceived - before, ms, quiet });
       };
       // Unsubscribing straight away would lose what publishers send before they hear of it: the broker drops it

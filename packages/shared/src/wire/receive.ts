@@ -102,6 +102,12 @@ export interface QuietOptions {
   quietMs?: number;
   /** Give up waiting after this long. Default 1000 ms. */
   maxMs?: number;
+  /**
+   * Whether a message waits to be read (the socket's `readable`). While one does it is not quiet, however long ago
+   * the last one was read: a process held off the CPU wakes to its timers before its receive loop, and would
+   * otherwise call the bus quiet with messages still queued, and lose them when it closes the socket.
+   */
+  pending?: () => boolean;
 }
 
 /**
@@ -110,9 +116,9 @@ export interface QuietOptions {
  * they heard of it.
  */
 export async function untilQuiet(lastMessageAtMs: () => number, options: QuietOptions = {}): Promise<{ quiet: boolean; ms: number }> {
-  const { quietMs = 100, maxMs = 1000 } = options;
+  const { quietMs = 100, maxMs = 1000, pending = () => false } = options;
   const started = Date.now();
-  const quietFor = () => Date.now() - Math.max(lastMessageAtMs(), started);
-  while (quietFor() < quietMs && Date.now() - started < maxMs) await new Promise((resolve) => setTimeout(resolve, 10));
-  return { quiet: quietFor() >= quietMs, ms: Date.now() - started };
+  const isQuiet = () => Date.now() - Math.max(lastMessageAtMs(), started) >= quietMs && !pending();
+  while (!isQuiet() && Date.now() - started < maxMs) await new Promise((resolve) => setTimeout(resolve, 10));
+  return { quiet: isQuiet(), ms: Date.now() - started };
 }
