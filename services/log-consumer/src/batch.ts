@@ -1,20 +1,5 @@
+import type { PushBuilder, SealedBatch, StreamSummary } from "./encode.js";
 import type { LokiEntry, StreamKey } from "./mapping.js";
-
-export interface BatchStream {
-  readonly key: StreamKey;
-  readonly entries: LokiEntry[];
-}
-
-/** One push request's worth of entries, grouped by stream. Immutable once the batcher hands it out. */
-export interface Batch {
-  /** Increasing per process; identifies the batch in logs (and, later, in the spool). */
-  readonly id: number;
-  readonly streams: ReadonlyMap<string, BatchStream>;
-  readonly entries: number;
-  readonly bytes: number;
-  /** When its first entry arrived (ms since epoch). */
-  readonly createdAtMs: number;
-}
 
 export interface BatcherOptions {
   /** Close a batch before it would exceed this many bytes (Promtail's batchsize, default 1 MiB). */
@@ -23,38 +8,55 @@ export interface BatcherOptions {
   maxWaitMs: number;
 }
 
+/** A stream of the open batch: its ordinal (order of first appearance) and how many entries it has. */
+interface OpenStream {
+  readonly key: StreamKey;
+  readonly ordinal: number;
+  entries: number;
+}
+
 class OpenBatch {
-  readonly streams = new Map<string, BatchStream>();
+  readonly streams = new Map<string, OpenStream>();
   entries = 0;
   bytes = 0;
 
   constructor(
     readonly id: number,
     readonly createdAtMs: number,
+    private readonly builder: PushBuilder,
   ) {}
 
   add(entry: LokiEntry): void {
     let stream = this.streams.get(entry.stream.text);
     if (!stream) {
-      stream = { key: entry.stream, entries: [] };
+      stream = { key: entry.stream, ordinal: this.streams.size, entries: 0 };
       this.streams.set(entry.stream.text, stream);
     }
-    stream.entries.push(entry);
+    this.builder.add(stream.ordinal, entry);
+    stream.entries++;
     this.entries++;
     this.bytes += entry.bytes;
   }
 
-  close(): Batch {
-    return { id: this.id, streams: this.streams, entries: this.entries, bytes: this.bytes, createdAtMs: this.createdAtMs };
+  seal(): SealedBatch {
+    const streams: StreamSummary[] = Array.from(this.streams.values(), (s) => ({ key: s.key, entries: s.entries }));
+    const push = this.builder.build(streams.map((s) => s.key));
+    return { id: this.id, entries: this.entries, bytes: this.bytes, createdAtMs: this.createdAtMs, streams, push };
   }
 }
 
-/** Groups entries into batches closed by size or age. Pure: the caller supplies the clock. */
+/**
+ * Groups entries into batches closed by size or age, each encoded by `builder` as its entries arrive. Pure: the
+ * caller supplies the clock.
+ */
 export class Batcher {
   private open: OpenBatch | undefined;
   private nextId = 1;
 
-  constructor(private readonly options: BatcherOptions) {}
+  constructor(
+    private readonly options: BatcherOptions,
+    private readonly builder: PushBuilder,
+  ) {}
 
   /** Bytes held in the batch still being filled. */
   get bytes(): number {
@@ -69,16 +71,16 @@ export class Batcher {
    * Adds an entry. When it does not fit the open batch, that batch is closed and returned and the entry
    * starts a new one. A single entry larger than maxBytes gets a batch of its own.
    */
-  add(entry: LokiEntry, nowMs: number): Batch | undefined {
-    let closed: Batch | undefined;
+  add(entry: LokiEntry, nowMs: number): SealedBatch | undefined {
+    let closed: SealedBatch | undefined;
     if (this.open && this.open.bytes + entry.bytes > this.options.maxBytes) closed = this.flush();
-    this.open ??= new OpenBatch(this.nextId++, nowMs);
+    this.open ??= new OpenBatch(this.nextId++, nowMs, this.builder);
     this.open.add(entry);
     return closed;
   }
 
   /** Closes and returns the open batch when its first entry has waited maxWaitMs. */
-  poll(nowMs: number): Batch | undefined {
+  poll(nowMs: number): SealedBatch | undefined {
     return this.open && nowMs - this.open.createdAtMs >= this.options.maxWaitMs ? this.flush() : undefined;
   }
 
@@ -87,8 +89,8 @@ export class Batcher {
     return this.open ? this.open.createdAtMs + this.options.maxWaitMs : undefined;
   }
 
-  flush(): Batch | undefined {
-    const batch = this.open?.close();
+  flush(): SealedBatch | undefined {
+    const batch = this.open?.seal();
     this.open = undefined;
     return batch;
   }

@@ -1,9 +1,8 @@
 import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
 import type { DecodeErrorReason, LogEntry, ServiceLog } from "@aixcl/shared";
-import type { Batch } from "./batch.js";
 import { Batcher } from "./batch.js";
 import type { PushEncoding, SealedBatch } from "./encode.js";
-import { seal } from "./encode.js";
+import { pushBuilder } from "./encode.js";
 import type { EntryMapper } from "./mapping.js";
 import type { ConsumerMetrics } from "./metrics.js";
 import { DROP_REASONS } from "./metrics.js";
@@ -24,7 +23,7 @@ const DECODE_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Everything the receive loop does with a message, synchronously: decode, map to a Loki entry, make room within
- * the buffer bound, batch, and encode and queue a batch that closes. It never waits on anything, so the socket
+ * the buffer bound, encode into the open batch, and queue a batch that closes. It never waits on anything, so the socket
  * is drained as fast as the CPU allows.
  */
 export class Pipeline {
@@ -38,7 +37,7 @@ export class Pipeline {
     private readonly log: ServiceLog,
     private readonly options: PipelineOptions,
   ) {
-    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs });
+    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs }, pushBuilder(options.encoding));
   }
 
   get bufferedBytes(): number {
@@ -106,9 +105,9 @@ export class Pipeline {
     this.enqueue(this.batcher.flush());
   }
 
-  private enqueue(batch: Batch | undefined): void {
+  private enqueue(batch: SealedBatch | undefined): void {
     if (!batch) return;
-    this.queue.push(seal(batch, this.options.encoding));
+    this.queue.push(batch);
     this.options.onBatch();
   }
 

@@ -1,9 +1,8 @@
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { describe, expect, it } from "vitest";
-import { encodeJson, encodeProtobuf } from "../src/encode.js";
 import { PushRequestType } from "./push-proto.js";
-import { batchOf, fullEntry, lokiEntries } from "./helpers.js";
+import { fullEntry, lokiEntries, sealedOf } from "./helpers.js";
 import { decodeRawSnappy } from "./raw-snappy.js";
 
 interface DecodedPush {
@@ -18,11 +17,10 @@ const entries = lokiEntries([
   fullEntry({ message: "second", level: "error", timestampNs: 1_763_700_001_999_999_999n, metadata: {}, extra: {} }),
   fullEntry({ message: "third ".repeat(200), timestampNs: 1_763_700_002_000_000_000n }),
 ]);
-const batch = batchOf(entries);
 
 describe("protobuf push body", () => {
   it("is a snappy raw block (not framed) holding Loki's PushRequest", () => {
-    const { body, contentType } = encodeProtobuf(batch);
+    const { body, contentType } = sealedOf(entries).push;
     expect(contentType).toBe("application/x-protobuf");
     expect(body[0]).not.toBe(0xff); // the framing format's stream identifier chunk
     const raw = decodeRawSnappy(body);
@@ -42,7 +40,7 @@ describe("protobuf push body", () => {
   });
 
   it("uses field numbers and wire types from Loki's push.proto", () => {
-    const raw = decodeRawSnappy((encodeProtobuf(batch)).body);
+    const raw = decodeRawSnappy(sealedOf(entries).push.body);
     /** [field number, wire type] of each top-level field in a message. */
     const fields = (bytes: Uint8Array) => {
       const reader = protobuf.Reader.create(bytes);
@@ -78,7 +76,7 @@ describe("protobuf push body", () => {
 
 describe("JSON push body", () => {
   it("has label maps, nanosecond string timestamps and structured metadata objects", () => {
-    const { body, contentType } = encodeJson(batch);
+    const { body, contentType } = sealedOf(entries, "json").push;
     expect(contentType).toBe("application/json");
     const json = JSON.parse(Buffer.from(body).toString("utf8")) as { streams: { stream: Record<string, string>; values: unknown[][] }[] };
     expect(json.streams[0]?.stream).toEqual({ service: "api_gateway", level: "warning" });

@@ -1,8 +1,7 @@
 import type { LogEntry } from "@aixcl/shared";
-import type { Batch } from "../src/batch.js";
 import { Batcher } from "../src/batch.js";
-import type { SealedBatch } from "../src/encode.js";
-import { seal } from "../src/encode.js";
+import type { PushEncoding, SealedBatch } from "../src/encode.js";
+import { pushBuilder } from "../src/encode.js";
 import type { LokiEntry } from "../src/mapping.js";
 import { EntryMapper } from "../src/mapping.js";
 
@@ -34,13 +33,8 @@ export function lokiEntries(entries: LogEntry[], staticLabels: Record<string, st
 }
 
 /** One batch holding all the given entries, encoded as it waits in the queue. */
-export function sealedOf(entries: LokiEntry[]): SealedBatch {
-  return seal(batchOf(entries), "protobuf");
-}
-
-/** One batch holding all the given entries. */
-export function batchOf(entries: LokiEntry[]): Batch {
-  const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 });
+export function sealedOf(entries: LokiEntry[], encoding: PushEncoding = "protobuf"): SealedBatch {
+  const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 }, pushBuilder(encoding));
   for (const entry of entries) batcher.add(entry, 0);
   const batch = batcher.flush();
   if (!batch) throw new Error("no entries");
