@@ -47,7 +47,8 @@ describe.skipIf(need.skip !== undefined)("loki/loki-config.yml in the real Loki"
       expect(effective["compactor"]).toMatchObject({ retention_enabled: true, delete_request_store: "filesystem", compaction_interval: "10m0s" });
       expect(effective["limits_config"]).toMatchObject({
         retention_period: "1w",
-        ingestion_rate_mb: 16,
+        ingestion_rate_mb: 32,
+        ingestion_burst_size_mb: 64,
         allow_structured_metadata: true,
         volume_enabled: true,
       });

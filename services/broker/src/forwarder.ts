@@ -18,6 +18,13 @@ export interface ForwarderOptions {
 
 /** How long a send waits before trying again when a subscriber's queue is full (XPUB_NODROP answers EAGAIN there, and never says when it has room). */
 const FULL_RETRY_MS = 1;
+/**
+ * How long the receive loop lets messages gather once the queue ran empty (receiveEach's default is 5 ms). Only a
+ * message arriving within this long after the previous one waits, at most this long; a message on a quiet bus goes
+ * at once. At 10,000 lines/s in batches, 20 ms instead of 5 cut the broker's CPU per line by a quarter (bench
+ * loki-paced 7.0-9.1 -> 5.2-5.4 µs), mostly wake-ups of libzmq's I/O thread and of the event loop.
+ */
+const RECEIVE_COALESCE_MS = 20;
 /** Held messages forwarded between two turns of the event loop, so receiving, timers and HTTP keep running. */
 const FLUSH_BURST = 1000;
 
@@ -63,7 +70,7 @@ export class Forwarder {
 
   /** Receives and forwards until stop(); resolves when the loop ends, rejects if it fails. */
   run(): Promise<void> {
-    this.running ??= receiveEach(this.frontend, this.onMessage, { onRejected: this.sendFailed });
+    this.running ??= receiveEach(this.frontend, this.onMessage, { onRejected: this.sendFailed, coalesceMs: RECEIVE_COALESCE_MS });
     return this.running;
   }
 

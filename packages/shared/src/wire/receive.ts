@@ -2,6 +2,7 @@
 export interface ReceivingSocket {
   receive(): Promise<Buffer[]>;
   receiveTimeout: number;
+  readonly receiveHighWaterMark: number;
   readonly readable: boolean;
   readonly closed: boolean;
 }
@@ -37,7 +38,8 @@ function isEagain(error: unknown): boolean {
  * call) before each read unless the receive timeout is 0. So messages are read in bursts: when a waiting receive
  * returns and more are queued, they are read with the timeout at 0 -- straight to zmq_msg_recv -- until the queue
  * is empty (one EAGAIN, an exception, per burst) or `burst` messages were handled; then, the queue being empty,
- * the loop waits `coalesceMs` for more to gather. Between those naps a receive is always pending, which is also
+ * the loop waits `coalesceMs` for more to gather -- unless the burst found the queue half full or more: then the
+ * senders are being held back by the high-water mark, and a nap would cap the rate at a queue per nap. Between those naps a receive is always pending, which is also
  * what lets zeromq.js process libzmq's internal commands (reconnects, subscriptions).
  */
 export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: Buffer[]) => void | Promise<void>, options: ReceiveOptions = {}): Promise<void> {
@@ -63,11 +65,12 @@ export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: B
       }
     }
     let drained = true;
+    let handled = 1;
     if (!socket.closed && socket.readable) {
       drained = false;
       socket.receiveTimeout = 0;
       try {
-        for (let n = 1; n < burst && !socket.closed; n++) {
+        for (; handled < burst && !socket.closed; handled++) {
           try {
             frames = await socket.receive();
           } catch (error) {
@@ -92,7 +95,8 @@ export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: B
       }
     }
     // Queue empty: let more gather. A full burst: just let timers and I/O run before reading on.
-    if (drained && coalesceMs > 0) await new Promise((resolve) => setTimeout(resolve, coalesceMs));
+    const held = socket.receiveHighWaterMark > 0 && handled >= socket.receiveHighWaterMark / 2;
+    if (drained && coalesceMs > 0 && !held) await new Promise((resolve) => setTimeout(resolve, coalesceMs));
     else if (!drained) await new Promise((resolve) => setImmediate(resolve));
   }
 }
