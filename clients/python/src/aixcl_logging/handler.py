@@ -54,7 +54,7 @@ class BusHandler(logging.Handler):
     ``logging.shutdown()``: call ``handler.flush()`` before it returns.
 
     While a subscriber takes batches (the log consumer does), queued records go as one message of up to 1,000
-    (``aixcl.batch.<subsystem>.<module>``), each having waited at most ``batch_window`` seconds (default 0.05) for
+    (``aixcl.batch.<subsystem>.<module>``), each having waited at most ``batch_window`` seconds (default 0.1) for
     company: the bus' per-message costs are then paid once per batch. Single records stay on ``logs.`` for everyone
     else.
 

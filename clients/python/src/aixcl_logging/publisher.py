@@ -33,8 +33,8 @@ FULL_QUEUE_RETRY_MS = 2
 #: the bus vanish per entry, and it stays far below the broker's and the consumer's max_message_bytes (1 MiB).
 BATCH_MAX_ENTRIES = 1000
 BATCH_MAX_BYTES = 32 * 1024
-#: Default of how long an entry may wait for others to go with it in one batch (the TypeScript logger's 50 ms).
-BATCH_WINDOW = 0.05
+#: Default of how long an entry may wait for others to go with it in one batch (the TypeScript logger's 100 ms).
+BATCH_WINDOW = 0.1
 
 _instances = itertools.count()
 
