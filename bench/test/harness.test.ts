@@ -1,7 +1,7 @@
 import { decodeLogMessage } from "@aixcl/shared";
 import { describe, expect, it } from "vitest";
 import { Batcher } from "../../services/log-consumer/src/batch.js";
-import { encodeProtobuf } from "../../services/log-consumer/src/encode.js";
+import { pushBuilder } from "../../services/log-consumer/src/encode.js";
 import { EntryMapper } from "../../services/log-consumer/src/mapping.js";
 import { scanPush } from "../src/push-scan.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "../src/tally.js";
@@ -60,10 +60,10 @@ describe("counting", () => {
     expect(h.maxMs).toBe(1000);
   });
 
-  it("scanPush finds every line of a push body the consumer encoded", () => {
+  it.each([true, false])("scanPush finds every line of a push body the consumer encoded (compressed: %s)", (compress) => {
     const encoder = new EntryEncoder("r2", 1000);
     const mapper = new EntryMapper({});
-    const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 });
+    const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 }, pushBuilder("protobuf", compress));
     for (let seq = 0; seq < 500; seq++) {
       const decoded = decodeLogMessage(encoder.frames(seq, 1_763_700_000_000 + seq));
       if (!decoded.ok) throw new Error(decoded.detail);
@@ -72,9 +72,9 @@ describe("counting", () => {
     const batch = batcher.flush();
     if (!batch) throw new Error("no batch");
     const seen: number[] = [];
-    const scan = scanPush(Buffer.from(encodeProtobuf(batch).body), (buf, start, end) => seen.push(parseMarks(buf, start, end)?.seq ?? -1));
+    const scan = scanPush(Buffer.from(batch.push.body), (buf, start, end) => seen.push(parseMarks(buf, start, end)?.seq ?? -1));
     expect(scan.entries).toBe(500);
-    expect(scan.streams).toBe(batch.streams.size);
+    expect(scan.streams).toBe(batch.streams.length);
     expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 });

@@ -106,6 +106,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     maxBatchWaitMs: config.batch.max_wait,
     maxBufferBytes: config.buffer.max_bytes,
     encoding: config.loki.encoding,
+    compress: config.loki.compress,
     onBatch: () => sender.kick(),
   });
   // The age timer is armed only while a batch is open, so an idle consumer does no work.
@@ -224,6 +225,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     topics: config.bus.topics,
     loki: config.loki.url,
     encoding: config.loki.encoding,
+    compress: config.loki.compress,
     ops: ops.url,
     curve: curve !== undefined,
     spool: spool ? { dir: config.spool.dir, max_bytes: config.spool.max_bytes, fsync: config.spool.fsync } : "off (memory only)",

@@ -17,8 +17,9 @@ export interface PushBuilder {
   build(streams: readonly StreamKey[]): EncodedPush;
 }
 
-export function pushBuilder(encoding: PushEncoding): PushBuilder {
-  return encoding === "protobuf" ? new ProtobufPushBuilder() : new JsonPushBuilder();
+/** `compress`: snappy-compress protobuf bodies (JSON bodies are sent as they are). */
+export function pushBuilder(encoding: PushEncoding, compress: boolean): PushBuilder {
+  return encoding === "protobuf" ? new ProtobufPushBuilder(compress) : new JsonPushBuilder();
 }
 
 type JsonValue = [string, string] | [string, string, Record<string, string>];

@@ -14,6 +14,8 @@ export interface PipelineOptions {
   /** Bound on everything held in memory: the batch being filled, queued batches and batches in flight. */
   maxBufferBytes: number;
   encoding: PushEncoding;
+  /** Snappy-compress protobuf push bodies. */
+  compress: boolean;
   /** Called when a batch was queued, so the sender can start it. */
   onBatch: () => void;
 }
@@ -37,7 +39,7 @@ export class Pipeline {
     private readonly log: ServiceLog,
     private readonly options: PipelineOptions,
   ) {
-    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs }, pushBuilder(options.encoding));
+    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs }, pushBuilder(options.encoding, options.compress));
   }
 
   get bufferedBytes(): number {

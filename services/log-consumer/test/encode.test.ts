@@ -66,6 +66,26 @@ describe("protobuf push body", () => {
     expect(timestamp.map(([f, w]) => [f, w])).toEqual([[1, 0], [2, 0]]); // seconds, nanos
   });
 
+  it("uncompressed, is one snappy literal holding the same PushRequest (0- to 3-byte literal lengths)", () => {
+    const bare = fullEntry({ subsystem: "a", message: "", metadata: {}, extra: {}, module: "", function: "", filePath: "", lineNumber: 0, topic: "", userUuid: "", sessionId: "", traceId: "" });
+    const lots = (n: number) => Array.from({ length: n }, (_, i) => fullEntry({ message: `line ${i} `.repeat(20) }));
+    const covered = new Set<number>();
+    for (const some of [[bare], [{ ...bare, message: "x".repeat(100) }], lots(3), lots(400)]) {
+      const mapped = lokiEntries(some);
+      const stored = sealedOf(mapped, "protobuf", false).push.body;
+      const raw = decodeRawSnappy(sealedOf(mapped, "protobuf", true).push.body);
+      expect(decodeRawSnappy(stored).equals(raw)).toBe(true);
+      // The varint length, then the literal's tag: (length - 1) << 2 below 60, else (59 + bytes of length - 1) << 2.
+      const n = raw.length - 1;
+      const lengthBytes = n < 60 ? 0 : n < 256 ? 1 : n < 65536 ? 2 : 3;
+      covered.add(lengthBytes);
+      expect(Buffer.from(stored.subarray(stored.length - raw.length)).equals(raw)).toBe(true);
+      const tag = stored[stored.length - raw.length - 1 - lengthBytes] as number;
+      expect([tag & 3, tag >> 2]).toEqual([0, lengthBytes === 0 ? n : 59 + lengthBytes]);
+    }
+    expect([...covered].sort()).toEqual([0, 1, 2, 3]);
+  });
+
   it("the independent decoder agrees with the snappy library and refuses the framing format", () => {
     const text = Buffer.from("abcabcabcabc hello hello hello ".repeat(50));
     expect(decodeRawSnappy(compressSync(text)).equals(text)).toBe(true);

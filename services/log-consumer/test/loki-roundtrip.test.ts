@@ -30,11 +30,11 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
   let broker: RunningBroker;
   const consumers: RunningConsumer[] = [];
 
-  async function consumer(staticLabels: Record<string, string>, encoding: "protobuf" | "json") {
+  async function consumer(staticLabels: Record<string, string>, encoding: "protobuf" | "json", compress = true) {
     const subPort = Number(/:(\d+)$/.exec(broker.subEndpoint)?.[1]);
     const config = consumerConfig({
       bus: { host: "127.0.0.1", sub_port: subPort },
-      loki: { url: lokiHandle.url, encoding },
+      loki: { url: lokiHandle.url, encoding, compress },
       batch: { max_wait: "200ms" },
       labels: { static: staticLabels },
       ops: { port: 0 },
@@ -114,9 +114,13 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
     for (const v of got) expect(Object.keys(v.labels).filter((k) => k !== "service_name").sort()).toEqual(["level", "note", "run", "service"]);
   });
 
-  it.each(["protobuf", "json"] as const)("both topic styles x both payload styles keep exact timestamps (%s push)", async (encoding) => {
-    const run = `styles_${encoding}`;
-    const consumerB = await consumer({ run }, encoding);
+  it.each([
+    ["protobuf", true],
+    ["protobuf", false],
+    ["json", true],
+  ] as const)("both topic styles x both payload styles keep exact timestamps (%s push, compressed: %s)", async (encoding, compress) => {
+    const run = `styles_${encoding}_${compress}`;
+    const consumerB = await consumer({ run }, encoding, compress);
     const publisher = connectRawPublisher(broker.pubEndpoint);
     await publisher.waitForSubscriber("logs.");
     const base = (BigInt(Date.now()) - 60_000n) * 1_000_000n + 123_456_789n;

@@ -24,6 +24,7 @@ function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }) {
     ...limits,
     maxBatchWaitMs: 1000,
     encoding: "protobuf",
+    compress: true,
     onBatch: () => batches++,
   });
   return { pipeline, queue, metrics, batches: () => batches };
