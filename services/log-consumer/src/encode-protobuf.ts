@@ -1,3 +1,4 @@
+import { varintSize } from "@aixcl/shared";
 import type { EncodedPush, PushBuilder } from "./encode.js";
 import type { LabelPair } from "./labels.js";
 import type { LokiEntry, StreamKey } from "./mapping.js";
@@ -20,15 +21,6 @@ const TAG_VALUE = (2 << 3) | 2; // LabelPairAdapter.value
 /** First size of the entry arena; it doubles as needed and is kept for the next batch. */
 const INITIAL_ARENA_BYTES = 64 * 1024;
 const INITIAL_ENTRY_SLOTS = 1024;
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
 
 /** Buffer's own UTF-8 writer, without write()'s argument handling (undeclared in @types/node). */
 const utf8Write = (Buffer.prototype as unknown as { utf8Write?: (this: Buffer, text: string, offset: number, length: number) => number }).utf8Write ??

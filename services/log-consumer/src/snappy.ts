@@ -5,6 +5,7 @@
  * ten alive took a process to 515 MB). Same algorithm as the reference: 64 KiB blocks, a hash table of 4-byte
  * sequences, literals until a match, matches as copies, and ever longer skips through incompressible input.
  */
+import { varintSize } from "@aixcl/shared";
 
 const BLOCK_BYTES = 1 << 16;
 const MAX_TABLE_BITS = 14;
@@ -15,9 +16,7 @@ const MIN_TABLE_BITS = 8;
 /** Bytes of the header of a block holding `length` bytes as one literal (see writeLiteralHeader). */
 export function literalHeaderSize(length: number): number {
   const n = length - 1;
-  let size = 2 + (n < 60 ? 0 : n < 1 << 8 ? 1 : n < 1 << 16 ? 2 : n < 1 << 24 ? 3 : 4);
-  for (let rest = length; rest >= 0x80; rest = Math.floor(rest / 128)) size++;
-  return size;
+  return varintSize(length) + 1 + (n < 60 ? 0 : n < 1 << 8 ? 1 : n < 1 << 16 ? 2 : n < 1 << 24 ? 3 : 4);
 }
 
 /**

@@ -13,7 +13,7 @@ const VARINT = 0;
 const LENGTH_DELIMITED = 2;
 
 /** Bytes of an unsigned varint for 0 <= n < 2^53. */
-function varintSize(n: number): number {
+export function varintSize(n: number): number {
   let size = 1;
   while (n >= 128) {
     n = Math.floor(n / 128);
