@@ -63,7 +63,7 @@ describe("counting", () => {
   it.each([true, false])("scanPush finds every line of a push body the consumer encoded (compressed: %s)", (compress) => {
     const encoder = new EntryEncoder("r2", 1000);
     const mapper = new EntryMapper({});
-    const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 }, pushBuilder("protobuf", compress));
+    const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 }, pushBuilder("protobuf"), () => compress);
     for (let seq = 0; seq < 500; seq++) {
       const decoded = decodeLogMessage(encoder.frames(seq, 1_763_700_000_000 + seq));
       if (!decoded.ok) throw new Error(decoded.detail);

@@ -38,16 +38,16 @@ class OpenBatch {
     this.bytes += entry.bytes;
   }
 
-  seal(): SealedBatch {
+  seal(compress: boolean): SealedBatch {
     const streams: StreamSummary[] = Array.from(this.streams.values(), (s) => ({ key: s.key, entries: s.entries }));
-    const push = this.builder.build(streams.map((s) => s.key));
+    const push = this.builder.build(streams.map((s) => s.key), compress);
     return { id: this.id, entries: this.entries, bytes: this.bytes, createdAtMs: this.createdAtMs, streams, push };
   }
 }
 
 /**
- * Groups entries into batches closed by size or age, each encoded by `builder` as its entries arrive. Pure: the
- * caller supplies the clock.
+ * Groups entries into batches closed by size or age, each encoded by `builder` as its entries arrive and
+ * compressed when `compress()` says so as it closes. Pure: the caller supplies the clock.
  */
 export class Batcher {
   private open: OpenBatch | undefined;
@@ -56,6 +56,7 @@ export class Batcher {
   constructor(
     private readonly options: BatcherOptions,
     private readonly builder: PushBuilder,
+    private readonly compress: () => boolean,
   ) {}
 
   /** Bytes held in the batch still being filled. */
@@ -90,7 +91,7 @@ export class Batcher {
   }
 
   flush(): SealedBatch | undefined {
-    const batch = this.open?.seal();
+    const batch = this.open?.seal(this.compress());
     this.open = undefined;
     return batch;
   }

@@ -64,7 +64,7 @@ export const consumerSchema = {
     url: lokiUrl("http://127.0.0.1:3100", "LOKI_URL"),
     tenant_id: optionalString("LOKI_TENANT_ID"),
     encoding: oneOf(["protobuf", "json"], "protobuf", "LOKI_PUSH_ENCODING"),
-    compress: boolean(true, "LOKI_PUSH_COMPRESS"),
+    compress: oneOf(["always", "when_queued"], "always", "LOKI_PUSH_COMPRESS"),
     timeout: duration(10_000, "LOKI_PUSH_TIMEOUT"),
     max_in_flight: integer(4, { min: 1, max: 64, env: "LOKI_MAX_IN_FLIGHT" }),
     ready_timeout: duration(2_000),

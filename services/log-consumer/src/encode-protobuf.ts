@@ -108,16 +108,13 @@ function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
 
 /**
  * Loki's default push body: protobuf PushRequest in snappy's raw block format (not the framing format, which is what
- * snappy's stream APIs write); with `compress` false the block is one literal, valid snappy without compression
- * work, for a Loki on the same machine (2 µs a line less for the consumer at 10,000 lines/s). Each entry is written as its StreamAdapter.entries field the moment it
+ * snappy's stream APIs write); uncompressed, the block is one literal, valid snappy without compression work. Each entry is written as its StreamAdapter.entries field the moment it
  * is added, into one arena reused batch after batch: an open batch holds bytes, not objects, so the entries' objects
  * die young instead of outliving a scavenge and being copied into the old generation (GC was a third of the
  * consumer's time at 10,000 lines/s). At build, the entries are copied out grouped by stream into a second scratch
  * buffer, compressed into a third (snappy.ts, ~330 MB/s, so inline), and only the body is allocated.
  */
 export class ProtobufPushBuilder implements PushBuilder {
-  constructor(private readonly compress: boolean) {}
-
   private readonly w = new ProtoWriter(Buffer.allocUnsafe(INITIAL_ARENA_BYTES));
   private request = Buffer.allocUnsafe(0);
   private compressed = Buffer.allocUnsafe(0);
@@ -171,7 +168,7 @@ export class ProtobufPushBuilder implements PushBuilder {
     this.endOf[this.count++] = w.pos;
   }
 
-  build(streams: readonly StreamKey[]): EncodedPush {
+  build(streams: readonly StreamKey[], compress: boolean): EncodedPush {
     const entryBytes = new Float64Array(streams.length);
     let start = 0;
     for (let i = 0; i < this.count; i++) {
@@ -189,7 +186,7 @@ export class ProtobufPushBuilder implements PushBuilder {
       total += 1 + varintSize(streamSize) + streamSize;
     }
     // Uncompressed, the literal's header goes first and the request is the rest of the body.
-    const header = this.compress ? 0 : literalHeaderSize(total);
+    const header = compress ? 0 : literalHeaderSize(total);
     if (this.request.length < header + total) this.request = Buffer.allocUnsafe(header + total);
     const out = new ProtoWriter(this.request);
     if (header > 0) out.pos = writeLiteralHeader(this.request, 0, total);
@@ -213,7 +210,7 @@ export class ProtobufPushBuilder implements PushBuilder {
     }
     this.count = 0;
     this.w.pos = 0;
-    if (!this.compress) return { body: Buffer.from(this.request.subarray(0, header + total)), contentType: "application/x-protobuf" };
+    if (!compress) return { body: Buffer.from(this.request.subarray(0, header + total)), contentType: "application/x-protobuf" };
     if (this.compressed.length < maxCompressedLength(total)) this.compressed = Buffer.allocUnsafe(maxCompressedLength(total));
     const size = compressInto(this.request.subarray(0, total), this.compressed, this.table);
     return { body: Buffer.from(this.compressed.subarray(0, size)), contentType: "application/x-protobuf" };

@@ -2,6 +2,11 @@ import { ProtobufPushBuilder } from "./encode-protobuf.js";
 import type { LokiEntry, StreamKey } from "./mapping.js";
 
 export type PushEncoding = "protobuf" | "json";
+/**
+ * When protobuf bodies are snappy-compressed: always, or only a batch closed while others wait to be pushed (Loki
+ * slow or away: those batches may sit in the spool for long, where compressed they take a fraction of the room).
+ */
+export type PushCompression = "always" | "when_queued";
 
 export interface EncodedPush {
   readonly body: Uint8Array;
@@ -11,15 +16,15 @@ export interface EncodedPush {
 /**
  * Turns a batch's entries into a push body. Entries are given as they arrive, each with the ordinal of its stream
  * (0, 1, ... in order of first appearance); `build` writes the body for those streams and starts afresh.
+ * `compress` applies to protobuf bodies (JSON bodies are sent as they are).
  */
 export interface PushBuilder {
   add(stream: number, entry: LokiEntry): void;
-  build(streams: readonly StreamKey[]): EncodedPush;
+  build(streams: readonly StreamKey[], compress: boolean): EncodedPush;
 }
 
-/** `compress`: snappy-compress protobuf bodies (JSON bodies are sent as they are). */
-export function pushBuilder(encoding: PushEncoding, compress: boolean): PushBuilder {
-  return encoding === "protobuf" ? new ProtobufPushBuilder(compress) : new JsonPushBuilder();
+export function pushBuilder(encoding: PushEncoding): PushBuilder {
+  return encoding === "protobuf" ? new ProtobufPushBuilder() : new JsonPushBuilder();
 }
 
 type JsonValue = [string, string] | [string, string, Record<string, string>];
@@ -48,7 +53,7 @@ export interface StreamSummary {
 
 /**
  * A closed batch as it waits to be sent: the push body, plus the per-stream counts that reading a 400 needs.
- * Entries are encoded as they are added, so a waiting batch costs its compressed size in memory, not its objects;
+ * Entries are encoded as they are added, so a waiting batch costs its body's size in memory, not its objects;
  * the body is also exactly what a disk spool stores.
  */
 export interface SealedBatch {

@@ -1,7 +1,7 @@
 import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
 import type { DecodeErrorReason, LogEntry, ServiceLog } from "@aixcl/shared";
 import { Batcher } from "./batch.js";
-import type { PushEncoding, SealedBatch } from "./encode.js";
+import type { PushCompression, PushEncoding, SealedBatch } from "./encode.js";
 import { pushBuilder } from "./encode.js";
 import type { EntryMapper } from "./mapping.js";
 import type { ConsumerMetrics } from "./metrics.js";
@@ -14,8 +14,7 @@ export interface PipelineOptions {
   /** Bound on everything held in memory: the batch being filled, queued batches and batches in flight. */
   maxBufferBytes: number;
   encoding: PushEncoding;
-  /** Snappy-compress protobuf push bodies. */
-  compress: boolean;
+  compress: PushCompression;
   /** Called when a batch was queued, so the sender can start it. */
   onBatch: () => void;
 }
@@ -39,7 +38,7 @@ export class Pipeline {
     private readonly log: ServiceLog,
     private readonly options: PipelineOptions,
   ) {
-    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs }, pushBuilder(options.encoding, options.compress));
+    this.batcher = new Batcher({ maxBytes: options.maxBatchBytes, maxWaitMs: options.maxBatchWaitMs }, pushBuilder(options.encoding), () => options.compress === "always" || queue.queuedBatches > 0);
   }
 
   get bufferedBytes(): number {

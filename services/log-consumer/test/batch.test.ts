@@ -9,7 +9,7 @@ if (!entry) throw new Error("fixture");
 
 describe("Batcher", () => {
   it("closes a batch before it would exceed max bytes", () => {
-    const batcher = new Batcher({ maxBytes: entry.bytes * 3, maxWaitMs: 1000 }, pushBuilder("protobuf", true));
+    const batcher = new Batcher({ maxBytes: entry.bytes * 3, maxWaitMs: 1000 }, pushBuilder("protobuf"), () => true);
     const closed = [];
     for (let i = 0; i < 10; i++) {
       const batch = batcher.add(entry, 0);
@@ -23,13 +23,13 @@ describe("Batcher", () => {
   });
 
   it("gives an entry larger than max bytes a batch of its own", () => {
-    const batcher = new Batcher({ maxBytes: entry.bytes - 1, maxWaitMs: 1000 }, pushBuilder("protobuf", true));
+    const batcher = new Batcher({ maxBytes: entry.bytes - 1, maxWaitMs: 1000 }, pushBuilder("protobuf"), () => true);
     expect(batcher.add(entry, 0)).toBeUndefined();
     expect(batcher.add(entry, 0)?.entries).toBe(1);
   });
 
   it("closes a batch once its first entry is max wait old", () => {
-    const batcher = new Batcher({ maxBytes: 1 << 20, maxWaitMs: 1000 }, pushBuilder("protobuf", true));
+    const batcher = new Batcher({ maxBytes: 1 << 20, maxWaitMs: 1000 }, pushBuilder("protobuf"), () => true);
     expect(batcher.poll(5000)).toBeUndefined();
     batcher.add(entry, 10_000);
     batcher.add(entry, 10_900);
@@ -43,7 +43,7 @@ describe("Batcher", () => {
 
   it("groups entries by stream and numbers batches", () => {
     const entries = lokiEntries([fullEntry(), fullEntry({ level: "error" }), fullEntry(), fullEntry({ subsystem: "db" })]);
-    const batcher = new Batcher({ maxBytes: 1 << 20, maxWaitMs: 1000 }, pushBuilder("protobuf", true));
+    const batcher = new Batcher({ maxBytes: 1 << 20, maxWaitMs: 1000 }, pushBuilder("protobuf"), () => true);
     for (const e of entries) batcher.add(e, 0);
     const first = batcher.flush();
     batcher.add(entries[0] ?? entry, 0);

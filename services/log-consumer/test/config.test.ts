@@ -27,7 +27,7 @@ describe("config/log_consumer.yaml", () => {
     const config = loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname });
     expect(config).toMatchObject({
       bus: { host: "127.0.0.1", sub_port: 5556, topics: ["logs.", "logs/", "aixcl.batch."] },
-      loki: { url: "http://127.0.0.1:3100", encoding: "protobuf", compress: false, timeout: 10_000, tenant_id: "" },
+      loki: { url: "http://127.0.0.1:3100", encoding: "protobuf", compress: "when_queued", timeout: 10_000, tenant_id: "" },
       batch: { max_bytes: 1024 * 1024, max_wait: 1000 },
       retry: { min_backoff: 500, max_backoff: 300_000, max_retries: 10 },
       ops: { host: "127.0.0.1", port: 9465 },

@@ -34,7 +34,7 @@ export function lokiEntries(entries: LogEntry[], staticLabels: Record<string, st
 
 /** One batch holding all the given entries, encoded as it waits in the queue. */
 export function sealedOf(entries: LokiEntry[], encoding: PushEncoding = "protobuf", compress = true): SealedBatch {
-  const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 }, pushBuilder(encoding, compress));
+  const batcher = new Batcher({ maxBytes: Number.MAX_SAFE_INTEGER, maxWaitMs: 1000 }, pushBuilder(encoding), () => compress);
   for (const entry of entries) batcher.add(entry, 0);
   const batch = batcher.flush();
   if (!batch) throw new Error("no entries");

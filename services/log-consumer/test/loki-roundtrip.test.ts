@@ -30,7 +30,7 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
   let broker: RunningBroker;
   const consumers: RunningConsumer[] = [];
 
-  async function consumer(staticLabels: Record<string, string>, encoding: "protobuf" | "json", compress = true) {
+  async function consumer(staticLabels: Record<string, string>, encoding: "protobuf" | "json", compress: "always" | "when_queued" = "always") {
     const subPort = Number(/:(\d+)$/.exec(broker.subEndpoint)?.[1]);
     const config = consumerConfig({
       bus: { host: "127.0.0.1", sub_port: subPort },
@@ -115,9 +115,9 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
   });
 
   it.each([
-    ["protobuf", true],
-    ["protobuf", false],
-    ["json", true],
+    ["protobuf", "always"],
+    ["protobuf", "when_queued"],
+    ["json", "always"],
   ] as const)("both topic styles x both payload styles keep exact timestamps (%s push, compressed: %s)", async (encoding, compress) => {
     const run = `styles_${encoding}_${compress}`;
     const consumerB = await consumer({ run }, encoding, compress);

@@ -1,7 +1,8 @@
 import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, serviceLog } from "@aixcl/shared";
 import { describe, expect, it } from "vitest";
 import { uncompressSync } from "snappy";
-import type { SealedBatch } from "../src/encode.js";
+import type { PushCompression, SealedBatch } from "../src/encode.js";
+import { literalHeaderSize } from "../src/snappy.js";
 import { PushRequestType } from "./push-proto.js";
 import { EntryMapper } from "../src/mapping.js";
 import { createMetrics } from "../src/metrics.js";
@@ -11,7 +12,7 @@ import { fullEntry, total, valuesBy } from "./helpers.js";
 
 const quiet = serviceLog("test", "error", () => {});
 
-function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }) {
+function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }, compress: PushCompression = "always") {
   const queue = new MemoryQueue();
   let batches = 0;
   let pipeline: Pipeline | undefined;
@@ -24,7 +25,7 @@ function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }) {
     ...limits,
     maxBatchWaitMs: 1000,
     encoding: "protobuf",
-    compress: true,
+    compress,
     onBatch: () => batches++,
   });
   return { pipeline, queue, metrics, batches: () => batches };
@@ -90,6 +91,21 @@ describe("Pipeline", () => {
     pipeline.tick(2000);
     expect(queue.queuedBatches).toBe(before + 1);
     expect(queue.entries).toBe(20);
+  });
+
+  it("when_queued: a batch closed while none waits goes uncompressed, one closed behind a waiting batch compressed", () => {
+    const { pipeline, queue } = setup({ maxBatchBytes: 4096, maxBufferBytes: 1 << 20 }, "when_queued");
+    const line = "the same words again and again ".repeat(12);
+    // Each batch closes when the next entry would overflow it; nothing is taken from the queue meanwhile.
+    for (let i = 0; i < 30; i++) pipeline.accept(bare(line), 1000);
+    const [first, second] = [queue.shift(), queue.shift()] as SealedBatch[];
+    const raw = (b: SealedBatch) => uncompressSync(Buffer.from(b.push.body)) as Buffer;
+    const uncompressed = (b: SealedBatch) => b.push.body.length === raw(b).length + literalHeaderSize(raw(b).length);
+    expect(first && uncompressed(first)).toBe(true);
+    expect(second && uncompressed(second)).toBe(false);
+    expect(second && second.push.body.length < raw(second).length / 2).toBe(true);
+    expect(pushedLines(first as SealedBatch).every((l) => l === line)).toBe(true);
+    expect(pushedLines(second as SealedBatch).every((l) => l === line)).toBe(true);
   });
 
   it("stays within the buffer bound, dropping the oldest queued batches, and accounts for every entry", async () => {
