@@ -9,10 +9,11 @@
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { Subscriber, XPublisher } from "zeromq";
+import { Subscriber } from "zeromq";
 import { defaultsOf, messageBusSchema } from "@aixcl/shared";
 import type { MessageBusConfig } from "@aixcl/shared";
 import { cpuMicros, formatRate, peakRssBytes, role } from "./proc.js";
+import { subscribedPublisher } from "./xpub.js";
 
 const script = fileURLToPath(import.meta.url);
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -51,17 +52,7 @@ async function subscriberRole(bindOrConnect: "bind" | "connect", endpoint: strin
 }
 
 async function publisherRole(endpoint: string, count: number): Promise<void> {
-  // NODROP: the publisher waits when the pipe is full, so the run measures forwarding, not loss.
-  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, linger: 0 });
-  pub.connect(endpoint);
-  // A receive stays pending throughout, as in the logger client: zeromq.js lets libzmq process the socket's
-  // internal commands only while an operation is pending, and without one the tail of a burst can stay queued
-  // in the publisher indefinitely, which this benchmark would have reported as loss.
-  await new Promise<void>((subscribed) => {
-    void (async () => {
-      for await (const _ of pub) subscribed();
-    })().catch(() => undefined);
-  });
+  const pub = await subscribedPublisher(endpoint);
   process.send?.({ subscribed: true });
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
   const topic = Buffer.from(TOPIC);
@@ -139,13 +130,7 @@ async function main(): Promise<void> {
 
 /** Publishes `rate` messages per second for `seconds`, catching up every 10 ms. */
 async function pacedRole(endpoint: string, rate: number, seconds: number): Promise<void> {
-  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, linger: 0 });
-  pub.connect(endpoint);
-  await new Promise<void>((subscribed) => {
-    void (async () => {
-      for await (const _ of pub) subscribed();
-    })().catch(() => undefined);
-  });
+  const pub = await subscribedPublisher(endpoint);
   process.send?.({ subscribed: true });
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
   const topic = Buffer.from(TOPIC);

@@ -6,10 +6,10 @@
  * one logger per service. Without, one message per entry, as AICO's plain PUB publishers send them.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { XPublisher } from "zeromq";
 import { BATCH_LIMITS, BATCH_TOPIC_PREFIX, batchTopic, encodeLogBatch } from "@aixcl/shared";
 import type { PublisherReport } from "./harness.js";
 import { checkEncoding, EntryEncoder, nowMs, SERVICES, shapeOf } from "./workload.js";
+import { subscribedPublisher } from "./xpub.js";
 
 export interface PublisherPlan {
   index: number;
@@ -37,19 +37,9 @@ interface Pending {
 export async function publisherRole(endpoint: string, plan: PublisherPlan): Promise<void> {
   const encoder = new EntryEncoder(plan.run, plan.blockSize);
   if (plan.index === 0) checkEncoding(encoder);
-  // NODROP: a full pipe answers EAGAIN instead of dropping, so nothing is lost before the broker. A send timeout
-  // of 0 makes zeromq.js send at once instead of first asking libzmq whether it may (a system call per message).
-  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, sendTimeout: 0, linger: 0 });
-  pub.connect(endpoint);
-  // A receive stays pending for the socket's whole life, as the logger client's does: zeromq.js lets libzmq
-  // process a socket's internal commands only while an operation is pending on it, and without one the last
-  // messages of a burst can sit in the publisher's queue indefinitely (seen here: up to 15% of a 300k burst).
-  const wanted = plan.batches ? BATCH_TOPIC_PREFIX : "logs.";
-  await new Promise<void>((subscribed) => {
-    void (async () => {
-      for await (const [msg] of pub) if (msg && msg[0] === 1 && msg.subarray(1).toString() === wanted) subscribed();
-    })().catch(() => undefined);
-  });
+  // A send timeout of 0 makes zeromq.js send at once instead of first asking libzmq whether it may (a system call
+  // per message).
+  const pub = await subscribedPublisher(endpoint, { wanted: plan.batches ? BATCH_TOPIC_PREFIX : "logs.", sendTimeout: 0 });
   const go = new Promise<void>((resolve) => process.once("message", () => resolve()));
   process.send?.({ ready: true });
   await go;

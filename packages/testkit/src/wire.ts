@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { LogEntry } from "@aixcl/shared";
-import { decodeLogMessage, encodeAicoMessage, encodeLogEntry, logTopic, sanitizeName } from "@aixcl/shared";
+import { decodeLogMessage, emptyLogEntry, encodeAicoMessage, encodeLogEntry, logTopic, sanitizeName } from "@aixcl/shared";
 
 /** The two wire formats on the bus: ours (`logs.<subsystem>.<module>`, a bare LogEntry) and AICO's (`logs/<subsystem>/<module>/v1`, an AicoMessage envelope). */
 export type WireFormat = "aixcl" | "aico";
@@ -14,22 +14,7 @@ export function wireTopic(format: WireFormat, subsystem: string, module: string)
 /** A log message exactly as a publisher of `format` sends it: [topic, payload]. */
 export function logMessage(format: WireFormat, subsystem: string, module: string, message: string, timestampNs = BigInt(Date.now()) * 1_000_000n): [Buffer, Buffer] {
   const topic = wireTopic(format, subsystem, module);
-  const entry: LogEntry = {
-    timestampNs,
-    level: "info",
-    subsystem,
-    module,
-    function: "",
-    message,
-    topic,
-    metadata: {},
-    filePath: "",
-    lineNumber: 0,
-    userUuid: "",
-    sessionId: "",
-    traceId: "",
-    extra: {},
-  };
+  const entry: LogEntry = { ...emptyLogEntry(), timestampNs, level: "info", subsystem, module, message, topic };
   const payload = format === "aico" ? encodeAicoMessage(entry, { messageId: randomUUID(), timestampNs, source: subsystem }) : encodeLogEntry(entry);
   return [Buffer.from(topic), Buffer.from(payload)];
 }

@@ -1,29 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
 import type { LogEntry, Logger } from "@aixcl/shared";
 import { HOLD_TOPIC, createLogger, decodeLogMessage, encodeAicoMessage, encodeLogEntry } from "@aixcl/shared";
 import type { RunningBroker } from "../src/index.js";
-import { Collector, portOf, testBroker, until, untilSubscribed } from "./bus.js";
+import { busFixture, Collector, portOf, testBroker, until, untilSubscribed } from "./bus.js";
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function broker(...args: Parameters<typeof testBroker>): Promise<RunningBroker> {
-  const b = await testBroker(...args);
-  cleanup.push(() => b.close());
-  return b;
-}
-
-function subscriber(b: RunningBroker, ...prefixes: string[]): Collector {
-  const sub = new Subscriber({ linger: 0 });
-  sub.connect(b.subEndpoint);
-  for (const p of prefixes) sub.subscribe(p);
-  const collector = new Collector(sub);
-  cleanup.push(() => collector.close());
-  return collector;
-}
+const { cleanup, broker, subscriber } = busFixture();
 
 function logger(b: RunningBroker, options: { format?: "aixcl" | "aico"; maxBuffered?: number } = {}): Logger {
   const log = createLogger({ subsystem: "api_gateway", module: "auth", endpoint: b.pubEndpoint, ...options });
@@ -45,7 +27,7 @@ describe("logger -> broker -> subscriber", () => {
   for (const format of ["aixcl", "aico"] as const) {
     it(`delivers every field, ${format} wire format`, async () => {
       const b = await broker();
-      const sub = subscriber(b, "logs");
+      const sub = subscriber(b, ["logs"]);
       const log = logger(b, { format });
       await until(() => log.connected, 5000, "logger to see the subscription");
       const before = BigInt(Date.now()) * 1_000_000n;
@@ -81,7 +63,7 @@ describe("logger -> broker -> subscriber", () => {
 
   it("carries all four topic/payload combinations through the broker unchanged", async () => {
     const b = await broker();
-    const sub = subscriber(b, "logs.", "logs/");
+    const sub = subscriber(b, ["logs.", "logs/"]);
     const pub = new XPublisher({ linger: 0 });
     cleanup.push(() => pub.close());
     pub.connect(b.pubEndpoint);
@@ -109,7 +91,7 @@ describe("logger -> broker -> subscriber", () => {
 describe("subscription filtering", () => {
   it("a logs. subscriber receives log topics and nothing else", async () => {
     const b = await broker();
-    const sub = subscriber(b, "logs.");
+    const sub = subscriber(b, ["logs."]);
     const pub = new XPublisher({ linger: 0 });
     cleanup.push(() => pub.close());
     pub.connect(b.pubEndpoint);
@@ -123,7 +105,7 @@ describe("subscription filtering", () => {
 describe("oversized messages", () => {
   it("are refused at the socket; the sender reconnects and what follows gets through", async () => {
     const b = await broker({}, { max_message_bytes: 64 * 1024 });
-    const sub = subscriber(b, "logs.");
+    const sub = subscriber(b, ["logs."]);
     const pub = new XPublisher({ linger: 0 });
     cleanup.push(() => pub.close());
     pub.connect(b.pubEndpoint);
@@ -145,7 +127,7 @@ describe("broker restart", () => {
   it("a subscriber that stays connected receives what is published after the broker comes back", async () => {
     const first = await testBroker();
     const ports = { pub: portOf(first.pubEndpoint), sub: portOf(first.subEndpoint) };
-    const sub = subscriber(first, "logs.");
+    const sub = subscriber(first, ["logs."]);
     const log = logger(first);
     await until(() => log.connected, 5000, "first broker wired");
     log.info("before restart");
@@ -168,7 +150,7 @@ describe("broker restart", () => {
 describe("a subscriber leaving (HOLD_TOPIC)", () => {
   it("makes loggers hold until it is gone, so what it unsubscribes from is not sent into the gap; the next subscriber gets it in order", async () => {
     const b = await broker();
-    const leaving = subscriber(b, "logs.");
+    const leaving = subscriber(b, ["logs."]);
     const log = logger(b);
     await until(() => log.connected, 5000, "logger wired");
     log.info("before");
@@ -182,7 +164,7 @@ describe("a subscriber leaving (HOLD_TOPIC)", () => {
     await leaving.close();
     expect(leaving.messages).toEqual([]);
 
-    const next = subscriber(b, "logs.");
+    const next = subscriber(b, ["logs."]);
     const got = await next.take(3, 10_000);
     expect(got.map((f) => (decodeLogMessage(f) as { entry: LogEntry }).entry.message)).toEqual(["held 0", "held 1", "held 2"]);
     expect(log.stats()).toMatchObject({ buffered: 0, published: 4 });
@@ -200,7 +182,7 @@ describe("logger before the bus is reachable", () => {
     expect(log.stats()).toMatchObject({ buffered: 5, published: 0, dropped: { buffer_full: 3 } });
 
     const again = await broker({ pub: pubPort });
-    const sub = subscriber(again, "logs.");
+    const sub = subscriber(again, ["logs."]);
     const got = await sub.take(5, 10_000);
     expect(got.map((f) => (decodeLogMessage(f) as { entry: LogEntry }).entry.message)).toEqual(["m3", "m4", "m5", "m6", "m7"]);
     expect(log.stats()).toMatchObject({ buffered: 0, published: 5 });
@@ -228,7 +210,7 @@ describe("logger before the bus is reachable", () => {
 
   it("close() flushes what is held and counts what could not be delivered", async () => {
     const b = await broker();
-    const sub = subscriber(b, "logs.");
+    const sub = subscriber(b, ["logs."]);
     const log = createLogger({ subsystem: "s", module: "m", endpoint: b.pubEndpoint, closeTimeoutMs: 3000 });
     for (let i = 0; i < 100; i++) log.info(`m${i}`);
     const stats = await log.close();

@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 import { Publisher, Subscriber, XPublisher } from "zeromq";
 import { metricSample } from "@aixcl/testkit";
 import type { MessageBusConfig } from "@aixcl/shared";
@@ -95,4 +96,31 @@ export async function plainPublisher(b: RunningBroker, sendHighWaterMark = 100_0
   await until(async () => ((await metricSample(b.ops.url, 'aixcl_broker_connected_peers{side="publishers"}')) ?? 0) > before, 5000, "the broker to accept the publisher");
   await new Promise((r) => setTimeout(r, 200));
   return pub;
+}
+
+/**
+ * What a test file's tests open, closed after each test, newest first: call at the top of the file, then make
+ * brokers and subscribers through it (and push other closers onto `cleanup`).
+ */
+export function busFixture() {
+  const cleanup: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+  return {
+    cleanup,
+    async broker(...args: Parameters<typeof testBroker>): Promise<RunningBroker> {
+      const b = await testBroker(...args);
+      cleanup.push(() => b.close());
+      return b;
+    },
+    subscriber(b: RunningBroker, prefixes: string[], options: ConstructorParameters<typeof Subscriber>[0] = {}): Collector {
+      const sub = new Subscriber({ linger: 0, ...options });
+      sub.connect(b.subEndpoint);
+      for (const p of prefixes) sub.subscribe(p);
+      const collector = new Collector(sub);
+      cleanup.push(() => collector.close());
+      return collector;
+    },
+  };
 }

@@ -3,34 +3,16 @@
  * services publish) as well as the shared logger, AICO's wire format as well as ours. What it cannot keep, and what
  * a subscriber cannot take, is counted exactly.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
 import type { Logger } from "@aixcl/shared";
 import { HOLD_TOPIC, createLogger, decodeLogBatch, isBatchTopic } from "@aixcl/shared";
 import type { WireFormat } from "@aixcl/testkit";
 import { WIRE_FORMATS, logMessage, messageText, metricSample, tempDir } from "@aixcl/testkit";
 import type { RunningBroker } from "../src/index.js";
-import { Collector, plainPublisher, portOf, testBroker, until, untilSubscribed } from "./bus.js";
+import { busFixture, Collector, plainPublisher, portOf, testBroker, until, untilSubscribed } from "./bus.js";
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-async function broker(...args: Parameters<typeof testBroker>): Promise<RunningBroker> {
-  const b = await testBroker(...args);
-  cleanup.push(() => b.close());
-  return b;
-}
-
-function subscriber(b: RunningBroker, prefixes: string[], options: ConstructorParameters<typeof Subscriber>[0] = {}): Collector {
-  const sub = new Subscriber({ linger: 0, ...options });
-  sub.connect(b.subEndpoint);
-  for (const p of prefixes) sub.subscribe(p);
-  const collector = new Collector(sub);
-  cleanup.push(() => collector.close());
-  return collector;
-}
+const { cleanup, broker, subscriber } = busFixture();
 
 const metric = async (b: RunningBroker, sample: string) => (await metricSample(b.ops.url, sample)) ?? Number.NaN;
 const seqs = (messages: Buffer[][]) => messages.map((frames) => Number(/^seq=(\d+)/.exec(messageText(frames))?.[1]));

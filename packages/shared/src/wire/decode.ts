@@ -1,5 +1,5 @@
 import type { LogEntry } from "./entry.js";
-import { LOG_ENTRY_TYPE_URL, nowNs } from "./entry.js";
+import { emptyLogEntry, LOG_ENTRY_TYPE_URL, nowNs } from "./entry.js";
 import { levelName } from "./level.js";
 import { BATCH_TOPIC_PREFIX, isBatchTopic, parseLogTopic, sanitizeName } from "./topic.js";
 import type { LogTopic } from "./topic.js";
@@ -220,22 +220,7 @@ function readLogEntry(buf: Buffer, start: number, end: number, topLevel: boolean
   let timestampStart = -1;
   let timestampEnd = -1;
   let level = 0;
-  const entry: LogEntry = {
-    timestampNs: 0n,
-    level: "unknown",
-    subsystem: "",
-    module: "",
-    function: "",
-    message: "",
-    topic: "",
-    metadata: {},
-    filePath: "",
-    lineNumber: 0,
-    userUuid: "",
-    sessionId: "",
-    traceId: "",
-    extra: {},
-  };
+  const entry = emptyLogEntry();
   while (wire.pos < wire.end) {
     const tag = wire.tag();
     const field = Math.floor(tag / 8);

@@ -20,6 +20,26 @@ export interface LogEntry {
   extra: Record<string, string>;
 }
 
+/** A LogEntry as the wire's defaults leave it: every field empty, level "unknown". */
+export function emptyLogEntry(): LogEntry {
+  return {
+    timestampNs: 0n,
+    level: "unknown",
+    subsystem: "",
+    module: "",
+    function: "",
+    message: "",
+    topic: "",
+    metadata: {},
+    filePath: "",
+    lineNumber: 0,
+    userUuid: "",
+    sessionId: "",
+    traceId: "",
+    extra: {},
+  };
+}
+
 /** Type URL AICO uses when it packs a LogEntry into the envelope's `any_payload`. */
 export const LOG_ENTRY_TYPE_URL = "type.googleapis.com/aico.core.LogEntry";
 
