@@ -2,7 +2,8 @@
  * End-to-end benchmark: throughput, CPU, memory, latency and loss of the bus -> consumer -> Loki pipeline, side by
  * side with two reference shippers reading the same lines from files into the same real Loki: Promtail, and the
  * OpenTelemetry Collector into Loki's OTLP endpoint (bench/src/file-shippers.ts). Every party runs in its own
- * process: publishers, the broker and the consumer (each its dist/main.js with its shipped config), a receiver, Loki, the shippers.
+ * process: publishers, the broker and the consumer (each its dist/main.js with its shipped config), a receiver, Loki,
+ * the shippers.
  *
  *   npm run bench [-- --quick] [--runs ceiling,decode-max,...] [--publishers 2] [--rate 50000] [--duration 60]
  *                 [--lines 300000] [--loki-rate 10000] [--loki-duration 30] [--profile] [--out file.json]

@@ -108,11 +108,12 @@ function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
 
 /**
  * Loki's default push body: protobuf PushRequest in snappy's raw block format (not the framing format, which is what
- * snappy's stream APIs write); uncompressed, the block is one literal, valid snappy without compression work. Each entry is written as its StreamAdapter.entries field the moment it
- * is added, into one arena reused batch after batch: an open batch holds bytes, not objects, so the entries' objects
- * die young instead of outliving a scavenge and being copied into the old generation (GC was a third of the
- * consumer's time at 10,000 lines/s). At build, the entries are copied out grouped by stream into a second scratch
- * buffer, compressed into a third (snappy.ts, ~330 MB/s, so inline), and only the body is allocated.
+ * snappy's stream APIs write); uncompressed, the block is one literal, valid snappy without compression work.
+ * Each entry is written as its StreamAdapter.entries field the moment it is added, into one arena reused batch after
+ * batch: an open batch holds bytes, not objects, so the entries' objects die young instead of outliving a scavenge
+ * and being copied into the old generation (GC was a third of the consumer's time at 10,000 lines/s). At build, the
+ * entries are copied out grouped by stream: straight into the body when it goes uncompressed, else into a scratch
+ * buffer compressed into another (snappy.ts, ~330 MB/s, so inline), and only the compressed body is allocated.
  */
 export class ProtobufPushBuilder implements PushBuilder {
   private readonly w = new ProtoWriter(Buffer.allocUnsafe(INITIAL_ARENA_BYTES));
@@ -169,35 +170,38 @@ export class ProtobufPushBuilder implements PushBuilder {
   }
 
   build(streams: readonly StreamKey[], compress: boolean): EncodedPush {
-    const entryBytes = new Float64Array(streams.length);
+    // Each stream's StreamAdapter size: its labels, then its entries.
+    const streamSizes = new Float64Array(streams.length);
+    for (let k = 0; k < streams.length; k++) {
+      const labels = labelSize((streams[k] as StreamKey).text);
+      streamSizes[k] = 1 + varintSize(labels) + labels;
+    }
     let start = 0;
     for (let i = 0; i < this.count; i++) {
       const end = this.endOf[i] as number;
       const k = this.streamOf[i] as number;
-      entryBytes[k] = (entryBytes[k] as number) + end - start;
+      streamSizes[k] = (streamSizes[k] as number) + end - start;
       start = end;
     }
-    // Where each stream's entries go in the request: after its StreamAdapter header.
-    const cursor = new Float64Array(streams.length);
     let total = 0;
-    for (let k = 0; k < streams.length; k++) {
-      const labels = labelSize((streams[k] as StreamKey).text);
-      const streamSize = 1 + varintSize(labels) + labels + (entryBytes[k] as number);
-      total += 1 + varintSize(streamSize) + streamSize;
-    }
-    // Uncompressed, the literal's header goes first and the request is the rest of the body.
+    for (const size of streamSizes) total += 1 + varintSize(size) + size;
+    // Uncompressed, the body is the literal's header and then the request, written in place; compressed, the
+    // request is written to scratch first.
     const header = compress ? 0 : literalHeaderSize(total);
-    if (this.request.length < header + total) this.request = Buffer.allocUnsafe(header + total);
-    const out = new ProtoWriter(this.request);
-    if (header > 0) out.pos = writeLiteralHeader(this.request, 0, total);
+    if (compress && this.request.length < total) this.request = Buffer.allocUnsafe(total);
+    const out = new ProtoWriter(compress ? this.request : Buffer.allocUnsafe(header + total));
+    if (!compress) out.pos = writeLiteralHeader(out.buf, 0, total);
+    // Where each stream's entries go: after its StreamAdapter header.
+    const cursor = new Float64Array(streams.length);
     for (let k = 0; k < streams.length; k++) {
       const text = (streams[k] as StreamKey).text;
-      const labels = labelSize(text);
+      const size = streamSizes[k] as number;
       out.byte(TAG_STREAMS);
-      out.varint(1 + varintSize(labels) + labels + (entryBytes[k] as number));
-      out.string(TAG_LABELS, text, labels);
+      out.varint(size);
+      const end = out.pos + size;
+      out.string(TAG_LABELS, text, labelSize(text));
       cursor[k] = out.pos;
-      out.pos += entryBytes[k] as number;
+      out.pos = end;
     }
     if (out.pos !== header + total) throw new Error(`push encoding wrote ${out.pos - header} bytes, sized ${total}`);
     start = 0;
@@ -210,7 +214,7 @@ export class ProtobufPushBuilder implements PushBuilder {
     }
     this.count = 0;
     this.w.pos = 0;
-    if (!compress) return { body: Buffer.from(this.request.subarray(0, header + total)), contentType: "application/x-protobuf" };
+    if (!compress) return { body: out.buf, contentType: "application/x-protobuf" };
     if (this.compressed.length < maxCompressedLength(total)) this.compressed = Buffer.allocUnsafe(maxCompressedLength(total));
     const size = compressInto(this.request.subarray(0, total), this.compressed, this.table);
     return { body: Buffer.from(this.compressed.subarray(0, size)), contentType: "application/x-protobuf" };

@@ -13,10 +13,25 @@ const MAX_TABLE_BITS = 14;
 const INPUT_MARGIN = 15;
 const MIN_TABLE_BITS = 8;
 
+/** Bytes after a literal's tag that hold its length - 1 (`n`): none below 60, then 1 to 4, little-endian. */
+function literalLengthBytes(n: number): number {
+  return n < 60 ? 0 : n < 1 << 8 ? 1 : n < 1 << 16 ? 2 : n < 1 << 24 ? 3 : 4;
+}
+
 /** Bytes of the header of a block holding `length` bytes as one literal (see writeLiteralHeader). */
 export function literalHeaderSize(length: number): number {
-  const n = length - 1;
-  return varintSize(length) + 1 + (n < 60 ? 0 : n < 1 << 8 ? 1 : n < 1 << 16 ? 2 : n < 1 << 24 ? 3 : 4);
+  return varintSize(length) + 1 + literalLengthBytes(length - 1);
+}
+
+/** A block's preamble: its uncompressed length as a varint. Returns where the block's elements go. */
+function writeLength(dst: Uint8Array, pos: number, length: number): number {
+  let n = length;
+  while (n >= 0x80) {
+    dst[pos++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  dst[pos++] = n;
+  return pos;
 }
 
 /**
@@ -24,23 +39,17 @@ export function literalHeaderSize(length: number): number {
  * that costs no compression work. Returns where the bytes go.
  */
 export function writeLiteralHeader(dst: Uint8Array, pos: number, length: number): number {
-  let n = length;
-  while (n >= 0x80) {
-    dst[pos++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  dst[pos++] = n;
-  return literalTag(dst, pos, length);
+  return literalTag(dst, writeLength(dst, pos, length), length);
 }
 
 /** A literal's tag: length - 1 in its six high bits, or in the 1 to 4 bytes after it. */
 function literalTag(dst: Uint8Array, pos: number, length: number): number {
   const n = length - 1;
-  if (n < 60) {
+  const bytes = literalLengthBytes(n);
+  if (bytes === 0) {
     dst[pos++] = n << 2;
     return pos;
   }
-  const bytes = n < 1 << 8 ? 1 : n < 1 << 16 ? 2 : n < 1 << 24 ? 3 : 4;
   dst[pos++] = (59 + bytes) << 2;
   for (let i = 0, rest = n; i < bytes; i++, rest >>>= 8) dst[pos++] = rest & 0xff;
   return pos;
@@ -65,13 +74,7 @@ function load32(src: Uint8Array, i: number): number {
  * `table` is scratch space from hashTable().
  */
 export function compressInto(src: Uint8Array, dst: Uint8Array, table: Uint16Array): number {
-  let pos = 0;
-  let n = src.length;
-  while (n >= 0x80) {
-    dst[pos++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  dst[pos++] = n;
+  let pos = writeLength(dst, 0, src.length);
   for (let start = 0; start < src.length; start += BLOCK_BYTES) {
     pos = compressBlock(src, start, Math.min(start + BLOCK_BYTES, src.length), dst, pos, table);
   }

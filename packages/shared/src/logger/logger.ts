@@ -23,7 +23,8 @@ export interface LoggerOptions {
    * While a subscriber takes batches (the log consumer does), how long an entry may wait for others to go with it
    * in one message. Default 100 ms: a service logging 250 lines/s sends batches of about 25 instead of 25
    * messages, which is what the broker and the consumer pay for (100 instead of 50 ms: 1 µs a line less for the
-   * consumer at 10,000 lines/s, 40 ms more at p99 into Loki, where the consumer's own batches wait up to 1 s). 0: send at once, batching only what piles up.
+   * consumer at 10,000 lines/s, 40 ms more at p99 into Loki, where the consumer's own batches wait up to 1 s).
+   * 0: send at once, batching only what piles up.
    */
   batchWindowMs?: number;
   /**

@@ -39,13 +39,16 @@ function isEagain(error: unknown): boolean {
  * returns and more are queued, they are read with the timeout at 0 -- straight to zmq_msg_recv -- until the queue
  * is empty (one EAGAIN, an exception, per burst) or `burst` messages were handled; then, the queue being empty,
  * the loop waits `coalesceMs` for more to gather -- unless the burst found the queue half full or more: then the
- * senders are being held back by the high-water mark, and a nap would cap the rate at a queue per nap. Between those naps a receive is always pending, which is also
+ * senders are being held back by the high-water mark, and a nap would cap the rate at a queue per nap. Between
+ * those naps a receive is always pending, which is also
  * what lets zeromq.js process libzmq's internal commands (reconnects, subscriptions).
  */
 export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: Buffer[]) => void | Promise<void>, options: ReceiveOptions = {}): Promise<void> {
   const { burst, coalesceMs, onRejected } = { ...DEFAULTS, ...options };
 
   const waitTimeout = socket.receiveTimeout;
+  // A burst this long found the queue half full or more (0: no high-water mark, never).
+  const heldBurst = socket.receiveHighWaterMark > 0 ? socket.receiveHighWaterMark / 2 : Number.POSITIVE_INFINITY;
   while (!socket.closed) {
     let frames: Buffer[];
     try {
@@ -95,8 +98,7 @@ export async function receiveEach(socket: ReceivingSocket, onMessage: (frames: B
       }
     }
     // Queue empty: let more gather. A full burst: just let timers and I/O run before reading on.
-    const held = socket.receiveHighWaterMark > 0 && handled >= socket.receiveHighWaterMark / 2;
-    if (drained && coalesceMs > 0 && !held) await new Promise((resolve) => setTimeout(resolve, coalesceMs));
+    if (drained && coalesceMs > 0 && handled < heldBurst) await new Promise((resolve) => setTimeout(resolve, coalesceMs));
     else if (!drained) await new Promise((resolve) => setImmediate(resolve));
   }
 }
