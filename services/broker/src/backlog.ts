@@ -9,7 +9,7 @@ import { LANE_INDEXES, LANES } from "./lanes.js";
  * The log messages the broker holds while no subscriber takes their lane, oldest first, per lane. Messages are
  * packed into the lane's open chunk; a chunk is sealed when it reaches chunkBytes or sealAfterMs after its first
  * message (on disk, what a crash can lose), then queued in the store: in memory, or one file each in the shared
- * FileSpool. Bounded by maxBytes over both lanes: when full, the oldest queued chunks go, counted.
+ * FileSpool. Bounded by maxBytes over all lanes: when full, the oldest queued chunks go, counted.
  *
  * Delivery: `peek(lane)` is the oldest undelivered message, the same until `delivered(lane)`; a chunk that is
  * partly delivered when the broker stops goes back to disk as what is left of it, so nothing is sent twice.
@@ -84,7 +84,7 @@ class MemoryChunks implements ChunkStore {
 }
 
 export interface BacklogOptions {
-  /** Bound over both lanes: packed bytes in memory, or disk use (4 KiB blocks) with a directory. */
+  /** Bound over all lanes: packed bytes in memory, or disk use (4 KiB blocks) with a directory. */
   maxBytes: number;
   /** Keep the backlog on disk here, so it survives a restart; "" keeps it in memory only. */
   dir: string;

@@ -1,5 +1,6 @@
 import type { SpoolCodec, SpoolItem } from "@aixcl/shared";
 import type { LaneName } from "./lanes.js";
+import { LANES } from "./lanes.js";
 
 /**
  * Held messages, packed into one buffer in arrival order: per message a u32 frame count, then per frame a u32
@@ -114,7 +115,7 @@ export const chunkCodec: SpoolCodec<Chunk> = {
   encode: (chunk) => ({ header: { lane: chunk.lane, entries: chunk.entries, createdAtMs: chunk.createdAtMs } satisfies Header, body: chunk.data }),
   decode(raw, body) {
     const header = raw as Header;
-    if (header.lane !== "dot" && header.lane !== "slash") throw new Error(`not a backlog chunk (lane ${JSON.stringify(header.lane)})`);
+    if (!LANES.includes(header.lane)) throw new Error(`not a backlog chunk (lane ${JSON.stringify(header.lane)})`);
     return { lane: header.lane, entries: header.entries, bytes: body.length, createdAtMs: header.createdAtMs, data: body };
   },
 };

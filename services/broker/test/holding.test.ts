@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
 import type { Logger } from "@aixcl/shared";
-import { HOLD_TOPIC, createLogger, decodeLogBatch, isBatchTopic } from "@aixcl/shared";
+import { HOLD_TOPIC, createLogger, decodeLogBatch, encodeLogBatch, isBatchTopic } from "@aixcl/shared";
 import type { WireFormat } from "@aixcl/testkit";
 import { WIRE_FORMATS, logMessage, messageText, metricSample, tempDir } from "@aixcl/testkit";
 import type { RunningBroker } from "../src/index.js";
@@ -15,8 +15,17 @@ import { busFixture, Collector, plainPublisher, portOf, testBroker, until, until
 const { cleanup, broker, subscriber } = busFixture();
 
 const metric = async (b: RunningBroker, sample: string) => (await metricSample(b.ops.url, sample)) ?? Number.NaN;
-const seqs = (messages: Buffer[][]) => messages.map((frames) => Number(/^seq=(\d+)/.exec(messageText(frames))?.[1]));
+const seqOf = (text: string) => Number(/^seq=(\d+)/.exec(text)?.[1]);
+const seqs = (messages: Buffer[][]) => messages.map((frames) => seqOf(messageText(frames)));
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+/** The entries' messages in the order the messages came, batches opened. */
+const entryLines = (messages: Buffer[][]) =>
+  messages.flatMap((frames) => {
+    if (!isBatchTopic(frames[0] as Buffer)) return [messageText(frames)];
+    const out: string[] = [];
+    decodeLogBatch(frames, (e) => out.push(e.message), (reason) => out.push(`error ${reason}`));
+    return out;
+  });
 /** A numbered line of about 300 bytes, like a real log line (`repeat` times that). */
 const line = (n: number, repeat = 1) => `seq=${n} ${"request handled ".repeat(18 * repeat)}`;
 
@@ -237,18 +246,33 @@ describe("the backlog on disk (broker.backlog.dir)", () => {
       expect(await sub.take(1, 500)).toEqual([]);
     });
   }
+
+  it("survives a broker restart with our clients' batches too: those that came after a subscriber's hold, sent before the publisher heard of it", async () => {
+    const dir = tempDir("backlog");
+    const backlog = { max_bytes: 64 * 1024 * 1024, dir, fsync: false };
+    const first = await testBroker({}, { backlog });
+    const leaving = subscriber(first, ["aixcl.batch."]);
+    await until(async () => (await metric(first, 'aixcl_broker_log_subscribed{topics="aixcl.batch."}')) === 1, 5000, "the batch lane taken");
+    // A plain PUB is a publisher that has not heard of the hold yet: it goes on sending what was subscribed.
+    const pub = await plainPublisher(first);
+    cleanup.push(() => pub.close());
+    leaving.socket.subscribe(HOLD_TOPIC);
+    await until(async () => (await metric(first, 'aixcl_broker_log_subscribed{topics="aixcl.batch."}')) === 0, 5000, "the hold");
+    for (let n = 0; n < 100; n++) {
+      const entries = [0, 1, 2].map((i) => logMessage("aixcl", "batched_app", "worker", line(3 * n + i))[1]);
+      await pub.send([Buffer.from("aixcl.batch.batched_app.worker"), encodeLogBatch(entries)]);
+    }
+    await until(async () => (await metric(first, "aixcl_broker_backlog_messages")) === 100, 5000, "100 batches held");
+    await leaving.close();
+    await first.close();
+    const second = await broker({ pub: portOf(first.pubEndpoint), sub: portOf(first.subEndpoint) }, { backlog });
+    const sub = subscriber(second, ["aixcl.batch."]);
+    expect(entryLines(await sub.take(100, 10_000)).map(seqOf)).toEqual(range(0, 300));
+    expect(await metric(second, 'aixcl_broker_dropped_messages_total{family="logs",reason="backlog_corrupt"}')).toBe(0);
+  });
 });
 
 describe("our clients' batches (aixcl.batch.)", () => {
-  /** The entries' messages in the order the messages came, batches opened. */
-  const entryLines = (messages: Buffer[][]) =>
-    messages.flatMap((frames) => {
-      if (!isBatchTopic(frames[0] as Buffer)) return [messageText(frames)];
-      const out: string[] = [];
-      decodeLogBatch(frames, (e) => out.push(e.message), (reason) => out.push(`error ${reason}`));
-      return out;
-    });
-
   it("go to a subscriber that takes them; after it left (the consumer's stop: hold, read, close), the logger's entries are held and the next gets all of them", async () => {
     const b = await broker();
     const all = ["logs.", "logs/", "aixcl.batch."];
@@ -260,7 +284,7 @@ describe("our clients' batches (aixcl.batch.)", () => {
     await new Promise((r) => setTimeout(r, 100));
     for (let n = 0; n < 3000; n++) log.info(line(n));
     await until(() => entryLines(first.messages).length === 3000, 10_000, "3000 entries");
-    expect(entryLines(first.messages).map((l) => Number(/^seq=(\d+)/.exec(l)?.[1]))).toEqual(range(0, 3000));
+    expect(entryLines(first.messages).map(seqOf)).toEqual(range(0, 3000));
     // Fewer messages than entries: the broker forwarded batches.
     expect(first.messages.length).toBeLessThan(300);
     expect(first.messages.some((frames) => frames[0]?.toString() === "aixcl.batch.batched_app.worker")).toBe(true);
@@ -274,7 +298,7 @@ describe("our clients' batches (aixcl.batch.)", () => {
     await until(async () => (await metric(b, "aixcl_broker_backlog_messages")) === 3000, 10_000, "3000 held");
     const next = subscriber(b, all);
     await until(() => entryLines(next.messages).length >= 3000, 10_000, "3000 more entries");
-    expect(entryLines(next.messages).map((l) => Number(/^seq=(\d+)/.exec(l)?.[1]))).toEqual(range(3000, 6000));
+    expect(entryLines(next.messages).map(seqOf)).toEqual(range(3000, 6000));
     expect(await metric(b, "aixcl_broker_backlog_messages")).toBe(0);
   });
 });
