@@ -4,9 +4,9 @@
  * sent one by one; a bad entry costs itself only, a broken frame what follows it, and both are counted.
  */
 import { describe, expect, it } from "vitest";
+import { fullEntry } from "@aixcl/testkit";
 import type { DecodeErrorReason, LogEntry } from "../src/index.js";
 import { BATCH_TOPIC_PREFIX, batchTopic, decodeLogBatch, decodeLogMessage, encodeLogBatch, encodeLogEntry, isBatchTopic } from "../src/index.js";
-import { fullEntry } from "./fixtures.js";
 import { LogBatchType, LogEntryType } from "./proto.js";
 
 const entries = (n: number) => Array.from({ length: n }, (_, i) => fullEntry({ message: `entry ${i}`, lineNumber: i + 1, topic: "" }));

@@ -3,10 +3,9 @@
  * field of what encodeLogEntry and encodeAicoMessage write, for fixed edge cases and for seeded random entries.
  */
 import { describe, expect, it } from "vitest";
-import { seededRandom } from "@aixcl/testkit";
+import { fullEntry, seededRandom } from "@aixcl/testkit";
 import type { LogEntry, LogLevelName } from "../src/index.js";
 import { encodeAicoMessage, encodeLogEntry, LOG_ENTRY_TYPE_URL, LOG_LEVELS, levelNumber } from "../src/index.js";
-import { fullEntry } from "./fixtures.js";
 import { AicoMessageType, LogEntryType } from "./proto.js";
 
 /** What protobufjs makes of a LogEntry: defaults filled in, int64 seconds as a number. */

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { seededRandom } from "@aixcl/testkit";
+import { fullEntry, seededRandom } from "@aixcl/testkit";
 import type { DecodeResult } from "../src/index.js";
 import { DECODE_ERROR_REASONS, decodeLogMessage, encodeAicoMessage, encodeLogEntry, LOG_LEVELS } from "../src/index.js";
-import { fullEntry } from "./fixtures.js";
 
 
 const SAFE_NAME = /^[a-z0-9_-]{1,64}$/;

@@ -1,5 +1,6 @@
 import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
+import { fullEntry } from "@aixcl/testkit";
 import {
   decodeLogMessage,
   encodeAicoMessage,
@@ -10,7 +11,6 @@ import {
   parseLogTopic,
   sanitizeName,
 } from "../src/index.js";
-import { fullEntry } from "./fixtures.js";
 
 const envelopeMeta = { messageId: "m-1", timestampNs: 1_763_700_000_000_000_000n, source: "api_gateway" };
 const frames = (topic: string, payload: Uint8Array) => [Buffer.from(topic), payload];

@@ -16,5 +16,5 @@ export type { BrokerProcess, BusHandle, StartBusOptions } from "./bus.js";
 export { metricSample, seededRandom } from "./samples.js";
 export { installNodeClient, requirePythonClient } from "./clients.js";
 export type { NodeClientProject, PythonRequirement, ScriptResult } from "./clients.js";
-export { WIRE_FORMATS, logMessage, messageText, wireTopic } from "./wire.js";
+export { WIRE_FORMATS, fullEntry, logMessage, messageText, wireTopic } from "./wire.js";
 export type { WireFormat } from "./wire.js";

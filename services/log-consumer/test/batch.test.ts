@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { fullEntry } from "@aixcl/testkit";
 import { Batcher } from "../src/batch.js";
 import { pushBuilder } from "../src/encode.js";
 import { MemoryQueue } from "../src/queue.js";
-import { fullEntry, lokiEntries, sealedOf } from "./helpers.js";
+import { lokiEntries, sealedOf } from "./helpers.js";
 
 const [entry] = lokiEntries([fullEntry({ message: "x".repeat(100) })]);
 if (!entry) throw new Error("fixture");

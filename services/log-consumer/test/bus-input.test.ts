@@ -23,11 +23,11 @@ import {
   serviceLog,
 } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
-import { metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
+import { fullEntry, metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { loadConsumerConfig, startConsumer } from "../src/index.js";
-import { fullEntry, total, valuesBy } from "./helpers.js";
+import { total, valuesBy } from "./helpers.js";
 import { captureLog, connectRawPublisher, consumerConfig, until, writeConsumerConfig } from "./support.js";
 
 const loki = requireComponent("loki");

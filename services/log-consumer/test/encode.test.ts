@@ -1,8 +1,9 @@
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { describe, expect, it } from "vitest";
+import { fullEntry } from "@aixcl/testkit";
 import { PushRequestType } from "./push-proto.js";
-import { fullEntry, lokiEntries, sealedOf } from "./helpers.js";
+import { lokiEntries, sealedOf } from "./helpers.js";
 import { decodeRawSnappy } from "./raw-snappy.js";
 
 interface DecodedPush {

@@ -8,11 +8,11 @@ import { createLogger, encodeAicoMessage, encodeLogEntry, loadMessageBusConfig, 
 import type { RunningBroker } from "@aixcl/broker";
 import { startBroker } from "@aixcl/broker";
 import type { LokiHandle, LokiStream } from "@aixcl/testkit";
-import { requireComponent, startLoki } from "@aixcl/testkit";
+import { fullEntry, requireComponent, startLoki } from "@aixcl/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { startConsumer } from "../src/index.js";
-import { fullEntry, total, valuesBy } from "./helpers.js";
+import { total, valuesBy } from "./helpers.js";
 import { captureLog, connectRawPublisher, consumerConfig, until } from "./support.js";
 
 const loki = requireComponent("loki");

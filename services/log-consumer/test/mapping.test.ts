@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { fullEntry } from "@aixcl/testkit";
 import { EntryMapper, staticLabelProblem } from "../src/mapping.js";
-import { fullEntry } from "./helpers.js";
 
 describe("EntryMapper", () => {
   it("maps every LogEntry field: labels, line, timestamp and structured metadata", () => {

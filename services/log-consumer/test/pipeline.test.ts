@@ -1,6 +1,7 @@
 import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, serviceLog } from "@aixcl/shared";
 import { describe, expect, it } from "vitest";
 import { uncompressSync } from "snappy";
+import { fullEntry } from "@aixcl/testkit";
 import type { PushCompression, SealedBatch } from "../src/encode.js";
 import { literalHeaderSize } from "../src/snappy.js";
 import { PushRequestType } from "./push-proto.js";
@@ -8,7 +9,7 @@ import { EntryMapper } from "../src/mapping.js";
 import { createMetrics } from "../src/metrics.js";
 import { Pipeline } from "../src/pipeline.js";
 import { MemoryQueue } from "../src/queue.js";
-import { fullEntry, total, valuesBy } from "./helpers.js";
+import { total, valuesBy } from "./helpers.js";
 
 const quiet = serviceLog("test", "error", () => {});
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { fullEntry } from "@aixcl/testkit";
 import { UNRECOGNIZED_REASON, parseRejections } from "../src/rejections.js";
-import { fullEntry, lokiEntries, sealedOf } from "./helpers.js";
+import { lokiEntries, sealedOf } from "./helpers.js";
 
 // A batch with 3 entries in {level="info", service="api"}, 2 in {level="error", service="api"} and
 // 1 in a stream whose service name is a label-injection attempt.

@@ -7,13 +7,13 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "no
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { serviceLog } from "@aixcl/shared";
-import { tempDir } from "@aixcl/testkit";
+import { fullEntry, tempDir } from "@aixcl/testkit";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import type { SealedBatch } from "../src/encode.js";
 import { createMetrics } from "../src/metrics.js";
 import { Spool, SpoolDirError, createSpoolMetrics, decodeSpoolFile } from "../src/spool.js";
-import { fullEntry, lokiEntries, sealedOf, total, valuesBy } from "./helpers.js";
+import { lokiEntries, sealedOf, total, valuesBy } from "./helpers.js";
 
 function openSpool(dir: string, options: { maxBytes?: number; fsync?: boolean } = {}) {
   const registry = new Registry();

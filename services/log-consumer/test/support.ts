@@ -2,11 +2,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LogEntry } from "@aixcl/shared";
 import { encodeLogEntry, serviceLog } from "@aixcl/shared";
-import { tempDir } from "@aixcl/testkit";
+import { fullEntry, tempDir } from "@aixcl/testkit";
 import { XPublisher } from "zeromq";
 import type { ConsumerConfig, RunningConsumer } from "../src/index.js";
 import { loadConsumerConfig } from "../src/index.js";
-import { fullEntry, total } from "./helpers.js";
+import { total } from "./helpers.js";
 
 /**
  * Loads a consumer config the way the service does: `settings` (the YAML file's content, e.g. { batch: { max_wait:
