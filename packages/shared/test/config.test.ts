@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "@aixcl/testkit";
-import { bytes, ConfigError, duration, loadConfig, loadMessageBusConfig, messageBusSchema, stringMap } from "../src/index.js";
+import { BATCH_LIMITS, bytes, ConfigError, duration, loadConfig, loadMessageBusConfig, messageBusSchema, stringMap } from "../src/index.js";
 
 const dir = tempDir("config");
 let n = 0;
@@ -26,6 +26,9 @@ describe("message bus configuration", () => {
   it("the shipped config/message_bus.yaml loads with the document's ports", () => {
     const config = loadMessageBusConfig({ MESSAGE_BUS_CONFIG: new URL("../../../config/message_bus.yaml", import.meta.url).pathname });
     expect(config).toMatchObject({ host: "localhost", pub_port: 5555, sub_port: 5556, broker: { metrics_host: "127.0.0.1", backlog: { max_bytes: 128 * 1024 ** 2, dir: "", fsync: false } } });
+    // ZeroMQ counts its queues in messages: full of our clients' largest batches, each queue stays within 32 MiB.
+    expect(config.broker.send_hwm * BATCH_LIMITS.maxBytes).toBeLessThanOrEqual(32 * 1024 ** 2);
+    expect(config.broker.recv_hwm * BATCH_LIMITS.maxBytes).toBeLessThanOrEqual(32 * 1024 ** 2);
   });
 
   it("the broker's backlog: env overrides, and a bound too small to hold a few chunks is refused", () => {
@@ -37,7 +40,7 @@ describe("message bus configuration", () => {
 
   it("fills defaults for an empty file", () => {
     const config = loadConfig(messageBusSchema, { file: file(""), env: {} });
-    expect(config).toMatchObject({ host: "127.0.0.1", pub_port: 5555, sub_port: 5556, broker: { send_hwm: 20_000, count_messages: true, no_drop: false } });
+    expect(config).toMatchObject({ host: "127.0.0.1", pub_port: 5555, sub_port: 5556, broker: { send_hwm: 1_000, recv_hwm: 1_000, count_messages: true, no_drop: false } });
   });
 
   it("environment variables override the file", () => {

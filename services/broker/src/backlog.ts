@@ -115,7 +115,7 @@ interface Delivering {
   chunk: Chunk | undefined;
   offset: number;
   delivered: number;
-  /** The message at offset once peeked: it stays the same until delivered, and the chunk is not sealed under it. */
+  /** The message at offset once peeked: it stays the same until delivered, even when the open chunk it is read from is sealed. */
   next: Buffer[] | undefined;
   /** Where the message after `next` starts. */
   after: number;
@@ -160,12 +160,15 @@ export class Backlog {
     else if (open.entries === 1) this.armSealTimer();
   }
 
-  /** Queues what is undelivered of the open chunk in the store; not while a message peeked from it is on its way. */
+  /**
+   * Queues what is undelivered of the open chunk in the store. A message peeked from it and still on its way (a
+   * stalled subscriber's queue is full) stays the next one, now read from the chunk just sealed: the open chunk
+   * must be sealed at its size even then, or it grows past the bound for as long as the subscriber stalls.
+   */
   private seal(lane: Lane, olderFirst = true): void {
     const open = this.open[lane];
     const d = this.delivering[lane];
     const fromOpen = d !== undefined && d.chunk === undefined;
-    if (fromOpen && d.next) return;
     const offset = fromOpen ? d.offset : 0;
     const skipped = fromOpen ? d.delivered : 0;
     if (fromOpen) this.delivering[lane] = undefined;
@@ -181,6 +184,12 @@ export class Backlog {
       }
     }
     this.store.push(open.seal(LANES[lane], offset, skipped));
+    if (fromOpen && d.next) {
+      // Reading from the open chunk means the store held none of the lane: the chunk just queued is its oldest.
+      // None comes back only when the disk could not give back the file just written (counted as corrupt).
+      const chunk = this.store.shift(LANES[lane]);
+      if (chunk) this.delivering[lane] = { chunk, offset: 0, delivered: 0, next: d.next, after: d.after - offset };
+    }
   }
 
   private armSealTimer(): void {
@@ -231,7 +240,8 @@ export class Backlog {
   /** The message peek() returned was sent. */
   delivered(lane: Lane): void {
     const d = this.delivering[lane];
-    if (!d?.next) throw new Error("delivered() without a peeked message");
+    // Nothing peeked: the message's chunk was lost while it was on its way (counted), or the backlog closed.
+    if (!d?.next) return;
     d.offset = d.after;
     d.delivered++;
     d.next = undefined;

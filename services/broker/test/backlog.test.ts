@@ -88,6 +88,28 @@ describe("backlog in memory", () => {
     expect(kept).toEqual(range(kept[0] as number, 2000));
   });
 
+  for (const where of ["memory", "disk"] as const) {
+    it(`a stalled subscriber, ${where === "disk" ? "on disk" : "in memory"}: the open chunk is sealed at its size while a message peeked from it waits, so the bound holds; order is kept`, () => {
+      const dir = where === "disk" ? join(tempDir("backlog"), "backlog") : "";
+      const { backlog, dropped } = open({ dir, maxBytes: 8 * 4096, chunkBytes: 4096 });
+      backlog.hold(0, message(0, 0));
+      // Peeked from the open chunk (nothing sealed yet), and never sent while the subscriber's queue stays full.
+      const first = backlog.peek(0);
+      for (let n = 1; n < 2000; n++) {
+        backlog.hold(0, message(0, n));
+        expect(backlog.bytes).toBeLessThanOrEqual(8 * 4096 + 2 * 4096);
+      }
+      expect(backlog.peek(0)).toBe(first);
+      backlog.delivered(0);
+      const rest = drain(backlog, 0);
+      expect(dropped.backlog_full).toBeGreaterThan(0);
+      expect(1 + rest.length + (dropped.backlog_full ?? 0)).toBe(2000);
+      expect(rest).toEqual([...rest].sort((a, b) => a - b));
+      expect(rest.at(-1)).toBe(1999);
+      backlog.close();
+    });
+  }
+
   it("close() reports what it held as lost", () => {
     const { backlog } = open();
     for (let n = 0; n < 10; n++) backlog.hold(0, message(0, n));

@@ -189,6 +189,8 @@ describe("what the broker cannot keep or deliver is counted", () => {
     // bound drops the oldest held. 3 KB lines, 30 MB in all: more than the socket buffers take.
     await publish(pub, "aixcl", 0, total, 10);
     await until(async () => (await metric(b, 'aixcl_broker_messages_total{family="logs"}')) === total, 10_000, "all received");
+    // The bound holds while the subscriber is stalled, with a held message waiting for its room all along.
+    expect(await metric(b, "aixcl_broker_backlog_bytes")).toBeLessThanOrEqual(1024 * 1024 + 256 * 1024 + 64 * 1024);
     const sub = new Collector(socket);
     await until(async () => (await metric(b, "aixcl_broker_backlog_messages")) === 0, 10_000, "the backlog forwarded");
     const dropped = await metric(b, 'aixcl_broker_dropped_messages_total{family="logs",reason="backlog_full"}');

@@ -11,8 +11,8 @@ export const messageBusSchema = {
   broker: {
     metrics_host: host("127.0.0.1", "MESSAGE_BUS_METRICS_HOST"),
     metrics_port: port(9464, "MESSAGE_BUS_METRICS_PORT"),
-    send_hwm: integer(20_000, { min: 1, env: "MESSAGE_BUS_SEND_HWM" }),
-    recv_hwm: integer(20_000, { min: 1, env: "MESSAGE_BUS_RECV_HWM" }),
+    send_hwm: integer(1_000, { min: 1, env: "MESSAGE_BUS_SEND_HWM" }),
+    recv_hwm: integer(1_000, { min: 1, env: "MESSAGE_BUS_RECV_HWM" }),
     count_messages: boolean(true, "MESSAGE_BUS_COUNT_MESSAGES"),
     no_drop: boolean(false, "MESSAGE_BUS_NO_DROP"),
     max_message_bytes: bytes(1024 * 1024, "MESSAGE_BUS_MAX_MESSAGE_BYTES"),
