@@ -3,16 +3,21 @@
  * --rate lines/s for --seconds while no subscriber exists; the broker (its own process, shipped defaults) holds
  * them in memory, then with broker.backlog.dir on disk. Prints the broker's RSS while holding (sampled every
  * second), what it held, its CPU per held line, and how fast a subscriber then gets the backlog.
- * Usage: npm run bench:backlog [-- --seconds 60 --rate 2000]
+ *
+ * Then a consumer that stops reading (connected and subscribed, never receiving) while our clients' batches come
+ * as fast as the broker takes them, for --stall-seconds: the broker's memory must stay within its queues
+ * (send_hwm, recv_hwm) and the backlog's bound, whatever passes through.
+ * Usage: npm run bench:backlog [-- --seconds 60 --rate 2000 --stall-seconds 8]
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Publisher, Subscriber } from "zeromq";
+import { Publisher, Subscriber, XPublisher } from "zeromq";
 import { startBroker } from "@aixcl/broker";
-import { defaultsOf, messageBusSchema, receiveEach, serviceLog } from "@aixcl/shared";
+import type { MessageBusConfig } from "@aixcl/shared";
+import { BATCH_LIMITS, batchTopic, emptyLogEntry, encodeLogBatch, encodeLogEntry, loadMessageBusConfig, receiveEach, serviceLog } from "@aixcl/shared";
 import { cpuMicros, formatRate, peakRssBytes, role } from "./proc.js";
 
 const script = fileURLToPath(import.meta.url);
@@ -34,13 +39,26 @@ function line(n: number): string {
   return `seq=${n} level=info msg="request handled" path=/v1/items/${n % 977} status=200 took_ms=${n % 313} ${"user=someone@example.com session=0f8fad5b-d9cb-469f-a165-70867728950e ".repeat(2)}trace=4bf92f3577b34da6a3ce929d0e0e4736`.padEnd(300, ".");
 }
 
+interface BrokerEnds {
+  pub: string;
+  sub: string;
+  ops: string;
+  /** The settings it runs with: the shipped config/message_bus.yaml, MESSAGE_BUS_* from the environment applied. */
+  broker: MessageBusConfig["broker"];
+}
+
 async function brokerRole(dir: string): Promise<void> {
-  const defaults = defaultsOf(messageBusSchema);
-  const broker = await startBroker(
-    { ...defaults, host: "127.0.0.1", pub_port: 0, sub_port: 0, broker: { ...defaults.broker, metrics_port: 0, backlog: { ...defaults.broker.backlog, dir } } },
-    serviceLog("broker", "warn"),
-  );
-  process.send?.({ pub: broker.pubEndpoint, sub: broker.subEndpoint, ops: broker.ops.url });
+  const config = loadMessageBusConfig({
+    ...process.env,
+    MESSAGE_BUS_CONFIG: fileURLToPath(new URL("../../config/message_bus.yaml", import.meta.url)),
+    MESSAGE_BUS_HOST: "127.0.0.1",
+    MESSAGE_BUS_PUB_PORT: "0",
+    MESSAGE_BUS_SUB_PORT: "0",
+    MESSAGE_BUS_METRICS_PORT: "0",
+    MESSAGE_BUS_BACKLOG_DIR: dir,
+  });
+  const broker = await startBroker(config, serviceLog("broker", "warn"));
+  process.send?.({ pub: broker.pubEndpoint, sub: broker.subEndpoint, ops: broker.ops.url, broker: config.broker } satisfies BrokerEnds);
   process.on("SIGTERM", () => void broker.close().then(() => process.exit(0)));
 }
 
@@ -60,7 +78,7 @@ interface Result {
 
 async function run(mode: "memory" | "disk", seconds: number, rate: number): Promise<Result> {
   const dir = mode === "disk" ? mkdtempSync(join(tmpdir(), "aixcl-bench-backlog-")) : "";
-  const brokerProc = role<{ pub: string; sub: string; ops: string }>(script, ["broker", dir]);
+  const brokerProc = role<BrokerEnds>(script, ["broker", dir]);
   try {
     const ends = await brokerProc.ready;
     const pid = brokerProc.child.pid as number;
@@ -126,16 +144,92 @@ async function run(mode: "memory" | "disk", seconds: number, rate: number): Prom
   }
 }
 
+interface StallResult {
+  mode: string;
+  settings: MessageBusConfig["broker"];
+  sentMiB: number;
+  hwmMiB: number;
+  rssEndMiB: number;
+  heldMiB: number;
+  dropped: number;
+}
+
+/** A batch as our clients send it: as many ~300-byte entries as fit BATCH_LIMITS.maxBytes. */
+function fullBatch(): Buffer[] {
+  const entries: Uint8Array[] = [];
+  let bytes = 0;
+  for (let n = 0; ; n++) {
+    const entry = encodeLogEntry({ ...emptyLogEntry(), level: "info", subsystem: "bench_app", module: "worker", message: line(n), topic: "logs.bench_app.worker" });
+    if (bytes + entry.length > BATCH_LIMITS.maxBytes) break;
+    entries.push(entry);
+    bytes += entry.length;
+  }
+  return [Buffer.from(batchTopic("bench_app", "worker")), encodeLogBatch(entries)];
+}
+
+async function stalled(mode: "memory" | "disk", seconds: number): Promise<StallResult> {
+  const dir = mode === "disk" ? mkdtempSync(join(tmpdir(), "aixcl-bench-backlog-")) : "";
+  const brokerProc = role<BrokerEnds>(script, ["broker", dir]);
+  try {
+    const ends = await brokerProc.ready;
+    const pid = brokerProc.child.pid as number;
+    const sub = new Subscriber({ linger: 0 });
+    sub.connect(ends.sub);
+    sub.subscribe("aixcl.batch.");
+    // Our clients' socket: NODROP, so a full queue answers EAGAIN and the client waits, as the shared logger does.
+    const pub = new XPublisher({ noDrop: true, linger: 0 });
+    pub.connect(ends.pub);
+    await new Promise((r) => setTimeout(r, 500));
+    const frames = fullBatch();
+    let sentBytes = 0;
+    const started = Date.now();
+    while (Date.now() - started < seconds * 1000) {
+      try {
+        await pub.send(frames);
+        sentBytes += (frames[1] as Buffer).length;
+      } catch {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const result = {
+      mode,
+      settings: ends.broker,
+      sentMiB: sentBytes / MiB,
+      hwmMiB: peakRssBytes(pid) / MiB,
+      rssEndMiB: rssBytes(pid) / MiB,
+      heldMiB: (await metric(ends.ops, "aixcl_broker_backlog_bytes")) / MiB,
+      dropped: await metric(ends.ops, 'aixcl_broker_dropped_messages_total{family="logs",reason="backlog_full"}'),
+    };
+    sub.close();
+    pub.close();
+    return result;
+  } finally {
+    brokerProc.child.kill("SIGTERM");
+    await new Promise((r) => brokerProc.child.once("exit", r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "60" }, rate: { type: "string", default: "2000" } } });
-  const [seconds, rate] = [Number(values.seconds), Number(values.rate)];
-  console.log(`Broker holding: a plain PUB publisher at ${rate} lines/s of 300 bytes for ${seconds} s, no subscriber; shipped defaults (max_bytes 128 MiB)`);
+  const { values } = parseArgs({ options: { seconds: { type: "string", default: "60" }, rate: { type: "string", default: "2000" }, "stall-seconds": { type: "string", default: "8" } } });
+  const [seconds, rate, stallSeconds] = [Number(values.seconds), Number(values.rate), Number(values["stall-seconds"])];
+  console.log(`Broker holding: a plain PUB publisher at ${rate} lines/s of 300 bytes for ${seconds} s, no subscriber; shipped config/message_bus.yaml`);
   for (const mode of ["memory", "disk"] as const) {
     const r = await run(mode, seconds, rate);
     console.log(
       `  ${mode.padEnd(6)} held ${r.held} of ${r.sent} lines (${r.heldMiB.toFixed(1)} MiB); broker RSS ${r.rssBeforeMiB.toFixed(0)} MiB before, ` +
         `${r.rssPeakMiB.toFixed(0)} MiB peak while holding (VmHWM ${r.hwmMiB.toFixed(0)} MiB); ${r.holdCpuMicrosPerLine.toFixed(1)} µs CPU per held line; ` +
         `a subscriber then got ${r.received} in ${r.flushSeconds.toFixed(2)} s (${formatRate(r.flushRate)})`,
+    );
+  }
+  console.log(`A stalled consumer: 32 KiB batches as fast as the broker takes them for ${stallSeconds} s, the subscriber never reading`);
+  for (const mode of ["memory", "disk"] as const) {
+    const r = await stalled(mode, stallSeconds);
+    console.log(
+      `  ${mode.padEnd(6)} ${r.sentMiB.toFixed(0)} MiB sent (send_hwm ${r.settings.send_hwm}, recv_hwm ${r.settings.recv_hwm}); broker VmHWM ${r.hwmMiB.toFixed(0)} MiB, ` +
+        `RSS ${r.rssEndMiB.toFixed(0)} MiB at the end; backlog ${r.heldMiB.toFixed(1)} MiB (bound ${(r.settings.backlog.max_bytes / MiB).toFixed(0)} MiB), ` +
+        `${r.dropped} messages dropped as backlog_full`,
     );
   }
 }

@@ -125,6 +125,8 @@ export class FileSpool<T extends SpoolItem> {
   bytes = 0;
   private readonly replay: { batches: number; entries: number; startedMs: number; done: number; doneEntries: number; loggedMs: number };
   private writeErrorLoggedMs = 0;
+  /** What was deleted to make room since the last "full" line: a full spool deletes at every write. */
+  private unloggedFull = { batches: 0, entries: 0, sinceMs: 0 };
 
   constructor(
     private readonly options: SpoolOptions,
@@ -287,7 +289,15 @@ export class FileSpool<T extends SpoolItem> {
     }
     if (lost > 0) {
       this.hooks.onDropped("full", lost);
-      this.log.warn(`${this.naming.log} full: deleted the oldest queued batches`, { batches: lostBatches, entries: lost, max_bytes: this.options.maxBytes });
+      // One line per 10 s, with what was deleted since the last; the counter has every one.
+      const full = this.unloggedFull;
+      full.batches += lostBatches;
+      full.entries += lost;
+      const now = Date.now();
+      if (now - full.sinceMs >= 10_000) {
+        this.log.warn(`${this.naming.log} full: deleted the oldest queued batches`, { batches: full.batches, entries: full.entries, max_bytes: this.options.maxBytes });
+        this.unloggedFull = { batches: 0, entries: 0, sinceMs: now };
+      }
     }
   }
 
