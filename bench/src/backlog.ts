@@ -14,11 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Publisher, Subscriber, XPublisher } from "zeromq";
+import { Publisher, Subscriber } from "zeromq";
 import { startBroker } from "@aixcl/broker";
 import type { MessageBusConfig } from "@aixcl/shared";
-import { BATCH_LIMITS, batchTopic, emptyLogEntry, encodeLogBatch, encodeLogEntry, loadMessageBusConfig, receiveEach, serviceLog } from "@aixcl/shared";
+import { BATCH_LIMITS, BATCH_TOPIC_PREFIX, batchTopic, emptyLogEntry, encodeLogBatch, encodeLogEntry, loadMessageBusConfig, receiveEach, serviceLog } from "@aixcl/shared";
 import { cpuMicros, formatRate, peakRssBytes, role } from "./proc.js";
+import { subscribedPublisher } from "./xpub.js";
 
 const script = fileURLToPath(import.meta.url);
 const MiB = 2 ** 20;
@@ -62,6 +63,19 @@ async function brokerRole(dir: string): Promise<void> {
   process.on("SIGTERM", () => void broker.close().then(() => process.exit(0)));
 }
 
+/** Runs `body` against a broker process (backlog in memory, or on disk in a temporary directory), then stops it. */
+async function withBroker<T>(mode: "memory" | "disk", body: (ends: BrokerEnds, pid: number) => Promise<T>): Promise<T> {
+  const dir = mode === "disk" ? mkdtempSync(join(tmpdir(), "aixcl-bench-backlog-")) : "";
+  const brokerProc = role<BrokerEnds>(script, ["broker", dir]);
+  try {
+    return await body(await brokerProc.ready, brokerProc.child.pid as number);
+  } finally {
+    brokerProc.child.kill("SIGTERM");
+    await new Promise((r) => brokerProc.child.once("exit", r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 interface Result {
   mode: string;
   sent: number;
@@ -76,12 +90,8 @@ interface Result {
   received: number;
 }
 
-async function run(mode: "memory" | "disk", seconds: number, rate: number): Promise<Result> {
-  const dir = mode === "disk" ? mkdtempSync(join(tmpdir(), "aixcl-bench-backlog-")) : "";
-  const brokerProc = role<BrokerEnds>(script, ["broker", dir]);
-  try {
-    const ends = await brokerProc.ready;
-    const pid = brokerProc.child.pid as number;
+function run(mode: "memory" | "disk", seconds: number, rate: number): Promise<Result> {
+  return withBroker(mode, async (ends, pid) => {
     const pub = new Publisher({ sendHighWaterMark: 100_000, linger: 2000 });
     pub.connect(ends.pub);
     await new Promise((r) => setTimeout(r, 500));
@@ -137,11 +147,7 @@ async function run(mode: "memory" | "disk", seconds: number, rate: number): Prom
       flushRate: received / flushSeconds,
       received,
     };
-  } finally {
-    brokerProc.child.kill("SIGTERM");
-    await new Promise((r) => brokerProc.child.once("exit", r));
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 interface StallResult {
@@ -167,19 +173,13 @@ function fullBatch(): Buffer[] {
   return [Buffer.from(batchTopic("bench_app", "worker")), encodeLogBatch(entries)];
 }
 
-async function stalled(mode: "memory" | "disk", seconds: number): Promise<StallResult> {
-  const dir = mode === "disk" ? mkdtempSync(join(tmpdir(), "aixcl-bench-backlog-")) : "";
-  const brokerProc = role<BrokerEnds>(script, ["broker", dir]);
-  try {
-    const ends = await brokerProc.ready;
-    const pid = brokerProc.child.pid as number;
+function stalled(mode: "memory" | "disk", seconds: number): Promise<StallResult> {
+  return withBroker(mode, async (ends, pid) => {
     const sub = new Subscriber({ linger: 0 });
     sub.connect(ends.sub);
-    sub.subscribe("aixcl.batch.");
-    // Our clients' socket: NODROP, so a full queue answers EAGAIN and the client waits, as the shared logger does.
-    const pub = new XPublisher({ noDrop: true, linger: 0 });
-    pub.connect(ends.pub);
-    await new Promise((r) => setTimeout(r, 500));
+    sub.subscribe(BATCH_TOPIC_PREFIX);
+    // As our clients send: a full queue (ZeroMQ's default 1,000) answers EAGAIN and the client waits.
+    const pub = await subscribedPublisher(ends.pub, { wanted: BATCH_TOPIC_PREFIX, sendHighWaterMark: 1000 });
     const frames = fullBatch();
     let sentBytes = 0;
     const started = Date.now();
@@ -204,11 +204,7 @@ async function stalled(mode: "memory" | "disk", seconds: number): Promise<StallR
     sub.close();
     pub.close();
     return result;
-  } finally {
-    brokerProc.child.kill("SIGTERM");
-    await new Promise((r) => brokerProc.child.once("exit", r));
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function main(): Promise<void> {

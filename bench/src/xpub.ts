@@ -7,9 +7,9 @@ import { XPublisher } from "zeromq";
  * commands only while an operation is pending on it, and without one the tail of a burst can sit in the publisher's
  * queue indefinitely (seen: up to 15% of a 300k burst, which a benchmark would report as loss).
  */
-export async function subscribedPublisher(endpoint: string, options: { wanted?: string; sendTimeout?: number } = {}): Promise<XPublisher> {
-  const { wanted, sendTimeout } = options;
-  const pub = new XPublisher({ noDrop: true, sendHighWaterMark: 100_000, linger: 0, ...(sendTimeout !== undefined && { sendTimeout }) });
+export async function subscribedPublisher(endpoint: string, options: { wanted?: string; sendTimeout?: number; sendHighWaterMark?: number } = {}): Promise<XPublisher> {
+  const { wanted, sendTimeout, sendHighWaterMark = 100_000 } = options;
+  const pub = new XPublisher({ noDrop: true, sendHighWaterMark, linger: 0, ...(sendTimeout !== undefined && { sendTimeout }) });
   pub.connect(endpoint);
   await new Promise<void>((subscribed) => {
     void (async () => {
