@@ -1,9 +1,9 @@
 /**
  * The shared FileSpool's own features, beyond what the log consumer's spool tests cover through its batches: lanes
- * (queued apart, one bound and one sequence across them) and requeue (a partly delivered item goes back as what is
+ * (queued apart, one bound and one sequence across them), the memory bound on read-back, and requeue (a partly delivered item goes back as what is
  * left of it, in its place). Real files, no sockets.
  */
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
@@ -28,10 +28,10 @@ const item = (lane: string | undefined, ...lines: string[]): Item => ({ lines, e
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const naming = { key: "test.dir", env: "TEST_DIR", volume: "test", owner: "tester", each: "tester", log: "test" };
 
-function open(dir: string, maxBytes = 1024 ** 3, diskOnly = false) {
+function open(dir: string, maxBytes = 1024 ** 3, diskOnly = false, maxMemoryBytes?: number) {
   const dropped: Record<string, number> = {};
   const metrics = createSpoolMetrics(new Registry(), "test_");
-  const spool = new FileSpool<Item>({ dir, maxBytes, fsync: false, diskOnly }, codec, {
+  const spool = new FileSpool<Item>({ dir, maxBytes, fsync: false, diskOnly, ...(maxMemoryBytes === undefined ? {} : { maxMemoryBytes }) }, codec, {
     metrics,
     log: silent,
     naming,
@@ -89,6 +89,37 @@ describe("FileSpool diskOnly", () => {
     expect([spool.shift()?.lines, spool.shift()?.lines]).toEqual([["a"], ["b"]]);
     expect((await metrics.replayedBatches.get()).values[0]?.value).toBe(2);
     expect((await metrics.spilled.get()).values[0]?.value ?? 0).toBe(0);
+  });
+});
+
+describe("FileSpool memory", () => {
+  it("reading an item back moves the oldest resident ones to disk only, so memory stays within maxMemoryBytes", async () => {
+    // Items of 10 bytes; room for three in memory.
+    const { spool, metrics } = open(join(tempDir("spool-memory"), "spool"), 1024 ** 3, false, 30);
+    const ten = (label: string) => item(undefined, label.padEnd(10, "."));
+    for (const label of ["a", "b", "c", "d"]) spool.push(ten(label));
+    expect(spool.shed(spool.bytes - 30)).toEqual([]); // the owner keeps its bound when pushing: a goes to disk only
+    const order: string[] = [];
+    for (let taken = spool.shift(); taken; taken = spool.shift()) {
+      expect(spool.bytes).toBeLessThanOrEqual(30);
+      order.push((taken.lines[0] as string)[0] as string);
+      spool.settle(taken, "done");
+    }
+    expect(order).toEqual(["a", "b", "c", "d"]);
+    // a was read back (b went to disk only for it, and was read back in turn); c and d never left memory.
+    expect((await metrics.spilled.get()).values[0]?.value).toBe(2);
+  });
+
+  it("an item kept in memory only (its write failed) is counted once while queued and in flight", () => {
+    const dir = join(tempDir("spool-memory-only"), "spool");
+    const { spool } = open(dir, 1024 ** 3, true);
+    rmSync(dir, { recursive: true });
+    spool.push(item(undefined, "0123456789"));
+    expect(spool.bytes).toBe(10);
+    const taken = spool.shift() as Item;
+    expect(spool.bytes).toBe(10);
+    spool.settle(taken, "done");
+    expect([spool.bytes, spool.entries]).toEqual([0, 0]);
   });
 });
 

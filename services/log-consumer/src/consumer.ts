@@ -85,7 +85,10 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   let spoolMetrics: SpoolMetrics | undefined;
   if (config.spool.dir !== "") {
     spoolMetrics = createSpoolMetrics(metrics.registry);
-    spool = new Spool({ dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync }, spoolMetrics, metrics.dropped, log);
+    // The spool's share of buffer.max_bytes leaves room for the batch being filled, so reading a batch back from
+    // disk keeps the whole buffer within its bound (the pipeline keeps it when entries arrive).
+    const maxMemoryBytes = config.buffer.max_bytes - config.batch.max_bytes;
+    spool = new Spool({ dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync, maxMemoryBytes }, spoolMetrics, metrics.dropped, log);
   }
   const queue: BatchQueue = spool ?? new MemoryQueue();
   const loki = new LokiClient({

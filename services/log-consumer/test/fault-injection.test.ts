@@ -155,14 +155,17 @@ describe("log consumer against a fault-injecting receiver", () => {
     expect(await readyz(consumer)).toEqual({ status: 200, checks: { bus_connected: true, loki_ready: true } });
   });
 
-  /** Samples the buffer gauge (memory held) every 5 ms; returns a function giving the peak so far. */
-  function peakBuffer(consumer: RunningConsumer): () => number {
+  /**
+   * Samples the buffer gauge (memory held) every 5 ms and whenever `sample` is called; `peak` gives the peak so far.
+   * The gauge reads the buffer when asked (prom-client calls collect before its first await), so a sample taken in
+   * the receiver's script sees the buffer as the push left it.
+   */
+  function peakBuffer(consumer: RunningConsumer): { peak: () => number; sample: () => void } {
     let peak = 0;
-    const sampler = setInterval(() => {
-      void consumer.metrics.bufferBytes.get().then((m) => (peak = Math.max(peak, m.values[0]?.value ?? 0)));
-    }, 5);
+    const sample = () => void consumer.metrics.bufferBytes.get().then((m) => (peak = Math.max(peak, m.values[0]?.value ?? 0)));
+    const sampler = setInterval(sample, 5);
     cleanups.push(() => clearInterval(sampler));
-    return () => peak;
+    return { peak: () => peak, sample };
   }
 
   const buffered = async (consumer: RunningConsumer) => (await consumer.metrics.bufferEntries.get()).values[0]?.value ?? 0;
@@ -173,7 +176,7 @@ describe("log consumer against a fault-injecting receiver", () => {
     if (!receiver) throw new Error("receiver");
     let down = true;
     receiver.script = () => (down ? { status: 503 } : { status: 204 });
-    const peak = peakBuffer(consumer);
+    const { peak } = peakBuffer(consumer);
 
     await publishNumbered(bus, 3000);
     await until("3000 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3000);
@@ -202,21 +205,31 @@ describe("log consumer against a fault-injecting receiver", () => {
     const spool = consumer.spoolMetrics;
     if (!spool) throw new Error("no spool");
     let down = true;
-    receiver.script = () => (down ? { status: 503 } : { status: 204 });
-    const peak = peakBuffer(consumer);
+    const { peak, sample } = peakBuffer(consumer);
+    // Each push samples the buffer as it is with the pushed batch in flight: read back from disk if it had to be.
+    receiver.script = () => {
+      sample();
+      return down ? { status: 503 } : { status: 204 };
+    };
 
-    await publishNumbered(bus, 3000);
-    await until("3000 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3000);
-    await until("the last batch to close", async () => (await total(spool.entries)) === 3000);
+    // First two batches of one entry each, which take both push slots: when they are delivered, a full batch read
+    // back from disk takes the place of each, so memory would grow by the difference if reading back ignored it.
+    for (const first of [0, 1]) {
+      await publishNumbered(bus, 1, () => ({ message: `seq=${first} ${"payload ".repeat(20)}` }));
+      await until(`batch ${first + 1} in flight`, () => receiver.pushes.length > first);
+    }
+    await publishNumbered(bus, 3000, (n) => ({ message: `seq=${n + 2} ${"payload ".repeat(20)}` }));
+    await until("3002 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3002);
+    await until("the last batch to close", async () => (await total(spool.entries)) === 3002);
     expect(await total(consumer.metrics.dropped)).toBe(0);
     expect(await total(spool.spilled)).toBeGreaterThan(0);
     expect(await buffered(consumer)).toBeLessThan(3000);
 
     down = false;
-    await until("3000 entries settled", async () => (await settledEntries(consumer)) === 3000);
+    await until("3002 entries settled", async () => (await settledEntries(consumer)) === 3002);
     expect(peak()).toBeGreaterThan(maxBytes / 2);
     expect(peak()).toBeLessThanOrEqual(maxBytes);
-    expect(seqs(receiver.written)).toEqual(range(3000));
+    expect(seqs(receiver.written)).toEqual(range(3002));
     expect(await total(consumer.metrics.dropped)).toBe(0);
     expect(await total(spool.replayedBatches)).toBe(await total(spool.spilled));
     expect([await total(spool.entries), await total(spool.batches), await total(spool.bytes)]).toEqual([0, 0, 0]);
@@ -238,12 +251,13 @@ describe("log consumer against a fault-injecting receiver", () => {
     const storm = () => Date.now() - stormStarted < stormMs;
     /** Arrival times of each batch's attempts, keyed by its first sequence number. */
     const attempts = new Map<number, number[]>();
+    const { peak, sample } = peakBuffer(consumer);
     receiver.script = (push) => {
+      sample();
       const first = seqOf(push.entries[0]?.line ?? "");
       attempts.set(first, [...(attempts.get(first) ?? []), Date.now()]);
       return storm() ? { status, body: status === 429 ? "Ingestion rate limit exceeded" : "" } : { status: 204 };
     };
-    const peak = peakBuffer(consumer);
     // Entries keep coming during the storm.
     let published = 0;
     while (storm() && published < 2400) {

@@ -57,6 +57,12 @@ export interface SpoolOptions {
    * newest in memory until shed() (default false). An item that could not be written stays in memory.
    */
   diskOnly?: boolean;
+  /**
+   * Memory the spool's items may take, resident and in flight (default unbounded). Reading an item back from disk
+   * first moves the oldest resident items to disk only to stay within it, so a read-back never grows memory past
+   * the owner's bound; shed() is how the owner keeps it when pushing.
+   */
+  maxMemoryBytes?: number;
 }
 
 /** Why entries were lost: "full" (deleted to make room for newer ones), "corrupt" (a file failed its checksum or could not be read). */
@@ -336,13 +342,17 @@ export class FileSpool<T extends SpoolItem> {
   /** The oldest queued item (of `lane`, when given), which is now in flight; undefined when none is queued. */
   shift(lane?: string): T | undefined {
     for (let slot = this.take(this.spilled, lane); slot; slot = this.take(this.spilled, lane)) {
-      const item = slot.item ?? this.readBack(slot);
-      if (!item) continue;
-      slot.item = item;
-      this.entries += slot.entries;
-      this.bytes += slot.bytes;
-      this.inFlight.set(item, slot);
-      return item;
+      // One kept in memory only (its write failed) is counted already; one on disk only comes back into memory.
+      if (!slot.item) {
+        const item = this.readBack(slot);
+        if (!item) continue;
+        this.spillOldest(this.bytes + slot.bytes - (this.options.maxMemoryBytes ?? Number.POSITIVE_INFINITY));
+        slot.item = item;
+        this.entries += slot.entries;
+        this.bytes += slot.bytes;
+      }
+      this.inFlight.set(slot.item, slot);
+      return slot.item;
     }
     const slot = this.take(this.resident, lane);
     if (!slot?.item) return undefined;
@@ -436,10 +446,20 @@ export class FileSpool<T extends SpoolItem> {
   /** Frees memory from the oldest resident items, which stay queued on disk; returns those lost doing so (not on disk). */
   shed(bytes: number): T[] {
     const lost: T[] = [];
+    this.spillOldest(bytes, lost);
+    return lost;
+  }
+
+  /**
+   * Moves the oldest resident items to disk only until `bytes` are freed. One that is not on disk (its write failed)
+   * is released into `lost` when given, as in a memory-only queue; otherwise it stays and so do the ones after it.
+   */
+  private spillOldest(bytes: number, lost?: T[]): void {
     let freed = 0;
     while (freed < bytes) {
-      const slot = this.resident.shift();
-      if (!slot?.item) break;
+      const slot = this.resident[0];
+      if (!slot?.item || (!slot.file && !lost)) break;
+      this.resident.shift();
       freed += slot.bytes;
       this.entries -= slot.entries;
       this.bytes -= slot.bytes;
@@ -448,11 +468,9 @@ export class FileSpool<T extends SpoolItem> {
         this.spilled.push(slot);
         this.metrics.spilled.inc();
       } else {
-        // Not on disk (its write failed): releasing it loses it, as in a memory-only queue.
-        lost.push(slot.item);
+        lost?.push(slot.item);
       }
     }
-    return lost;
   }
 
   /** At a stop, queued items stay on disk for the next start; only those the spool could not write are lost. */
