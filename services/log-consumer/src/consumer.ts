@@ -2,7 +2,7 @@ import type { Registry } from "prom-client";
 import { Counter } from "prom-client";
 import { Subscriber } from "zeromq";
 import type { OpsServer, ServiceLog } from "@aixcl/shared";
-import { HOLD_TOPIC, curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
+import { HOLD_TOPIC, LogThrottle, curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
 import type { ConsumerConfig } from "./config.js";
 import { consumerCurveKeys } from "./config.js";
 import { LokiClient } from "./loki-client.js";
@@ -145,8 +145,8 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     }
     subscriber.connect(endpoint);
   };
-  // ZeroMQ retries a refused handshake every 100 ms; one log line per 10 s, the counter has every one.
-  let refusalLoggedAtMs = 0;
+  // ZeroMQ retries a refused handshake every 100 ms; the counter has every one.
+  const refusalLog = new LogThrottle();
   void (async () => {
     try {
       for await (const event of subscriber.events) {
@@ -165,11 +165,12 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
         } else if (event.type.startsWith("handshake:error:")) {
           const kind = event.type.slice("handshake:error:".length);
           busMetrics.handshakeFailures.labels(kind).inc();
-          if (Date.now() - refusalLoggedAtMs < 10_000) continue;
-          refusalLoggedAtMs = Date.now();
+          const since = refusalLog.note(Date.now());
+          if (!since) continue;
           log.error("the broker refused the connection", {
             endpoint,
             kind,
+            attempts: since.times,
             hint: curve
               ? `is this consumer's key (${config.bus.client_name}) in the broker's allowed_clients, and the broker's public key current?`
               : "the broker requires CURVE: set bus.keys_dir (MESSAGE_BUS_KEYS_DIR) to the keys directory",

@@ -1,4 +1,4 @@
-import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
+import { LogThrottle, decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
 import type { DecodeErrorReason, LogEntry, ServiceLog } from "@aixcl/shared";
 import { Batcher } from "./batch.js";
 import type { PushCompression, PushEncoding, SealedBatch } from "./encode.js";
@@ -19,9 +19,6 @@ export interface PipelineOptions {
   onBatch: () => void;
 }
 
-/** A decode failure is logged at most this often per reason; the counter has every one. */
-const DECODE_LOG_INTERVAL_MS = 10_000;
-
 /**
  * Everything the receive loop does with a message, synchronously: decode, map to a Loki entry, make room within
  * the buffer bound, encode into the open batch, and queue a batch that closes. It never waits on anything, so the socket
@@ -29,7 +26,9 @@ const DECODE_LOG_INTERVAL_MS = 10_000;
  */
 export class Pipeline {
   private readonly batcher: Batcher;
-  private readonly decodeLogged = new Map<string, { atMs: number; suppressed: number }>();
+  /** Decode failures are logged per reason, and buffer drops, at most once per 10 s each; the counters have every one. */
+  private readonly decodeErrorLogs = new Map<string, LogThrottle>();
+  private readonly bufferFullLog = new LogThrottle<"batches" | "entries" | "bytes">();
 
   constructor(
     private readonly mapper: EntryMapper,
@@ -114,16 +113,14 @@ export class Pipeline {
 
   private dropBatch(batch: SealedBatch): void {
     this.metrics.dropped.labels(DROP_REASONS.bufferFull).inc(batch.entries);
-    this.log.warn("buffer full: dropped the oldest queued batch", { batch: batch.id, entries: batch.entries, bytes: batch.bytes });
+    const since = this.bufferFullLog.note(this.nowMs, { batches: 1, entries: batch.entries, bytes: batch.bytes });
+    if (since) this.log.warn("buffer full: dropped the oldest queued batches", { batches: since.batches, entries: since.entries, bytes: since.bytes });
   }
 
   private logDecodeError(reason: string, detail: string, nowMs: number): void {
-    const last = this.decodeLogged.get(reason);
-    if (last && nowMs - last.atMs < DECODE_LOG_INTERVAL_MS) {
-      last.suppressed++;
-      return;
-    }
-    this.log.warn("skipped a message that could not be decoded", { reason, detail, ...(last && { suppressed_since_last: last.suppressed }) });
-    this.decodeLogged.set(reason, { atMs: nowMs, suppressed: 0 });
+    let throttle = this.decodeErrorLogs.get(reason);
+    if (!throttle) this.decodeErrorLogs.set(reason, (throttle = new LogThrottle()));
+    const since = throttle.note(nowMs);
+    if (since) this.log.warn("skipped a message that could not be decoded", { reason, detail, messages: since.times });
   }
 }

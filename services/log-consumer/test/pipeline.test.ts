@@ -11,9 +11,9 @@ import { Pipeline } from "../src/pipeline.js";
 import { MemoryQueue } from "../src/queue.js";
 import { total, valuesBy } from "./helpers.js";
 
-const quiet = serviceLog("test", "error", () => {});
-
 function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }, compress: PushCompression = "always") {
+  const lines: Record<string, unknown>[] = [];
+  const log = serviceLog("test", "debug", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
   const queue = new MemoryQueue();
   let batches = 0;
   let pipeline: Pipeline | undefined;
@@ -22,14 +22,14 @@ function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }, compre
     bufferEntries: () => pipeline?.bufferedEntries ?? 0,
     pushesInFlight: () => 0,
   });
-  pipeline = new Pipeline(new EntryMapper({}), queue, metrics, quiet, {
+  pipeline = new Pipeline(new EntryMapper({}), queue, metrics, log, {
     ...limits,
     maxBatchWaitMs: 1000,
     encoding: "protobuf",
     compress,
     onBatch: () => batches++,
   });
-  return { pipeline, queue, metrics, batches: () => batches };
+  return { pipeline, queue, metrics, lines, batches: () => batches };
 }
 
 /** The lines inside a queued batch's push body. */
@@ -80,6 +80,23 @@ describe("Pipeline", () => {
     expect(pipeline.bufferedEntries).toBe(1);
   });
 
+  it("logs a decode failure once per reason per 10 s, with how many messages since its last line", () => {
+    const { pipeline, lines } = setup({ maxBatchBytes: 1 << 20, maxBufferBytes: 8 << 20 });
+    for (let ms = 0; ms < 15_000; ms += 100) {
+      pipeline.accept(frames("logs.a.b", Buffer.from([0x08, 0x96])), ms);
+      pipeline.accept(frames("logs.a.b", Buffer.alloc(0)), ms);
+    }
+    pipeline.accept(frames("logs.a.b", Buffer.from([0x08, 0x96])), 20_000);
+    const logged = lines.filter((l) => l.msg === "skipped a message that could not be decoded").map((l) => [l.reason, l.messages]);
+    expect(logged).toEqual([
+      ["invalid_protobuf", 1],
+      ["empty_payload", 1],
+      ["invalid_protobuf", 100],
+      ["empty_payload", 100],
+      ["invalid_protobuf", 50],
+    ]);
+  });
+
   it("queues a batch when it is full or old, and tells the sender", () => {
     const { pipeline, queue, batches } = setup({ maxBatchBytes: 4096, maxBufferBytes: 1 << 20 });
     for (let i = 0; i < 20; i++) pipeline.accept(bare("x".repeat(400)), 1000);
@@ -111,7 +128,7 @@ describe("Pipeline", () => {
 
   it("stays within the buffer bound, dropping the oldest queued batches, and accounts for every entry", async () => {
     const maxBufferBytes = 64 * 1024;
-    const { pipeline, queue, metrics } = setup({ maxBatchBytes: 8 * 1024, maxBufferBytes });
+    const { pipeline, queue, metrics, lines } = setup({ maxBatchBytes: 8 * 1024, maxBufferBytes });
     let peak = 0;
     for (let i = 0; i < 2000; i++) {
       pipeline.accept(bare(`line ${i} ${"y".repeat(200)}`), i);
@@ -127,6 +144,8 @@ describe("Pipeline", () => {
     for (let batch = queue.shift(); batch; batch = queue.shift()) kept.push(...pushedLines(batch));
     expect(kept.at(-1)).toMatch(/^line 1999 /);
     expect(kept.some((l) => l.startsWith("line 0 "))).toBe(false);
+    // Every drop within these two seconds: one log line, the first batch's figures (the counter has them all).
+    expect(lines.filter((l) => l.msg === "buffer full: dropped the oldest queued batches")).toMatchObject([{ batches: 1 }]);
   });
 
   it("drops new entries when everything in memory is in flight", async () => {

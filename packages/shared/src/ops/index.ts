@@ -1,3 +1,4 @@
 export * from "./log.js";
 export * from "./run.js";
 export * from "./server.js";
+export * from "./throttle.js";

@@ -1,6 +1,7 @@
 import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writevSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ServiceLog } from "../ops/log.js";
+import { LogThrottle } from "../ops/throttle.js";
 import { decodeSpoolRecord, encodeSpoolRecord } from "./format.js";
 import type { SpoolRecord } from "./format.js";
 import type { SpoolNaming } from "./lock.js";
@@ -130,9 +131,9 @@ export class FileSpool<T extends SpoolItem> {
   entries = 0;
   bytes = 0;
   private readonly replay: { batches: number; entries: number; startedMs: number; done: number; doneEntries: number; loggedMs: number };
-  private writeErrorLoggedMs = 0;
-  /** What was deleted to make room since the last "full" line: a full spool deletes at every write. */
-  private unloggedFull = { batches: 0, entries: 0, sinceMs: 0 };
+  /** A failing disk fails every write, and a full spool deletes at every write. */
+  private readonly writeErrorLog = new LogThrottle();
+  private readonly fullLog = new LogThrottle<"batches" | "entries">();
 
   constructor(
     private readonly options: SpoolOptions,
@@ -295,15 +296,8 @@ export class FileSpool<T extends SpoolItem> {
     }
     if (lost > 0) {
       this.hooks.onDropped("full", lost);
-      // One line per 10 s, with what was deleted since the last; the counter has every one.
-      const full = this.unloggedFull;
-      full.batches += lostBatches;
-      full.entries += lost;
-      const now = Date.now();
-      if (now - full.sinceMs >= 10_000) {
-        this.log.warn(`${this.naming.log} full: deleted the oldest queued batches`, { batches: full.batches, entries: full.entries, max_bytes: this.options.maxBytes });
-        this.unloggedFull = { batches: 0, entries: 0, sinceMs: now };
-      }
+      const since = this.fullLog.note(Date.now(), { batches: lostBatches, entries: lost });
+      if (since) this.log.warn(`${this.naming.log} full: deleted the oldest queued batches`, { batches: since.batches, entries: since.entries, max_bytes: this.options.maxBytes });
     }
   }
 
@@ -332,11 +326,8 @@ export class FileSpool<T extends SpoolItem> {
 
   private writeFailed(item: T, reason: string): void {
     this.metrics.writeErrors.inc();
-    const now = Date.now();
-    // A failing disk fails every write; one line per 10 s is enough, the counter has them all.
-    if (now - this.writeErrorLoggedMs < 10_000) return;
-    this.writeErrorLoggedMs = now;
-    this.log.error(`${this.naming.log}: could not write a batch; it is kept in memory only and lost if the ${this.naming.each} stops`, { entries: item.entries, reason });
+    const since = this.writeErrorLog.note(Date.now());
+    if (since) this.log.error(`${this.naming.log}: could not write a batch; it is kept in memory only and lost if the ${this.naming.each} stops`, { entries: item.entries, reason, failed_writes: since.times });
   }
 
   /** The oldest queued item (of `lane`, when given), which is now in flight; undefined when none is queued. */
