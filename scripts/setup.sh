@@ -15,7 +15,7 @@
 #   7. in CI only (CI=true), whose machines reach no image registry: local stand-ins for the upstream images
 #      (.ci/standin-images.sh). Never on a user's machine, where compose pulls the real ones.
 # Builds are cached outside the clone (${AIXCL_CACHE:-~/.cache/aixcl}); a cold run on 2 cores takes about
-# 30 minutes (README.md, "The two commands"), a warm one a few seconds.
+# 25 minutes (README.md, "The two commands"), a warm one a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
