@@ -128,7 +128,7 @@ describe("log consumer against a fault-injecting receiver", () => {
       return { status: 400, body: lokiGroupedErrors(messages), write: push.entries.filter((e) => reasonOf(e) === undefined) };
     };
     const tag = (n: number) => (n % 7 === 3 ? "#old" : n % 11 === 5 ? "#long" : "");
-    const entries = await publishNumbered(bus, 300, (n) => (tag(n) ? { message: `seq=${n} ${tag(n)}` } : {}));
+    const entries = await publishNumbered(bus, 300, { extra: (n) => (tag(n) ? { message: `seq=${n} ${tag(n)}` } : {}) });
     const old = entries.filter((e) => e.message.includes("#old")).length;
     const long = entries.filter((e) => e.message.includes("#long")).length;
     await until("300 entries settled", async () => (await settledEntries(consumer)) === 300);
@@ -215,10 +215,10 @@ describe("log consumer against a fault-injecting receiver", () => {
     // First two batches of one entry each, which take both push slots: when they are delivered, a full batch read
     // back from disk takes the place of each, so memory would grow by the difference if reading back ignored it.
     for (const first of [0, 1]) {
-      await publishNumbered(bus, 1, () => ({ message: `seq=${first} ${"payload ".repeat(20)}` }));
+      await publishNumbered(bus, 1, { first });
       await until(`batch ${first + 1} in flight`, () => receiver.pushes.length > first);
     }
-    await publishNumbered(bus, 3000, (n) => ({ message: `seq=${n + 2} ${"payload ".repeat(20)}` }));
+    await publishNumbered(bus, 3000, { first: 2 });
     await until("3002 entries decoded", async () => (await total(consumer.metrics.decoded)) === 3002);
     await until("the last batch to close", async () => (await total(spool.entries)) === 3002);
     expect(await total(consumer.metrics.dropped)).toBe(0);
@@ -261,7 +261,7 @@ describe("log consumer against a fault-injecting receiver", () => {
     // Entries keep coming during the storm.
     let published = 0;
     while (storm() && published < 2400) {
-      await publishNumbered(bus, 200, (n) => ({ message: `seq=${published + n} ${"payload ".repeat(20)}` }));
+      await publishNumbered(bus, 200, { first: published });
       published += 200;
       await new Promise((r) => setTimeout(r, 250));
     }

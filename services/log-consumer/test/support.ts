@@ -74,11 +74,15 @@ function publisherOn(socket: XPublisher) {
 export type Publisher = ReturnType<typeof publisherOn>;
 export type TestBus = Awaited<ReturnType<typeof startTestBus>>;
 
-/** Publishes `count` numbered entries ("seq=<n> ...") and returns them. */
-export async function publishNumbered(bus: Publisher, count: number, extra: (n: number) => Partial<LogEntry> = () => ({})): Promise<LogEntry[]> {
+/**
+ * Publishes `count` entries numbered from `first` (default 0) in their message ("seq=<n> ..."), each with what
+ * `extra` gives for its number, and returns them.
+ */
+export async function publishNumbered(bus: Publisher, count: number, options: { first?: number; extra?: (n: number) => Partial<LogEntry> } = {}): Promise<LogEntry[]> {
+  const { first = 0, extra = () => ({}) } = options;
   const entries: LogEntry[] = [];
   const base = BigInt(Date.now()) * 1_000_000n;
-  for (let n = 0; n < count; n++) {
+  for (let n = first; n < first + count; n++) {
     const entry = fullEntry({ message: `seq=${n} ${"payload ".repeat(20)}`, timestampNs: base + BigInt(n), ...extra(n) });
     entries.push(entry);
     await bus.publish("logs.api_gateway.auth", encodeLogEntry(entry));
