@@ -1,7 +1,7 @@
 /**
  * The shared FileSpool's own features, beyond what the log consumer's spool tests cover through its batches: lanes
- * (queued apart, one bound and one sequence across them), the memory bound on read-back, and requeue (a partly delivered item goes back as what is
- * left of it, in its place). Real files, no sockets.
+ * (queued apart, one bound and one sequence across them), the memory bound on read-back, and requeue (a partly
+ * delivered item goes back as what is left of it, in its place). Real files, no sockets.
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";

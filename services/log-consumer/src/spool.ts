@@ -12,8 +12,9 @@ import type { BatchQueue } from "./queue.js";
  *
  * Memory: only the newest batches keep their push body in memory (the pipeline's buffer.max_bytes); when it is
  * full, `shed` drops the in-memory copies of the oldest queued batches and they are read back from disk when
- * their turn comes (spilling the oldest still in memory if the read-back would pass the bound, maxMemoryBytes). The file holds the batch's header (id, counts, content type, streams) as JSON and the push body
- * exactly as it is sent to Loki.
+ * their turn comes (spilling the oldest still in memory if the read-back would pass the bound, maxMemoryBytes).
+ * The file holds the batch's header (id, counts, content type, streams) as JSON and the push body exactly as it
+ * is sent to Loki.
  */
 
 export type { SpoolOptions, SpoolMetrics };
