@@ -82,14 +82,15 @@ standin_debian() {
   current "$image" "$inputs" && { say "$image: up to date"; return; }
   command -v mmdebstrap >/dev/null || {
     say "installing mmdebstrap (Debian root file systems from Debian's archive)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mmdebstrap >/dev/null 2>&1 ||
-      die "cannot install mmdebstrap with apt-get"
+    bash "$ROOT/scripts/apt-install.sh" "$CACHE_DIR/apt-standins.log" mmdebstrap || die "cannot install mmdebstrap with apt-get"
   }
   tar="$CACHE_DIR/standin-bookworm.tar"
   if [[ ! -s $tar ]]; then
     say "$image: debootstrapping Debian bookworm (minbase) from deb.debian.org (about a minute)"
     # Like the official slim image: no documentation, manual pages or translations.
-    mmdebstrap --quiet --variant=minbase --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    # --format=tar: mmdebstrap picks its output format from the file name, and "$tar.tmp" is no tar name (it wrote
+    # a directory, which the rename then called a tar).
+    mmdebstrap --quiet --format=tar --variant=minbase --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' bookworm "$tar.tmp" http://deb.debian.org/debian >&2 || die "mmdebstrap failed"
     mv "$tar.tmp" "$tar"
   fi
@@ -159,8 +160,7 @@ alertmanager_files() {
 # or Alpine based and whose healthchecks use wget.
 busybox() {
   [[ -x /bin/busybox ]] && file_is_static /bin/busybox || {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >/dev/null 2>&1 ||
-      die "cannot install busybox-static with apt-get"
+    bash "$ROOT/scripts/apt-install.sh" "$CACHE_DIR/apt-standins.log" busybox-static || die "cannot install busybox-static with apt-get"
   }
   cp /bin/busybox "$1/busybox"
 }

@@ -34,12 +34,7 @@ install_engine() {
   root && command -v apt-get >/dev/null ||
     die "no Docker engine here. Install Docker Engine (https://docs.docker.com/engine/install/) or Docker Desktop, then run this again."
   say "installing Debian's docker.io (Docker Engine, containerd, runc)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io >"$CACHE_DIR/apt-docker.log" 2>&1 || {
-    # A fresh machine may have no package lists yet.
-    DEBIAN_FRONTEND=noninteractive apt-get update >>"$CACHE_DIR/apt-docker.log" 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io >>"$CACHE_DIR/apt-docker.log" 2>&1 ||
-      { tail -n 20 "$CACHE_DIR/apt-docker.log" >&2; die "apt-get install docker.io failed (log: $CACHE_DIR/apt-docker.log)"; }
-  }
+  bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "$CACHE_DIR/apt-docker.log" docker.io || die "apt-get install docker.io failed"
 }
 
 start_engine() {
