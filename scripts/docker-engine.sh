@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers and `docker compose` (v2) works, for the Docker tier of the tests.
 #
-#   scripts/docker-engine.sh    install/start what is missing (see below), then print the versions
+#   scripts/docker-engine.sh                  install/start what is missing (see below), then print the versions
+#   scripts/docker-engine.sh --build-compose  only build Compose into $AIXCL_CACHE/bin when missing, install nothing
+#                                             (.ci/cold-paths.sh runs it with an empty cache)
 #
 # On a developer's machine Docker is normally there already and this only checks it. On a fresh Debian
 # machine (CI), as root, it:
@@ -25,7 +27,7 @@ die() { echo "docker-engine: $*" >&2; exit 1; }
 engine_answers() { docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 compose_works() { docker compose version --short >/dev/null 2>&1; }
 
-[[ $# -eq 0 ]] || die "usage: $0 (no arguments)"
+[[ $# -eq 0 || $* == --build-compose ]] || die "usage: $0 [--build-compose]"
 
 root() { [[ $(id -u) == 0 ]]; }
 
@@ -85,6 +87,11 @@ install_compose() {
 }
 
 mkdir -p "$CACHE_DIR"
+if [[ ${1:-} == --build-compose ]]; then
+  build_compose
+  "$COMPOSE_BIN" version
+  exit 0
+fi
 if ! engine_answers; then
   install_engine
   start_engine

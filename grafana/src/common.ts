@@ -31,8 +31,8 @@ export const PROMETHEUS: DataSourceRef = { type: "prometheus", uid: "prometheus"
 /** Every dashboard carries this tag, so `tag:aixcl` in Grafana's search lists exactly ours. */
 export const TAG = "aixcl";
 
-/** Compose project the stack runs as (`name:` in docker-compose.yml); default of the project variable. */
-export const DEFAULT_PROJECT = "aixcl";
+/** Compose project the logging stack runs as (`name:` in docker-compose.yml). */
+export const STACK_PROJECT = "aixcl-logging";
 
 /**
  * The values of Loki label `label` as dashboard variable `name` (titled `title`). `stream` narrows the values

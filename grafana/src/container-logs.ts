@@ -4,22 +4,28 @@ import { PanelBuilder as BarGaugePanel } from "@grafana/grafana-foundation-sdk/b
 import { BarGaugeDisplayMode, ReduceDataOptionsBuilder } from "@grafana/grafana-foundation-sdk/common";
 import { LokiQueryType } from "@grafana/grafana-foundation-sdk/loki";
 import {
-  DEFAULT_PROJECT,
   LOKI,
+  STACK_PROJECT,
   TAG,
   logLines,
   logql,
-  lokiLabelValues,
   lokiLabelValuesMulti,
   stackedBars,
   textBox,
 } from "./common.js";
+import { CustomVariableBuilder } from "@grafana/grafana-foundation-sdk/dashboard";
 
 export const CONTAINER_LOGS_UID = "aixcl-container-logs";
 
-/** Streams Promtail ships from the containers selected by the variables (labels: promtail/promtail-config.yml). */
-const STREAMS =
-  '{compose_project="$project", compose_service=~"$service", container=~"$container", stream=~"$stream"}';
+/**
+ * Streams Promtail ships from the containers selected by the variables (labels: promtail/promtail-config.yml).
+ * "All" of project and service is `.*`, which also matches the containers of no compose project (`docker run`).
+ */
+const SELECTED = 'compose_project=~"$project", compose_project!~"$own", compose_service=~"$service"';
+const STREAMS = `{job="containers", ${SELECTED}, container=~"$container", stream=~"$stream"}`;
+
+/** A value no compose project can have (names are lower-case): "show the stack" excludes nothing. */
+const NO_PROJECT = "-";
 
 /**
  * Loki logs every query it runs, query text included, in lines carrying `query_hash=`. Without this
@@ -41,31 +47,30 @@ const ERRORS = `${STREAMS} | level=~"${ERROR_LEVELS}" or detected_level=~"${ERRO
 export function containerLogsDashboard(): Dashboard {
   return new DashboardBuilder("AIXCL - Container Logs")
     .uid(CONTAINER_LOGS_UID)
-    .description("Logs of the compose project's containers, shipped by Promtail")
+    .description("Logs of every container on the Docker engine, by compose project, service and container, shipped by Promtail")
     .tags([TAG, "logs"])
     .time({ from: "now-1h", to: "now" })
     .refresh("10s")
     .withVariable(
-      lokiLabelValues("project", "Project", "compose_project")
-        .description("Compose project; the stack itself runs as project aixcl")
-        .current({ selected: true, text: DEFAULT_PROJECT, value: DEFAULT_PROJECT }),
-    )
-    .withVariable(lokiLabelValuesMulti("service", "Service", "compose_service", '{compose_project="$project"}'))
-    .withVariable(
-      lokiLabelValuesMulti(
-        "container",
-        "Container",
-        "container",
-        '{compose_project="$project", compose_service=~"$service"}',
-      ),
+      lokiLabelValuesMulti("project", "Project", "compose_project", '{job="containers"}')
+        .allValue(".*")
+        .description("Compose project; All includes containers of no project (docker run)"),
     )
     .withVariable(
-      lokiLabelValuesMulti(
-        "stream",
-        "Stream",
-        "stream",
-        '{compose_project="$project", compose_service=~"$service", container=~"$container"}',
+      new CustomVariableBuilder("own")
+        .label("This stack")
+        .description(`The logging stack's own containers (compose project ${STACK_PROJECT})`)
+        .values(`shown : ${NO_PROJECT},hidden : ${STACK_PROJECT}`)
+        .current({ selected: true, text: "shown", value: NO_PROJECT }),
+    )
+    .withVariable(
+      lokiLabelValuesMulti("service", "Service", "compose_service", '{job="containers", compose_project=~"$project"}').allValue(
+        ".*",
       ),
+    )
+    .withVariable(lokiLabelValuesMulti("container", "Container", "container", `{job="containers", ${SELECTED}}`))
+    .withVariable(
+      lokiLabelValuesMulti("stream", "Stream", "stream", `{job="containers", ${SELECTED}, container=~"$container"}`),
     )
     .withVariable(textBox("search", "Search", "Case-insensitive regular expression; empty shows every line"))
     .withPanel(

@@ -27,7 +27,7 @@ import {
   type LokiHandle,
   type LokiStream,
 } from "@aixcl/testkit";
-import { lokiRule, stackServices } from "./shipped.js";
+import { lokiRule, stackProject, stackServices } from "./shipped.js";
 
 const need = requireComponents("loki", "alertmanager");
 if (need.skip) console.warn(`[skipped] log alerts in the real Loki ruler: ${need.skip}`);
@@ -42,13 +42,17 @@ function threshold(alert: string): number {
   return Number(m[1]);
 }
 
-const subject = (a: AlertmanagerAlert) => a.labels.service ?? a.labels.compose_service ?? "";
+const subject = (a: AlertmanagerAlert) => a.labels.service ?? a.labels.compose_service ?? a.labels.container ?? "";
 
-/** Promtail's labels for a line of container `service` of the compose project (promtail/promtail-config.yml). */
-function containerStream(service: string, lines: string[], level?: string): LokiStream {
+/**
+ * Promtail's labels for a line of container `service` of compose project `project` (promtail/promtail-config.yml);
+ * by default the logging stack's own project. An empty project is a plain `docker run` container named `service`.
+ */
+function containerStream(service: string, lines: string[], level?: string, project = stackProject()): LokiStream {
   const now = BigInt(Date.now()) * 1_000_000n;
+  const compose: Record<string, string> = project === "" ? {} : { compose_project: project, compose_service: service };
   return {
-    stream: { compose_project: "aixcl", compose_service: service, container: `aixcl-${service}-1`, stream: "stderr", job: "containers", ...(level ? { level } : {}) },
+    stream: { ...compose, container: project === "" ? service : `${project}-${service}-1`, stream: "stderr", job: "containers", ...(level ? { level } : {}) },
     values: lines.map((line, i) => [String(now - BigInt(lines.length - i) * 1000n), line]),
   };
 }
@@ -145,10 +149,12 @@ describe.skipIf(need.skip !== undefined)("log alerts: the shipped rules in the r
       streams.push(containerStream(service, Array.from({ length: above }, (_, i) => JSON.stringify({ level: "error", msg: `push failed ${i}`, error: "connection refused" })), "error"));
       streams.push(containerStream(service, Array.from({ length: above }, (_, i) => `level=error msg="query failed ${i}" err="ContainerErrorBurst exception"`)));
     }
-    // Controls. A user container with as many plain error lines: must fire, proving these lines would count.
-    streams.push(containerStream("ollama", Array.from({ length: above }, (_, i) => `ERROR: model load failed (${i})`)));
+    // Controls. AIXCL's own ollama (compose project aixcl) with as many plain error lines: must fire, proving these
+    // lines would count; so must a plain `docker run` container of no project.
+    streams.push(containerStream("ollama", Array.from({ length: above }, (_, i) => `ERROR: model load failed (${i})`), undefined, "aixcl"));
+    streams.push(containerStream("eager_turing", Array.from({ length: above }, (_, i) => `Traceback (most recent call last): boom ${i}`), undefined, ""));
     // A user container whose JSON lines say level info while their text says error: must not fire.
-    streams.push(containerStream("quiet_worker", Array.from({ length: above }, (_, i) => JSON.stringify({ level: "info", msg: `retried after error ${i}` })), "info"));
+    streams.push(containerStream("quiet_worker", Array.from({ length: above }, (_, i) => JSON.stringify({ level: "info", msg: `retried after error ${i}` })), "info", "shop"));
     await loki.push(streams);
     // On the bus: every stack service name and the bus test's subsystem, above the threshold.
     for (const subsystem of [...stack, BUS_TEST_SUBSYSTEM]) await publish(subsystem, "error", above);
@@ -158,10 +164,11 @@ describe.skipIf(need.skip !== undefined)("log alerts: the shipped rules in the r
     // own line filter matches more of them than the threshold.
     const pattern = /\|~ `([^`]+)`/.exec(lokiRule("ContainerErrorBurst").expr)?.[1];
     expect(pattern).toBeDefined();
-    const [byText] = await instant(`sum(count_over_time({compose_project="aixcl", compose_service="loki", level=""} |~ \`${pattern}\` [5m]))`);
+    const [byText] = await instant(`sum(count_over_time({compose_project="${stackProject()}", compose_service="loki", level=""} |~ \`${pattern}\` [5m]))`);
     expect(Number(byText?.value[1])).toBeGreaterThan(threshold("ContainerErrorBurst"));
 
-    await alertmanager.waitForAlert((a) => a.labels.alertname === "ContainerErrorBurst" && a.labels.compose_service === "ollama", 30_000);
+    await alertmanager.waitForAlert((a) => a.labels.alertname === "ContainerErrorBurst" && a.labels.compose_service === "ollama" && a.labels.compose_project === "aixcl", 30_000);
+    await alertmanager.waitForAlert((a) => a.labels.alertname === "ContainerErrorBurst" && a.labels.container === "eager_turing", 30_000);
     await twoEvaluations();
     const own = new Set([...stack, BUS_TEST_SUBSYSTEM]);
     const fired = (await alertmanager.alerts()).map((a) => `${a.labels.alertname} ${subject(a)}`);

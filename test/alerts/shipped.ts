@@ -47,6 +47,12 @@ export function stackServices(): string[] {
   return Object.keys(compose.services);
 }
 
+/** The compose project the logging stack runs as (`name:` in docker-compose.yml). */
+export function stackProject(): string {
+  const compose = parse(readFileSync(join(repoRoot, "docker-compose.yml"), "utf8")) as { name: string };
+  return compose.name;
+}
+
 /**
  * The values a negative regexp matcher on `label` excludes in a LogQL/PromQL selector (`label!~"a|b"`), or
  * undefined when there is none.

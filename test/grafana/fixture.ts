@@ -18,7 +18,10 @@ import { createLogger } from "@aixcl/shared";
 import { startBus, startLoki } from "@aixcl/testkit";
 import type { BusHandle, LokiHandle, LokiStream } from "@aixcl/testkit";
 
+/** AIXCL's own compose project, whose containers the fixture's api and db stand for. */
 export const PROJECT = "aixcl";
+/** The logging stack's compose project (`name:` in docker-compose.yml): its loki container. */
+export const STACK_PROJECT = "aixcl-logging";
 /** Text a user searches for; it also ends up in Loki's own query log. */
 export const SEARCH = "checkout failed";
 
@@ -39,10 +42,12 @@ export const OTLP_RECORDS = [
 ] as const;
 
 export const CONTAINERS = {
-  api: { service: "api", container: "aixcl-api-1", stream: "stdout" },
-  db: { service: "db", container: "aixcl-db-1", stream: "stderr" },
-  loki: { service: "loki", container: "aixcl-loki-1", stream: "stderr" },
+  api: { project: PROJECT, service: "api", container: "aixcl-api-1", stream: "stdout" },
+  db: { project: PROJECT, service: "db", container: "aixcl-db-1", stream: "stderr" },
+  loki: { project: STACK_PROJECT, service: "loki", container: "aixcl-logging-loki-1", stream: "stderr" },
 } as const;
+/** A `docker run` container: no compose project or service. */
+export const PLAIN_CONTAINER = "eager_turing";
 
 export interface LogFixture {
   loki: LokiHandle;
@@ -60,7 +65,7 @@ function ns(ms: number): string {
 async function pushContainerLogs(loki: LokiHandle, trace: string, queryEcho: string): Promise<void> {
   const t = Date.now() - 5_000;
   const labels = (c: (typeof CONTAINERS)[keyof typeof CONTAINERS], extra: Record<string, string> = {}) => ({
-    compose_project: PROJECT,
+    compose_project: c.project,
     compose_service: c.service,
     container: c.container,
     stream: c.stream,
@@ -89,10 +94,11 @@ async function pushContainerLogs(loki: LokiHandle, trace: string, queryEcho: str
     },
     { stream: labels(CONTAINERS.loki), values: [[ns(t + 5), queryEcho]] },
     {
-      // Another compose project on the same machine: never part of the aixcl dashboards.
+      // Another compose project on the same machine.
       stream: { compose_project: "other", compose_service: "api", container: "other-api-1", stream: "stdout", job: "containers" },
       values: [[ns(t + 6), `${SEARCH} in another project, error`]],
     },
+    { stream: { container: PLAIN_CONTAINER, stream: "stdout", job: "containers" }, values: [[ns(t + 7), "plain docker run output"]] },
   ];
   await loki.push(streams);
 }
@@ -103,7 +109,7 @@ async function pushContainerLogs(loki: LokiHandle, trace: string, queryEcho: str
  */
 async function lokiQueryEcho(loki: LokiHandle): Promise<string> {
   const marker = randomUUID();
-  const query = `{compose_project="${PROJECT}"} |~ "(?i)${SEARCH}" != "${marker}"`;
+  const query = `{job="containers"} |~ "(?i)${SEARCH}" != "${marker}"`;
   await loki.queryRange(query);
   for (let waited = 0; waited < 5_000; waited += 100) {
     const line = loki.logs().split("\n").find((l) => l.includes(marker) && l.includes("query_hash="));
@@ -151,7 +157,7 @@ export async function startLogFixture(): Promise<LogFixture> {
     await sendOtlp(loki, trace);
     await loki.waitFor('{service=~".+"}', BUS_ENTRIES.length, 20_000);
     await loki.waitFor('{service_name="storefront"}', OTLP_RECORDS.length, 20_000);
-    await loki.waitFor(`{compose_project=~".+"}`, 7, 10_000);
+    await loki.waitFor(`{job="containers"}`, 8, 10_000);
     return { loki, trace, queryEcho, stop };
   } catch (err) {
     await stop();

@@ -156,7 +156,7 @@ describe.skipIf(skip !== undefined)("our provisioning in a real Grafana server",
   it("answers a dashboard's LogQL query through the provisioned Loki datasource", async () => {
     const d = [...checkedInDashboards().values()].find((x) => x.json.title === "AIXCL - Container Logs")!.json;
     const logsPanel = panelQueries(d).find((q) => q.panel === "Logs")!;
-    const expr = renderQuery(logsPanel.expr, d.templating?.list ?? [], { project: PROJECT, service: { all: true }, container: { all: true }, stream: { all: true }, search: SEARCH });
+    const expr = renderQuery(logsPanel.expr, d.templating?.list ?? [], { project: [PROJECT], own: "-", service: { all: true }, container: { all: true }, stream: { all: true }, search: SEARCH });
     const body = {
       from: String(Date.now() - 15 * 60_000),
       to: String(Date.now() + 1000),

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { printComponentLogsOnFailure, requireComponents } from "@aixcl/testkit";
-import { BUS_ENTRIES, CONTAINERS, OTLP_RECORDS, PROJECT, SEARCH, startLogFixture, type LogFixture } from "./fixture.js";
+import { BUS_ENTRIES, CONTAINERS, OTLP_RECORDS, PLAIN_CONTAINER, PROJECT, SEARCH, STACK_PROJECT, startLogFixture, type LogFixture } from "./fixture.js";
 import {
   checkedInDashboards,
   lokiLabelValuesVariables,
@@ -33,8 +33,10 @@ function dashboard(title: string): DashboardJson {
 const containerLogs = dashboard("AIXCL - Container Logs");
 const applicationLogs = dashboard("AIXCL - Application Logs");
 
-/** The variables as a user first sees them: the default project, "All" everywhere, empty text boxes. */
-const CONTAINER_DEFAULTS: Record<string, VariableValue> = { project: PROJECT, service: { all: true }, container: { all: true }, stream: { all: true }, search: "" };
+/** The variables as a user first sees them: "All" everywhere, the stack's own containers shown, empty text boxes. */
+const CONTAINER_DEFAULTS: Record<string, VariableValue> = { project: { all: true }, own: "-", service: { all: true }, container: { all: true }, stream: { all: true }, search: "" };
+/** AIXCL's project picked, as a user following seed 003's queries would. */
+const AIXCL_ONLY: Record<string, VariableValue> = { ...CONTAINER_DEFAULTS, project: [PROJECT] };
 const APPLICATION_DEFAULTS: Record<string, VariableValue> = { service: { all: true }, level: { all: true }, module: "", search: "" };
 
 function query(d: DashboardJson, panelTitle: string): string {
@@ -102,33 +104,45 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
       };
       return (r.data ?? []).sort();
     };
-    expect(await values(containerLogs, "project", CONTAINER_DEFAULTS)).toEqual(["aixcl", "other"]);
+    expect(await values(containerLogs, "project", CONTAINER_DEFAULTS)).toEqual([PROJECT, STACK_PROJECT, "other"].sort());
     expect(await values(containerLogs, "service", CONTAINER_DEFAULTS)).toEqual(["api", "db", "loki"]);
-    expect(await values(containerLogs, "container", { ...CONTAINER_DEFAULTS, service: ["api", "db"] })).toEqual(["aixcl-api-1", "aixcl-db-1"]);
-    expect(await values(containerLogs, "stream", { ...CONTAINER_DEFAULTS, service: ["db"] })).toEqual(["stderr"]);
+    expect(await values(containerLogs, "service", AIXCL_ONLY)).toEqual(["api", "db"]);
+    // Every container, a `docker run` one (no compose project) too; the stack's own hidden on request.
+    expect(await values(containerLogs, "container", CONTAINER_DEFAULTS)).toEqual(["aixcl-api-1", "aixcl-db-1", CONTAINERS.loki.container, PLAIN_CONTAINER, "other-api-1"].sort());
+    expect(await values(containerLogs, "container", { ...CONTAINER_DEFAULTS, own: STACK_PROJECT })).not.toContain(CONTAINERS.loki.container);
+    expect(await values(containerLogs, "container", { ...AIXCL_ONLY, service: ["api", "db"] })).toEqual(["aixcl-api-1", "aixcl-db-1"]);
+    expect(await values(containerLogs, "stream", { ...AIXCL_ONLY, service: ["db"] })).toEqual(["stderr"]);
     // Bus and OTLP services only: Promtail's container streams (service_name api, db, loki) carry job.
     expect(await values(applicationLogs, "service", APPLICATION_DEFAULTS)).toEqual(["checkout", "inventory", "storefront"]);
   });
 
   describe("Container Logs", () => {
-    it("the logs panel finds a search in the project's containers, not in Loki's log of the search itself", async () => {
+    it("the logs panel finds a search in every project's containers, not in Loki's log of the search itself", async () => {
       const logql = render(containerLogs, query(containerLogs, "Logs"), { ...CONTAINER_DEFAULTS, search: SEARCH.toUpperCase() });
-      const found = await lines(logql);
-      expect(found).toEqual([JSON.stringify({ level: "error", msg: `${SEARCH}: card declined`, trace_id: fx.trace })]);
+      const apiLine = JSON.stringify({ level: "error", msg: `${SEARCH}: card declined`, trace_id: fx.trace });
+      expect((await lines(logql)).sort()).toEqual([apiLine, `${SEARCH} in another project, error`].sort());
+      const aixcl = render(containerLogs, query(containerLogs, "Logs"), { ...AIXCL_ONLY, search: SEARCH.toUpperCase() });
+      expect(await lines(aixcl)).toEqual([apiLine]);
+      const plain = render(containerLogs, query(containerLogs, "Logs"), { ...CONTAINER_DEFAULTS, container: [PLAIN_CONTAINER] });
+      expect(await lines(plain)).toEqual(["plain docker run output"]);
       // The echo is real and does contain the search: without the dashboard's filter it would be listed.
       expect(fx.queryEcho).toContain(SEARCH);
-      expect(await lines(logql.replace(' != "query_hash="', ""))).toHaveLength(2);
+      expect(await lines(logql.replace(' != "query_hash="', ""))).toHaveLength(3);
     });
 
     it("log volume counts every line of the selected services per service", async () => {
-      const logql = render(containerLogs, query(containerLogs, "Log volume by service"), CONTAINER_DEFAULTS, "1h");
+      const logql = render(containerLogs, query(containerLogs, "Log volume by service"), AIXCL_ONLY, "1h");
       expect(await totals(logql, "compose_service")).toEqual({ api: 3, db: 2 });
-      const onlyDb = render(containerLogs, query(containerLogs, "Log volume by service"), { ...CONTAINER_DEFAULTS, service: ["db"] }, "1h");
+      const own = render(containerLogs, query(containerLogs, "Log volume by service"), { ...CONTAINER_DEFAULTS, project: [STACK_PROJECT] }, "1h");
+      expect(await totals(own, "compose_service")).toEqual({ loki: 1 });
+      const hidden = render(containerLogs, query(containerLogs, "Log volume by service"), { ...CONTAINER_DEFAULTS, project: [STACK_PROJECT], own: STACK_PROJECT }, "1h");
+      expect(await totals(hidden, "compose_service")).toEqual({});
+      const onlyDb = render(containerLogs, query(containerLogs, "Log volume by service"), { ...AIXCL_ONLY, service: ["db"] }, "1h");
       expect(await totals(onlyDb, "compose_service")).toEqual({ db: 2 });
     });
 
     it("errors by service counts error levels (promoted from JSON or detected in logfmt), never mere mentions", async () => {
-      const logql = render(containerLogs, query(containerLogs, "Errors by service"), CONTAINER_DEFAULTS, "1h");
+      const logql = render(containerLogs, query(containerLogs, "Errors by service"), { ...AIXCL_ONLY, project: [PROJECT, STACK_PROJECT] }, "1h");
       // Loki's query log mentions "checkout failed"/"error" at level=info: not an error of the loki service.
       expect(await totals(logql, "compose_service")).toEqual({ api: 1, db: 1 });
     });
@@ -136,7 +150,7 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
     it("the noisiest containers are ranked by lines in the range", async () => {
       const logql = render(containerLogs, query(containerLogs, "Noisiest containers"), CONTAINER_DEFAULTS);
       const byContainer = await totals(logql, "container");
-      expect(byContainer).toEqual({ [CONTAINERS.api.container]: 3, [CONTAINERS.db.container]: 2, [CONTAINERS.loki.container]: 1 });
+      expect(byContainer).toEqual({ [CONTAINERS.api.container]: 3, [CONTAINERS.db.container]: 2, [CONTAINERS.loki.container]: 1, "other-api-1": 1, [PLAIN_CONTAINER]: 1 });
     });
   });
 

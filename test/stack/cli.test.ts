@@ -62,13 +62,17 @@ const oneOff = (r: Result) => {
   return run[run.indexOf("--name") + 1] ?? "";
 };
 
-/** The compose subcommand and its arguments of each `docker compose` call, after the global options. */
-function composeCalls(r: Result): string[][] {
+/**
+ * The compose subcommand and its arguments of each `docker compose` call, after the global options: the project
+ * aixcl-logging and, unless .env names another bus (AIXCL_BUS_HOST), the profile of the stack's own broker.
+ */
+function composeCalls(r: Result, profiles: string[] = ["--profile", "bus"]): string[][] {
+  const global = ["compose", "--project-name", "aixcl-logging", "--project-directory", dir, "--file", join(dir, "docker-compose.yml"), ...profiles];
   return r.calls
     .filter((c) => c[0] === "compose" && c[1] === "--project-name")
     .map((c) => {
-      expect(c.slice(0, 7)).toEqual(["compose", "--project-name", "aixcl", "--project-directory", dir, "--file", join(dir, "docker-compose.yml")]);
-      return c.slice(7);
+      expect(c.slice(0, global.length)).toEqual(global);
+      return c.slice(global.length);
     });
 }
 
@@ -205,9 +209,10 @@ describe("start", () => {
     expect(env).toMatch(new RegExp(`^AIXCL_UID=${own(process.getuid?.())}$`, "m"));
     expect(env).toMatch(new RegExp(`^AIXCL_GID=${own(process.getgid?.())}$`, "m"));
     expect(statSync(join(dir, ".env")).mode & 0o777).toBe(0o600);
-    // Which images it runs (to warn about CI stand-ins), then up, then the health polling.
-    expect(composeCalls(r).map((c) => c[0])).toEqual(["config", "up", "ps"]);
-    expect(composeCalls(r)[1]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
+    // Which of its services run already (their ports are theirs), which images it runs (to warn about CI
+    // stand-ins), then up, then the health polling.
+    expect(composeCalls(r).map((c) => c[0])).toEqual(["ps", "config", "up", "ps"]);
+    expect(composeCalls(r)[2]).toEqual(["up", "--detach", "--build", "--remove-orphans"]);
     expect(r.stderr).toContain("Created .env with a generated Grafana admin password");
     expect(r.stderr).toContain(`Grafana      http://127.0.0.1:3000  (user admin, password: GRAFANA_ADMIN_PASSWORD in ${join(dir, ".env")})`);
     expect(r.stderr).toContain("Loki         http://127.0.0.1:3100  (ready: http://127.0.0.1:3100/ready)");
@@ -236,7 +241,7 @@ describe("start", () => {
     expect(existsSync(join(dir, ".env"))).toBe(true);
   });
 
-  it("passes --project-name aixcl even when COMPOSE_PROJECT_NAME says otherwise", () => {
+  it("passes --project-name aixcl-logging even when COMPOSE_PROJECT_NAME says otherwise", () => {
     const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, COMPOSE_PROJECT_NAME: "other" });
     expect(r.status).toBe(0);
     expect(composeCalls(r).length).toBeGreaterThan(1);
@@ -263,7 +268,7 @@ describe("start", () => {
 
   it("a new .env next to existing Grafana data resets Grafana's admin password to it, over stdin", () => {
     const stdinLog = join(dir, "exec-stdin");
-    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_VOLUMES: "aixcl_grafana-data", FAKE_DOCKER_STDIN_LOG: stdinLog });
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_VOLUMES: "aixcl-logging_grafana-data", FAKE_DOCKER_STDIN_LOG: stdinLog });
     expect(r.status).toBe(0);
     const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(readFileSync(join(dir, ".env"), "utf8"))?.[1];
     expect(composeCalls(r)).toContainEqual(["exec", "-T", "grafana", "grafana", "cli", "admin", "reset-admin-password", "--password-from-stdin"]);
@@ -273,7 +278,7 @@ describe("start", () => {
 
   it("does not touch Grafana's password when .env already existed", () => {
     started();
-    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_VOLUMES: "aixcl_grafana-data" });
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_VOLUMES: "aixcl-logging_grafana-data" });
     expect(composeCalls(r).some((c) => c[0] === "exec")).toBe(false);
   });
 
@@ -438,7 +443,7 @@ describe("logs", () => {
     const calls = readFileSync(log, "utf8").split("\n").filter((l) => l !== "").map((l) => l.split("\x1f"));
     const run = calls.find((c) => c.includes("run")) ?? [];
     const name = run[run.indexOf("--name") + 1];
-    expect(name).toMatch(/^aixcl-cli-run-\d+-\d+$/);
+    expect(name).toMatch(/^aixcl-logging-cli-run-\d+-\d+$/);
     expect(calls.at(-1)).toEqual(["rm", "--force", name]);
   });
 
@@ -525,8 +530,9 @@ describe("clean", () => {
 describe("./aixcl and docker-compose.yml agree", () => {
   it("the services ./aixcl waits for are exactly the compose services that `up` starts", () => {
     const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, { profiles?: string[] }> };
+    // Profile bus is the stack's own broker, which ./aixcl enables unless .env names another bus.
     const started = Object.entries(compose.services)
-      .filter(([, s]) => !s.profiles?.length)
+      .filter(([, s]) => !s.profiles?.length || s.profiles.includes("bus"))
       .map(([name]) => name);
     const script = readFileSync(join(root, "aixcl"), "utf8");
     const listed = /^SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ");

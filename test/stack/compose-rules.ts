@@ -150,7 +150,9 @@ function grafanaProblems(all: Record<string, Service>): string[] {
 /** Every rule; an empty list means the file is fine. */
 export function composeProblems(doc: Doc): string[] {
   const problems: string[] = [];
-  if (doc.name !== "aixcl") problems.push(`name must be "aixcl" (Promtail's filter and the dashboards match on it), got ${JSON.stringify(doc.name)}`);
+  if (doc.name !== "aixcl-logging") {
+    problems.push(`name must be "aixcl-logging" (never "aixcl", AIXCL's own project: compose would take its containers for ours), got ${JSON.stringify(doc.name)}`);
+  }
   const all = services(doc);
   const networks = Object.keys(asRecord(doc.networks));
   if (networks.length !== 1) problems.push(`exactly one network expected, got ${networks.length}`);
@@ -166,7 +168,9 @@ export function composeProblems(doc: Doc): string[] {
     if (service.mem_limit === undefined && asRecord(asRecord(asRecord(service.deploy).resources).limits).memory === undefined) {
       problems.push(`${name}: needs a memory limit (mem_limit)`);
     }
-    if (asList(service.profiles).length === 0 && !["unless-stopped", "always"].includes(String(service.restart))) {
+    // Long-running: no profile, or profile bus (the stack's own broker, on unless .env names another bus).
+    const longRunning = asList(service.profiles).every((p) => p === "bus");
+    if (longRunning && !["unless-stopped", "always"].includes(String(service.restart))) {
       problems.push(`${name}: needs restart: unless-stopped`);
     }
   }

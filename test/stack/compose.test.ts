@@ -31,9 +31,9 @@ describe("docker-compose.yml follows the stack's rules", () => {
     expect(composeProblems(compose())).toEqual([]);
   });
 
-  it("runs the seven services under the project name aixcl, plus the on-demand cli", () => {
+  it("runs the seven services under the project name aixcl-logging, plus the on-demand cli", () => {
     const doc = compose();
-    expect(doc.name).toBe("aixcl");
+    expect(doc.name).toBe("aixcl-logging");
     expect(Object.keys(services(doc)).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
   });
 
@@ -94,8 +94,8 @@ describe("docker-compose.yml follows the stack's rules", () => {
       expect(composeProblems(doc).some((p) => p.startsWith(problem))).toBe(true);
     });
 
-    it("a project name other than aixcl", () => {
-      expect(composeProblems({ ...compose(), name: "logging" })[0]).toMatch(/^name must be "aixcl"/);
+    it.each(["logging", "aixcl"])("the project name %s (aixcl is AIXCL's own)", (name) => {
+      expect(composeProblems({ ...compose(), name })[0]).toMatch(/^name must be "aixcl-logging"/);
     });
   });
 });
@@ -190,11 +190,14 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
 
   it("every Prometheus scrape target and Alertmanager is a compose service on a port that service listens on", () => {
     const config = parse(read("prometheus/prometheus.yml")) as {
-      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+      scrape_configs: { job_name: string; static_configs?: { targets: string[] }[]; dns_sd_configs?: { names: string[]; port: number }[] }[];
       alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
     };
     const all = services(compose());
-    const targets = [...config.scrape_configs, ...config.alerting.alertmanagers].flatMap((j) => j.static_configs.flatMap((s) => s.targets));
+    const targets = [...config.scrape_configs, ...config.alerting.alertmanagers].flatMap((j) => [
+      ...(j.static_configs ?? []).flatMap((s) => s.targets),
+      ...("dns_sd_configs" in j ? (j.dns_sd_configs ?? []).flatMap((d) => d.names.map((n) => `${n}:${d.port}`)) : []),
+    ]);
     expect(targets.length).toBeGreaterThanOrEqual(8);
     expect(config.alerting.alertmanagers.flatMap((a) => a.static_configs.flatMap((s) => s.targets))).toEqual(["alertmanager:9093"]);
     for (const target of targets) {

@@ -1,6 +1,6 @@
 """Shared helpers. The tests that need the real stack read its endpoints from the environment, which
-test/clients/python.test.ts sets after starting the real broker, log consumer and Loki (run them with
-`npx vitest run test/clients/python.test.ts`); run on their own they skip, saying so."""
+test/clients/python.test.ts sets after starting the real broker, log consumer and Loki. Run on their own they
+fail, naming that command: a bare `pytest` that passed on skips would say nothing about the bus."""
 
 from __future__ import annotations
 
@@ -18,10 +18,18 @@ import pytest
 from aixcl_logging import BusHandler
 
 
+STACK_COMMAND = "npx vitest run --project main test/clients/python.test.ts"
+UNIT_TESTS = "pytest tests/test_records.py tests/test_wire.py tests/test_keys.py"
+
+
 def stack_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.skip(f"{name} is not set: these tests run against the real stack from test/clients/python.test.ts")
+        pytest.fail(
+            f"{name} is not set: this test needs the real broker, log consumer and Loki. From the repository root, "
+            f"`{STACK_COMMAND}` starts them and runs every test here; `{UNIT_TESTS}` runs the ones that need none.",
+            pytrace=False,
+        )
     return value
 
 

@@ -7,8 +7,8 @@ import { parseDuration } from "./duration.js";
 
 export const DEFAULT_LOKI_URL = "http://127.0.0.1:3100";
 export const DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093";
-/** Every container of the compose project: what `logs tail` shows when no query is given. */
-export const DEFAULT_TAIL_QUERY = '{compose_project="aixcl"}';
+/** Every container Promtail follows: what `logs tail` shows when no query is given. */
+export const DEFAULT_TAIL_QUERY = '{job="containers"}';
 export const DEFAULT_QUERY_LIMIT = 100;
 /** Loki's default limits_config.max_entries_limit_per_query. */
 export const MAX_LIMIT = 5000;
