@@ -27,7 +27,8 @@ export function fitEntry(entry: LogEntry, encode: (entry: LogEntry) => Buffer, m
   let payload = encode(entry);
   if (payload.length <= maxPayloadBytes) return { payload, truncated: false };
   const cut: LogEntry = { ...entry, extra: { ...entry.extra } };
-  const texts = [{ key: undefined as string | undefined, text: Buffer.from(entry.message) }, ...Object.entries(entry.extra).map(([key, value]) => ({ key, text: Buffer.from(value) }))];
+  const texts: { key: string | undefined; text: Buffer }[] = [{ key: undefined, text: Buffer.from(entry.message) }];
+  for (const [key, value] of Object.entries(entry.extra)) texts.push({ key, text: Buffer.from(value) });
   texts.sort((a, b) => b.text.length - a.text.length);
   for (const { key, text } of texts) {
     const excess = payload.length - maxPayloadBytes;

@@ -258,9 +258,11 @@ export function createLogger(options: LoggerOptions): Logger {
   const reportOversized = (truncated: boolean) => {
     const since = oversized.note(Date.now(), { truncated: truncated ? 1 : 0, dropped: truncated ? 0 : 1 });
     if (!since) return;
+    const entries = `${since.times} log ${since.times === 1 ? "entry" : "entries"}`;
     process.stderr.write(
-      `@aixcl/logging (${topic}): ${since.times} log ${since.times === 1 ? "entry" : "entries"} over maxMessageBytes (${maxMessageBytes} bytes, the bus' max_message_bytes) since the last such line: ` +
-        `${since.truncated} sent with their longest texts cut ("truncated by aixcl-logging"), ${since.dropped} dropped (too large even so); log less per entry or raise both limits\n`,
+      `@aixcl/logging (${topic}): ${entries} over maxMessageBytes (${maxMessageBytes} bytes, the bus' max_message_bytes) since the last such line: ` +
+        `${since.truncated} sent with their longest texts cut ("truncated by aixcl-logging"), ${since.dropped} dropped (too large even so); ` +
+        "log less per entry or raise both limits\n",
     );
   };
 
