@@ -46,7 +46,7 @@ async function pacedCalls(count: number, rate: number, call: (i: number) => unkn
 
 /** The TypeScript side, in its own process: the same workload as handler.py. */
 async function loggerRole(endpoint: string, records: number, paced: number, rate: number): Promise<void> {
-  const log = createLogger({ subsystem: "bench_ts", module: "load", endpoint, maxBuffered: records, closeTimeoutMs: 10_000 });
+  const log = createLogger({ subsystem: "bench_ts", module: "load", endpoint, maxBuffered: records, maxBufferedBytes: records * 1024, closeTimeoutMs: 10_000 });
   const until = async (condition: () => boolean) => {
     while (!condition()) await new Promise((resolve) => setTimeout(resolve, 1));
   };

@@ -53,7 +53,7 @@ logging.shutdown()
 export const pythonNumberedProgram = (service: string, rate: number, seconds: number) => `
 import logging, time
 from aixcl_logging import BusHandler
-handler = BusHandler("${service}", "seq", max_buffered=1_000_000, close_timeout=30)
+handler = BusHandler("${service}", "seq", max_buffered=1_000_000, max_buffered_bytes=256 * 1024 * 1024, close_timeout=30)
 log = logging.getLogger("numbered")
 log.addHandler(handler)
 log.setLevel(logging.INFO)

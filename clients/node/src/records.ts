@@ -1,4 +1,5 @@
 import type { Extra, LogContext, LogLevelName } from "@aixcl/shared/client";
+import { extraText, readField } from "@aixcl/shared/client";
 
 /** A pino or winston record as the logger's log() takes it. */
 export interface MappedRecord {
@@ -70,11 +71,16 @@ function errorText(value: unknown): string | undefined {
   return typeof stack === "string" ? stack : typeof message === "string" ? message : undefined;
 }
 
-/** Everything but the `consumed` fields goes to `extra`, except trace_id, session_id and user_uuid. */
+/**
+ * Everything but the `consumed` fields goes to `extra`, except trace_id, session_id and user_uuid. A field whose
+ * getter throws goes as a placeholder: the record is the application's own object (winston's info).
+ */
 function fields(record: Record<string, unknown>, consumed: ReadonlySet<string>, context: LogContext): Extra {
   const extra: Extra = {};
-  for (const [key, value] of Object.entries(record)) {
-    if (consumed.has(key) || value === undefined) continue;
+  for (const key of Object.keys(record)) {
+    if (consumed.has(key)) continue;
+    const value = readField(record, key);
+    if (value === undefined) continue;
     const field = CONTEXT_FIELDS[key as keyof typeof CONTEXT_FIELDS];
     if (field && typeof value === "string") context[field] = value;
     else extra[key] = value;
@@ -106,7 +112,7 @@ export function pinoRecord(record: Record<string, unknown>, keys: PinoKeys = { m
   if (time !== undefined) context.timestampNs = time;
   const consumed = new Set(["level", "time", keys.messageKey, keys.errorKey]);
   const raw = record[keys.messageKey];
-  const message = withError(typeof raw === "string" ? raw : raw === undefined ? "" : JSON.stringify(raw), errorText(record[keys.errorKey]));
+  const message = withError(raw === undefined ? "" : extraText(raw), errorText(record[keys.errorKey]));
   const level = typeof record.level === "number" ? pinoLevel(record.level) : "unknown";
   return { level, message, extra: fields(record, consumed, context), context };
 }
@@ -125,7 +131,7 @@ export function winstonRecord(info: Record<string | symbol, unknown>, levels?: R
   }
   const name = String(info[LEVEL] ?? info.level ?? "");
   const raw = info.message;
-  const text = typeof raw === "string" ? raw : raw === undefined ? "" : JSON.stringify(raw);
+  const text = raw === undefined ? "" : extraText(raw);
   const message = withError(text, typeof info.stack === "string" ? info.stack : undefined);
   return { level: winstonLevel(name, levels), message, extra: fields(info as Record<string, unknown>, consumed, context), context };
 }

@@ -98,3 +98,23 @@ describe("winstonRecord", () => {
     expect(winstonRecord({ level: "info", message: "m", timestamp: "yesterday" })).toMatchObject({ extra: { timestamp: "yesterday" }, context: {} });
   });
 });
+
+describe("records with values JSON cannot take", () => {
+  it("winstonRecord: a message that is not JSON and a field whose getter throws become placeholders, not exceptions", () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const info = {
+      level: "info",
+      message: circular,
+      n: 5n,
+      get broken(): unknown {
+        throw new Error("getter failed");
+      },
+    };
+    expect(winstonRecord(info)).toMatchObject({
+      message: expect.stringMatching(/^\[unserializable: Converting circular structure to JSON/),
+      extra: { n: 5n, broken: "[unserializable: getter failed]" },
+    });
+    expect(winstonRecord({ level: "info", message: 7n }).message).toBe("7");
+  });
+});

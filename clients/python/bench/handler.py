@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2_000, help="records/s of the paced part")
     args = parser.parse_args()
 
-    handler = BusHandler("bench_py", "load", args.endpoint, max_buffered=args.records, close_timeout=10)
+    handler = BusHandler("bench_py", "load", args.endpoint, max_buffered=args.records, max_buffered_bytes=args.records * 1024, close_timeout=10)
     log = logging.getLogger("bench")
     log.propagate = False
     log.setLevel(logging.INFO)

@@ -156,7 +156,7 @@ def test_a_full_send_queue_is_waited_out_not_dropped(make_logger: MakeLogger) ->
     subscriber.setsockopt(zmq.RCVHWM, 10)
     subscriber.connect(stack_env("AIXCL_TEST_NODROP_SUB_ENDPOINT"))
     subscriber.subscribe(b"logs.")
-    log, handler = make_logger("py_hwm", endpoint=stack_env("AIXCL_TEST_NODROP_PUB_ENDPOINT"), max_buffered=50_000)
+    log, handler = make_logger("py_hwm", endpoint=stack_env("AIXCL_TEST_NODROP_PUB_ENDPOINT"), max_buffered=50_000, max_buffered_bytes=64 * 1024 * 1024)
     try:
         wait_until(lambda: handler.connected, what="subscription")
         pad = "x" * 2000
@@ -169,7 +169,7 @@ def test_a_full_send_queue_is_waited_out_not_dropped(make_logger: MakeLogger) ->
             assert subscriber.poll(20_000), f"only {len(messages)} messages arrived"
             messages.append(log_entry_pb2.LogEntry.FromString(subscriber.recv_multipart()[1]).message)
         assert messages == [f"m{i}" for i in range(20_000)]
-        assert handler.stats() == type(handler.stats())(published=20_000, buffered=0, dropped_buffer_full=0, dropped_closed=0)
+        assert handler.stats() == type(handler.stats())(published=20_000, buffered=0, dropped_buffer_full=0, dropped_closed=0, dropped_too_large=0, truncated=0)
     finally:
         subscriber.close(linger=0)
 
@@ -181,13 +181,13 @@ def test_a_closed_handler_drops_and_counts_and_close_says_what_it_could_not_send
     log.addHandler(handler)
     for i in range(8):
         log.warning("never delivered %d", i)
-    assert handler.stats() == type(handler.stats())(published=0, buffered=5, dropped_buffer_full=3, dropped_closed=0)
+    assert handler.stats() == type(handler.stats())(published=0, buffered=5, dropped_buffer_full=3, dropped_closed=0, dropped_too_large=0, truncated=0)
     started = time.monotonic()
     handler.close()
     assert time.monotonic() - started < 1
     log.warning("after close")
-    assert handler.stats() == type(handler.stats())(published=0, buffered=0, dropped_buffer_full=3, dropped_closed=6)
-    report = "aixcl_logging: 8 log records for logs.py_nowhere.main not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full; 0 delivered\n"
+    assert handler.stats() == type(handler.stats())(published=0, buffered=0, dropped_buffer_full=3, dropped_closed=6, dropped_too_large=0, truncated=0)
+    report = "aixcl_logging: 8 log records for logs.py_nowhere.main not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full, 0 too large for the bus; 0 delivered\n"
     assert capsys.readouterr().err == report
     # logging.shutdown() closes it again at exit: no second report.
     handler.close()

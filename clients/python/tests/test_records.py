@@ -67,3 +67,15 @@ def test_the_handlers_default_format_appends_the_traceback() -> None:
 
 def test_text_is_json_for_non_strings() -> None:
     assert [text("s"), text(3), text(None), text({"k": "ü"})] == ["s", "3", "null", '{"k": "ü"}']
+
+
+def test_a_value_whose_str_raises_becomes_a_placeholder_and_the_record_still_goes() -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you\nsecond line")
+
+    circular: dict[str, object] = {"name": "loop"}
+    circular["self"] = circular
+    entry = entry_from_record(record(bad=Unprintable(), nested=[Unprintable()], circular=circular), "m", "s", "m", "t")
+    assert (entry.extra["bad"], entry.extra["nested"]) == ("[unserializable: no str for you]", "[unserializable: no str for you]")
+    assert entry.extra["circular"] == "{'name': 'loop', 'self': {...}}"

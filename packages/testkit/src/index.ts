@@ -18,3 +18,5 @@ export { installNodeClient, requirePythonClient } from "./clients.js";
 export type { NodeClientProject, PythonRequirement, ScriptResult } from "./clients.js";
 export { WIRE_FORMATS, fullEntry, logMessage, messageText, wireTopic } from "./wire.js";
 export type { WireFormat } from "./wire.js";
+export { startUpstream, until } from "./upstream.js";
+export type { Upstream } from "./upstream.js";

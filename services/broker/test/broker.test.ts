@@ -193,7 +193,7 @@ describe("logger before the bus is reachable", () => {
     const socket = new Subscriber({ linger: 0, receiveHighWaterMark: 10 });
     socket.connect(b.subEndpoint);
     socket.subscribe("logs.");
-    const log = createLogger({ subsystem: "s", module: "m", endpoint: b.pubEndpoint, maxBuffered: 50_000 });
+    const log = createLogger({ subsystem: "s", module: "m", endpoint: b.pubEndpoint, maxBuffered: 50_000, maxBufferedBytes: 64 * 1024 ** 2 });
     cleanup.push(() => log.close(), () => socket.close());
     await until(() => log.connected, 5000, "logger wired");
     // Nobody reads yet: the 10-deep queues and the kernel's socket buffers along the way fill (2 KB entries,

@@ -282,7 +282,7 @@ export class SteadyLogger implements SteadySource {
   private stopped = false;
 
   constructor(endpoint: string, readonly service: string, readonly rate: number) {
-    this.logger = createLogger({ subsystem: service, module: "seq", endpoint, maxBuffered: 1_000_000, closeTimeoutMs: 10_000 });
+    this.logger = createLogger({ subsystem: service, module: "seq", endpoint, maxBuffered: 1_000_000, maxBufferedBytes: 256 * 1024 ** 2, closeTimeoutMs: 10_000 });
     // Catch up to the rate on every tick, so a busy event loop changes the burst size, not the total.
     this.timer = setInterval(() => {
       const due = Math.floor(((Date.now() - this.startedMs) * rate) / 1000);

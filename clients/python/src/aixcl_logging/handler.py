@@ -9,7 +9,8 @@ import weakref
 from collections.abc import Callable, Mapping
 
 from aixcl_logging.keys import ClientKeys, client_keys_from_env
-from aixcl_logging.publisher import BATCH_WINDOW, Publisher, Stats
+from aixcl_logging.fit import MAX_MESSAGE_BYTES
+from aixcl_logging.publisher import BATCH_WINDOW, MAX_BUFFERED_BYTES, Publisher, Stats
 from aixcl_logging.records import entry_from_record
 from aixcl_logging.wire import WireFormat, batch_topic, encode, log_topic, sanitize_name
 
@@ -39,7 +40,8 @@ class BusHandler(logging.Handler):
 
     ``emit`` never blocks: it formats the record and queues it, and a background thread owns the socket. While
     nobody on the bus subscribes to the topic (broker down or restarting, a subscriber stopping), records are
-    held, up to ``max_buffered``; then the oldest are dropped and counted. ``close()`` (``logging.shutdown()`` calls
+    held, up to ``max_buffered`` records and ``max_buffered_bytes`` (default 16 MiB) of them encoded; then the oldest are
+    dropped and counted. ``close()`` (``logging.shutdown()`` calls
     it at exit) waits up to ``close_timeout`` seconds for held records to reach the bus and reports on stderr what it
     could not send.
 
@@ -58,6 +60,11 @@ class BusHandler(logging.Handler):
     company: the bus' per-message costs are then paid once per batch. Single records stay on ``logs.`` for everyone
     else.
 
+    A record that would make a message larger than ``max_message_bytes`` (default 1 MiB, the broker's default
+    max_message_bytes, past which the broker drops the connection and what was on its way) has its longest texts (the
+    message, ``extra`` values) cut, ending in "[truncated by aixcl-logging from N bytes]"; it is dropped only when that
+    cannot make it fit. Both are counted (``stats()``) and said on stderr, at most once per 10 s.
+
     ``wire_format="aico"`` publishes as AICO's own producers do: topic ``logs/<subsystem>/<module>/v1`` and the entry
     inside an AicoMessage envelope. ``curve`` defaults to the key pair named by ``MESSAGE_BUS_KEYS_DIR`` and
     ``MESSAGE_BUS_CLIENT_NAME``; plaintext when they name none.
@@ -75,6 +82,8 @@ class BusHandler(logging.Handler):
         wire_format: WireFormat = "aixcl",
         curve: ClientKeys | None = None,
         batch_window: float = BATCH_WINDOW,
+        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         super().__init__(level)
         # A formatter of its own, so that logging.basicConfig() does not give it one that prefixes the level and the
@@ -91,7 +100,9 @@ class BusHandler(logging.Handler):
         keys = curve if curve is not None else client_keys_from_env()
         # Batches only in our own wire format: AICO's consumers know nothing of them.
         batches = batch_topic(self.subsystem, self.module) if wire_format == "aixcl" else None
-        self._new_publisher = lambda: Publisher(self.topic, lambda entry: encode(entry, wire_format), self.endpoint, max_buffered, keys, batches, batch_window)
+        self._new_publisher = lambda: Publisher(
+            self.topic, lambda entry: encode(entry, wire_format), self.endpoint, max_buffered, keys, batches, batch_window, max_buffered_bytes, max_message_bytes
+        )
         self._publisher = self._new_publisher()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_after_fork_in_child(weakref.ref(self)))
@@ -127,11 +138,11 @@ class BusHandler(logging.Handler):
         first = not self._closed
         self._closed = True
         stats = self._publisher.close(self.close_timeout)
-        lost = stats.dropped_closed + stats.dropped_buffer_full
+        lost = stats.dropped_closed + stats.dropped_buffer_full + stats.dropped_too_large
         if first and lost:
             sys.stderr.write(
                 f"aixcl_logging: {lost} log records for {self.topic} not delivered: {stats.dropped_closed} still held at "
                 f"close (no subscriber on the bus within {self.close_timeout:g} s), {stats.dropped_buffer_full} dropped "
-                f"earlier because the queue was full; {stats.published} delivered\n"
+                f"earlier because the queue was full, {stats.dropped_too_large} too large for the bus; {stats.published} delivered\n"
             )
         super().close()

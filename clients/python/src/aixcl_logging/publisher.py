@@ -7,6 +7,8 @@ Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
 - XPUB_NODROP makes a full pipe answer EAGAIN instead of discarding; the entry stays queued and is retried after
   a short wait. IMMEDIATE keeps nothing in a pipe to a broker that is not there.
 - Subscription changes that arrive together are applied together: a broker going away drops all of them at once.
+- put() encodes the entry, so that the queue is bounded in bytes as well as entries and nothing is queued that the
+  broker would refuse (max_message_bytes): an entry too large is cut, or dropped, there and counted.
 - While a subscriber takes the batch topic (aixcl.batch.<subsystem>.<module>; the log consumer does), what is
   queued goes as one LogBatch message of up to BATCH_MAX_ENTRIES entries and BATCH_MAX_BYTES bytes instead of one
   message each: the bus' per-message costs are then paid once per batch.
@@ -14,8 +16,8 @@ Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
 
 from __future__ import annotations
 
-import collections
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +25,11 @@ from dataclasses import dataclass
 
 import zmq
 
+from aixcl_logging.fit import MAX_MESSAGE_BYTES, fit_entry
 from aixcl_logging.keys import ClientKeys
-from aixcl_logging.wire import HOLD_TOPIC, Entry, encode_log_batch
+from aixcl_logging.sendqueue import SendQueue
+from aixcl_logging.throttle import Throttle
+from aixcl_logging.wire import HOLD_TOPIC, Entry, encode_log_batch, varint_size
 
 #: How long the thread waits before retrying a send the socket refused at its high-water mark.
 FULL_QUEUE_RETRY_MS = 2
@@ -35,28 +40,26 @@ BATCH_MAX_ENTRIES = 1000
 BATCH_MAX_BYTES = 32 * 1024
 #: Default of how long an entry may wait for others to go with it in one batch (the TypeScript logger's 100 ms).
 BATCH_WINDOW = 0.1
+#: Default of max_buffered_bytes: the 10,000 entries of max_buffered at up to 1.6 KiB each (the TypeScript logger's).
+MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 
 _instances = itertools.count()
 
 
 @dataclass(frozen=True)
-class _Send:
-    """A message for the socket: the entries it carries (oldest first), its frames, and whether it is a batch."""
-
-    entries: list[Entry]
-    frames: tuple[bytes, bytes]
-    batch: bool
-
-
-@dataclass(frozen=True)
 class Stats:
-    """published: handed to the socket. buffered: waiting for a subscriber. dropped_buffer_full: the oldest, dropped
-    while the queue was full. dropped_closed: emitted after close, or still held when close's deadline passed."""
+    """Every entry put is counted once: published, buffered or dropped. published: handed to the socket. buffered:
+    waiting for a subscriber. dropped_buffer_full: the oldest, dropped while the queue was full (max_buffered or
+    max_buffered_bytes). dropped_closed: emitted after close, or still held when close's deadline passed.
+    dropped_too_large: over max_message_bytes even with its texts cut. truncated: entries whose longest texts were
+    cut to fit max_message_bytes (counted as published, buffered or dropped too)."""
 
     published: int
     buffered: int
     dropped_buffer_full: int
     dropped_closed: int
+    dropped_too_large: int
+    truncated: int
 
 
 class Publisher:
@@ -69,9 +72,16 @@ class Publisher:
         curve: ClientKeys | None = None,
         batch_topic: str | None = None,
         batch_window: float = BATCH_WINDOW,
+        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        if max_buffered < 1:
-            raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
+        if max_message_bytes < 1024:
+            raise ValueError(f"max_message_bytes must be at least 1024 (the bus' max_message_bytes), got {max_message_bytes}")
+        if max_buffered_bytes < max_message_bytes:
+            raise ValueError(
+                f"max_buffered_bytes ({max_buffered_bytes}) must be at least max_message_bytes ({max_message_bytes}), or the largest entries could never be held"
+            )
+        self._queue = SendQueue(max_buffered, max_buffered_bytes)
         self._topic = topic.encode()
         self._batch_topic = batch_topic.encode() if batch_topic is not None else None
         self._batch_window = batch_window
@@ -79,14 +89,18 @@ class Publisher:
         self._first_queued_at = 0.0
         self._encode = encode
         self._endpoint = endpoint
-        self._max = max_buffered
         self._curve = curve
-        self._queue: collections.deque[Entry] = collections.deque()
+        self._max_message_bytes = max_message_bytes
+        # The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
+        # its payload behind a tag and a length; without batches, as it is.
+        framing = len(self._batch_topic) + 1 + varint_size(max_message_bytes) if self._batch_topic is not None else len(self._topic)
+        self._max_payload_bytes = max_message_bytes - framing
+        self._oversized = Throttle()
         # Guards the queue, the counters and the flags below, between application threads and ours.
         self._lock = threading.Lock()
-        self._published = 0
-        self._dropped_full = 0
         self._dropped_closed = 0
+        self._dropped_too_large = 0
+        self._truncated = 0
         self._closing = False
         self._stopping = False
         # True while our thread sleeps with nothing to send although the bus wants entries: put() then wakes it.
@@ -115,23 +129,46 @@ class Publisher:
 
     def stats(self) -> Stats:
         with self._lock:
-            return Stats(self._published, len(self._queue), self._dropped_full, self._dropped_closed)
+            return self._stats()
+
+    def _stats(self) -> Stats:
+        queue = self._queue
+        return Stats(queue.sent, len(queue), queue.evicted, self._dropped_closed, self._dropped_too_large, self._truncated)
 
     def put(self, entry: Entry) -> None:
-        """Queues an entry; never blocks on the bus. Called from application threads."""
+        """Encodes and queues an entry; never blocks on the bus. Called from application threads."""
+        fitted = fit_entry(entry, self._encode, self._max_payload_bytes)
         with self._lock:
             if self._closing:
                 self._dropped_closed += 1
                 return
-            if len(self._queue) >= self._max:
-                self._queue.popleft()
-                self._dropped_full += 1
+            if fitted is None:
+                self._dropped_too_large += 1
+                self._report_oversized(truncated=False)
+                return
+            payload, truncated = fitted
+            if truncated:
+                self._truncated += 1
+                self._report_oversized(truncated=True)
             if not self._queue:
                 self._first_queued_at = time.monotonic()
-            self._queue.append(entry)
+            self._queue.push(payload)
             if self._idle:
                 self._idle = False
                 self._wake()
+
+    def _report_oversized(self, truncated: bool) -> None:
+        """A line on stderr at once, then at most one per 10 s saying how many since the last. Called with the lock held."""
+        since = self._oversized.note(time.monotonic(), truncated=int(truncated), dropped=int(not truncated))
+        if since is None:
+            return
+        times = since["times"]
+        sys.stderr.write(
+            f"aixcl_logging ({self._topic.decode()}): {times} log {'record' if times == 1 else 'records'} over max_message_bytes "
+            f"({self._max_message_bytes} bytes, the bus' max_message_bytes) since the last such line: {since['truncated']} sent with "
+            f'their longest texts cut ("truncated by aixcl-logging"), {since["dropped"]} dropped (too large even so); log less per '
+            "record or raise both limits\n"
+        )
 
     def flush(self, timeout: float) -> bool:
         """Waits until every queued entry went to the socket. Returns False at once while nothing can be sent (no
@@ -162,15 +199,17 @@ class Publisher:
                 if remaining <= 0:
                     break
                 self._drained.wait(min(remaining, 0.05))
-            self._dropped_closed += len(self._queue)
-            self._queue.clear()
             self._stopping = True
             self._linger_ms = max(0, int((deadline - time.monotonic()) * 1000))
             self._wake()
         self._thread.join()
+        # Counted once our thread is done: a send it had under way has been settled.
+        with self._lock:
+            self._dropped_closed += self._queue.clear()
+            stats = self._stats()
         self._wake_tx.close(linger=0)
         self._context.term()
-        return Stats(self._published, 0, self._dropped_full, self._dropped_closed)
+        return stats
 
     def _wake(self) -> None:
         """Called with the lock held, which also serializes the application threads' use of this socket."""
@@ -192,13 +231,12 @@ class Publisher:
         poller.register(socket, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         prefixes: set[bytes] = set()
-        pending: _Send | None = None  # encoded, refused at the high-water mark, to retry
         try:
             while True:
                 full = False
                 delay = self._batch_delay()
                 if self._sending and delay <= 0:
-                    pending, full = self._send_queued(socket, pending)
+                    full = self._send_queued(socket)
                 with self._lock:
                     if self._stopping:
                         break
@@ -228,47 +266,28 @@ class Publisher:
                 return 0.0
             return self._first_queued_at + self._batch_window - time.monotonic()
 
-    def _next_send(self, pending: _Send | None) -> _Send | None:
-        """The oldest entry, or the oldest entries as one batch while the batch topic is taken and more than one
-        waits (or only batches are taken); the send refused before, if it is still what comes first. None when
-        nothing waits."""
-        with self._lock:
-            batch = self._batching and (len(self._queue) > 1 or not self._wanted)
-            entries = list(itertools.islice(self._queue, BATCH_MAX_ENTRIES if batch else 1))
-            if not entries:
-                self._drained.notify_all()
-                return None
-        if pending is not None and pending.entries[0] is entries[0] and pending.batch == batch:
-            return pending
-        if not batch:
-            return _Send(entries, (self._topic, self._encode(entries[0])), False)
-        payloads: list[bytes] = []
-        size = 0
-        for entry in entries:
-            payload = self._encode(entry)
-            if payloads and size + len(payload) > BATCH_MAX_BYTES:
-                break
-            payloads.append(payload)
-            size += len(payload)
-        return _Send(entries[: len(payloads)], (self._batch_topic or b"", encode_log_batch(payloads)), True)
-
-    def _send_queued(self, socket: zmq.Socket[bytes], pending: _Send | None) -> tuple[_Send | None, bool]:
-        """Sends queued entries in order until the queue is empty (False) or the socket is full (True)."""
+    def _send_queued(self, socket: zmq.Socket[bytes]) -> bool:
+        """Sends queued entries in order until the queue is empty (False) or the socket is full (True): the oldest
+        entry, or the oldest entries as one batch while the batch topic is taken and more than one waits (or only
+        batches are taken)."""
         while True:
-            send = self._next_send(pending)
-            if send is None:
-                return None, False
-            pending = None
-            try:
-                socket.send_multipart(send.frames, zmq.NOBLOCK)
-            except zmq.Again:
-                return send, True
             with self._lock:
-                # While we sent, a full queue may have evicted some of these very entries.
-                for entry in send.entries:
-                    if self._queue and self._queue[0] is entry:
-                        self._queue.popleft()
-                self._published += len(send.entries)
+                batch = self._batching and (len(self._queue) > 1 or not self._wanted)
+                payloads = self._queue.take(BATCH_MAX_ENTRIES if batch else 1, BATCH_MAX_BYTES)
+                if not payloads:
+                    self._drained.notify_all()
+                    return False
+            frames = (self._batch_topic or b"", encode_log_batch(payloads)) if batch else (self._topic, payloads[0])
+            sent = False
+            try:
+                socket.send_multipart(frames, zmq.NOBLOCK)
+                sent = True
+            except zmq.Again:
+                return True
+            finally:
+                # Entries evicted by put() while we sent are counted by how the send ended.
+                with self._lock:
+                    self._queue.settle(sent)
 
     def _apply_subscriptions(self, socket: zmq.Socket[bytes], prefixes: set[bytes]) -> None:
         while True:

@@ -31,17 +31,30 @@ OTEL_TRACE_ID, OTEL_SPAN_ID = "otelTraceID", "otelSpanID"
 OTEL_ATTRIBUTES = frozenset({OTEL_TRACE_ID, OTEL_SPAN_ID, "otelServiceName", "otelTraceSampled"})
 
 
+def unserializable(error: BaseException) -> str:
+    """What stands for a value that cannot be written as text, with the reason (the first line of the error)."""
+    try:
+        reason = str(error).split("\n", 1)[0] or type(error).__name__
+    except Exception:
+        reason = type(error).__name__
+    return f"[unserializable: {reason}]"
+
+
 def text(value: Any) -> str:
     """Strings as they are; numbers, booleans, None, lists and dicts as JSON (what the TypeScript logger does);
-    any other object as str() (a UUID, a Path, a datetime read best that way)."""
+    any other object as str() (a UUID, a Path, a datetime read best that way). A value whose str() or repr() raises
+    becomes a placeholder saying why: the record still goes, and emit() does not fail."""
     if isinstance(value, str):
         return value
-    if value is None or isinstance(value, (int, float, bool, list, tuple, dict)):
-        try:
-            return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            pass
-    return str(value)
+    try:
+        if value is None or isinstance(value, (int, float, bool, list, tuple, dict)):
+            try:
+                return json.dumps(value, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                pass  # circular: str() below marks the cycle
+        return str(value)
+    except Exception as error:
+        return unserializable(error)
 
 
 def entry_from_record(record: logging.LogRecord, message: str, subsystem: str, module: str, topic: str) -> Entry:

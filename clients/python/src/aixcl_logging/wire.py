@@ -55,6 +55,10 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+def varint_size(n: int) -> int:
+    return len(_varint(n))
+
+
 def encode_log_batch(payloads: list[bytes]) -> bytes:
     """An aixcl.bus.LogBatch of encoded LogEntries: each is field 1, length-delimited, unchanged."""
     return b"".join(b"\x0a" + _varint(len(p)) + p for p in payloads)

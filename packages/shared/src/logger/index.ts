@@ -1,2 +1,4 @@
 export * from "./logger.js";
-export { BoundedQueue } from "./queue.js";
+export { extraText, extraTexts, readField, unserializable } from "./extra.js";
+export { fitEntry, MAX_MESSAGE_BYTES, truncationMarker } from "./fit.js";
+export { BoundedQueue, SendQueue } from "./queue.js";

@@ -5,10 +5,14 @@ import type { ClientKeys } from "../curve/keys.js";
 import { clientKeysFromEnv, curveClientOptions } from "../curve/keys.js";
 import type { LogEntry } from "../wire/entry.js";
 import { nowNs } from "../wire/entry.js";
-import { encodeAicoMessage, encodeLogBatch, encodeLogEntry } from "../wire/encode.js";
+import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, varintSize } from "../wire/encode.js";
 import type { LogLevelName } from "../wire/level.js";
 import { batchTopic, HOLD_TOPIC, sanitizeName } from "../wire/topic.js";
-import { BoundedQueue } from "./queue.js";
+// The throttle alone, not ops/index.js: the services' modules beside it need dependencies this package does not carry.
+import { LogThrottle } from "../ops/throttle.js";
+import { extraTexts } from "./extra.js";
+import { fitEntry, MAX_MESSAGE_BYTES } from "./fit.js";
+import { SendQueue } from "./queue.js";
 
 export interface LoggerOptions {
   subsystem: string;
@@ -17,6 +21,15 @@ export interface LoggerOptions {
   endpoint?: string;
   /** Entries held while nobody on the bus subscribes to them (broker down, restarting or not yet connected; a subscriber stopping). Default 10000; the oldest go first. */
   maxBuffered?: number;
+  /** The same bound in bytes of encoded entries. Default 16 MiB; at least maxMessageBytes. */
+  maxBufferedBytes?: number;
+  /**
+   * The bus' max_message_bytes (config/message_bus.yaml): the broker drops the connection of a publisher that sends
+   * more, losing what was on its way. An entry that would make a larger message has its longest texts cut, marked
+   * "[truncated by aixcl-logging from N bytes]", and is dropped only when that cannot make it fit; both are counted
+   * and said on stderr, at most once per 10 s. Default 1 MiB, the broker's default; at least 1 KiB.
+   */
+  maxMessageBytes?: number;
   /** How long close() waits for held entries to reach the bus. Default 2000 ms. */
   closeTimeoutMs?: number;
   /**
@@ -54,13 +67,20 @@ export interface LogContext {
 
 export type Extra = Record<string, unknown>;
 
+/** Every entry logged is counted once: published, buffered or dropped. */
 export interface LoggerStats {
   /** Entries handed to the socket. */
   published: number;
   /** Entries waiting for a subscriber. */
   buffered: number;
-  /** Entries lost, by reason: "buffer_full" (oldest dropped while the bus was unreachable), "closed" (logged after close, or still held when close timed out). */
-  dropped: { buffer_full: number; closed: number };
+  /** Entries whose longest texts were cut to fit maxMessageBytes (and counted as published, buffered or dropped too). */
+  truncated: number;
+  /**
+   * Entries lost, by reason: "buffer_full" (oldest dropped while the bus was unreachable, past maxBuffered or
+   * maxBufferedBytes), "closed" (logged after close, or still held when close timed out), "too_large" (over
+   * maxMessageBytes even with its texts cut).
+   */
+  dropped: { buffer_full: number; closed: number; too_large: number };
 }
 
 export interface Logger {
@@ -84,13 +104,6 @@ function defaultEndpoint(env: NodeJS.ProcessEnv): string {
   return tcpEndpoint(env.MESSAGE_BUS_HOST || "127.0.0.1", Number(env.MESSAGE_BUS_PUB_PORT || 5555));
 }
 
-function stringify(extra: Extra | undefined): Record<string, string> {
-  if (!extra) return {};
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(extra)) out[key] = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
-  return out;
-}
-
 type Frames = [Buffer, Uint8Array];
 
 /**
@@ -99,6 +112,9 @@ type Frames = [Buffer, Uint8Array];
  * max_message_bytes (1 MiB by default) and that ZeroMQ's queues, counted in messages, stay small in bytes. The Python client and the benchmark use the same.
  */
 export const BATCH_LIMITS = { maxEntries: 1000, maxBytes: 32 * 1024, windowMs: 100 } as const;
+
+/** Default of LoggerOptions.maxBufferedBytes: the 10,000 entries of maxBuffered at up to 1.6 KiB each. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 /** How long the pump waits before retrying when the socket's send queue is full. */
 const FULL_QUEUE_RETRY_MS = 2;
@@ -133,8 +149,22 @@ export function createLogger(options: LoggerOptions): Logger {
   const topicFrame = Buffer.from(topic);
   const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
   const batchWindowMs = options.batchWindowMs ?? BATCH_LIMITS.windowMs;
-  const queue = new BoundedQueue<Frames>(options.maxBuffered ?? 10_000);
-  const stats: LoggerStats = { published: 0, buffered: 0, dropped: { buffer_full: 0, closed: 0 } };
+  const maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 1024) {
+    throw new RangeError(`maxMessageBytes must be a whole number of at least 1024 (the bus' max_message_bytes), got ${maxMessageBytes}`);
+  }
+  const maxBufferedBytes = options.maxBufferedBytes ?? MAX_BUFFERED_BYTES;
+  if (!(maxBufferedBytes >= maxMessageBytes)) {
+    throw new RangeError(`maxBufferedBytes (${maxBufferedBytes}) must be at least maxMessageBytes (${maxMessageBytes}), or the largest entries could never be held`);
+  }
+  const queue = new SendQueue<Frames>(options.maxBuffered ?? 10_000, maxBufferedBytes);
+  const stats = { truncated: 0, closed: 0, tooLarge: 0 };
+  const currentStats = (): LoggerStats => ({
+    published: queue.sent,
+    buffered: queue.size,
+    truncated: stats.truncated,
+    dropped: { buffer_full: queue.evicted, closed: stats.closed, too_large: stats.tooLarge },
+  });
 
   // NODROP makes a full send queue wait instead of discarding, so every loss is ours and counted. IMMEDIATE
   // drops the pipe (and with it the subscriptions) while the broker is away, so entries wait in our bounded
@@ -146,6 +176,10 @@ export function createLogger(options: LoggerOptions): Logger {
   // Batches only in our own wire format: AICO's consumers know nothing of them.
   const batchTopicText = format === "aico" ? undefined : batchTopic(subsystem, module);
   const batchTopicFrame = batchTopicText === undefined ? undefined : Buffer.from(batchTopicText);
+  // The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own), its
+  // payload behind a tag and a length; in AICO's format, as it is.
+  const maxPayloadBytes = maxMessageBytes - (batchTopicFrame ? batchTopicFrame.length + 1 + varintSize(maxMessageBytes) : topicFrame.length);
+  const oversized = new LogThrottle<"truncated" | "dropped">();
   const prefixes = new Set<string>();
   /** Someone takes our single entries (topic). */
   let wanted = false;
@@ -155,18 +189,7 @@ export function createLogger(options: LoggerOptions): Logger {
   let windowTimer: NodeJS.Timeout | undefined;
   let closing = false;
   let drained: (() => void) | undefined;
-
-  /** The oldest entries as one batch: as many as are waiting, up to the batch limits (at least one). */
-  const nextBatch = (): { frames: Frames; entries: Frames[] } => {
-    const entries: Frames[] = [];
-    let bytes = 0;
-    for (let entry = queue.at(0); entry && entries.length < BATCH_LIMITS.maxEntries; entry = queue.at(entries.length)) {
-      if (entries.length > 0 && bytes + entry[1].length > BATCH_LIMITS.maxBytes) break;
-      entries.push(entry);
-      bytes += entry[1].length;
-    }
-    return { frames: [batchTopicFrame as Buffer, encodeLogBatch(entries.map((e) => e[1]))], entries };
-  };
+  let pumpEnded: Promise<void> = Promise.resolve();
 
   /**
    * Sends what waits: at once for single entries; for batches once the oldest waited batchWindowMs for company, or
@@ -189,21 +212,24 @@ export function createLogger(options: LoggerOptions): Logger {
   const pump = async () => {
     if (pumping) return;
     pumping = true;
+    let ended!: () => void;
+    pumpEnded = new Promise((resolve) => (ended = resolve));
     try {
       while ((wanted || batching) && !socket.closed) {
-        const oldest = queue.peek();
-        if (!oldest) break;
         // One entry waiting goes as it is, unless only batches are taken; more than one go as a batch.
-        const { frames, entries } = batching && (queue.size > 1 || !wanted) ? nextBatch() : { frames: oldest, entries: [oldest] };
-        if (!(await sendOrWait(socket, frames))) continue;
-        // While the send was under way, a full queue may have evicted some of these very entries.
-        for (const entry of entries) if (queue.peek() === entry) queue.shift();
-        stats.published += entries.length;
+        const batch = batching && (queue.size > 1 || !wanted);
+        const entries = queue.take(batch ? BATCH_LIMITS.maxEntries : 1, BATCH_LIMITS.maxBytes);
+        const first = entries[0];
+        if (!first) break;
+        const frames: Frames = batch ? [batchTopicFrame as Buffer, encodeLogBatch(entries.map((e) => e[1]))] : first;
+        queue.settle(await sendOrWait(socket, frames));
       }
     } catch {
-      // The socket was closed under us by close(); what is left is counted there.
+      // The socket was closed under us by close(), which counts what is left once this pump has ended.
+      queue.settle(false);
     } finally {
       pumping = false;
+      ended();
       if (queue.size === 0) drained?.();
     }
   };
@@ -228,9 +254,21 @@ export function createLogger(options: LoggerOptions): Logger {
     }
   })();
 
+  /** A line on stderr at once, then at most one per 10 s saying how many since the last. */
+  const reportOversized = (truncated: boolean) => {
+    const since = oversized.note(Date.now(), { truncated: truncated ? 1 : 0, dropped: truncated ? 0 : 1 });
+    if (!since) return;
+    const entries = `${since.times} log ${since.times === 1 ? "entry" : "entries"}`;
+    process.stderr.write(
+      `@aixcl/logging (${topic}): ${entries} over maxMessageBytes (${maxMessageBytes} bytes, the bus' max_message_bytes) since the last such line: ` +
+        `${since.truncated} sent with their longest texts cut ("truncated by aixcl-logging"), ${since.dropped} dropped (too large even so); ` +
+        "log less per entry or raise both limits\n",
+    );
+  };
+
   const log = (level: LogLevelName, message: string, extra?: Extra, context: LogContext = {}) => {
     if (closing) {
-      stats.dropped.closed++;
+      stats.closed++;
       return;
     }
     const entry: LogEntry = {
@@ -247,13 +285,20 @@ export function createLogger(options: LoggerOptions): Logger {
       userUuid: context.userUuid ?? "",
       sessionId: context.sessionId ?? "",
       traceId: context.traceId ?? "",
-      extra: stringify(extra),
+      extra: extraTexts(extra),
     };
-    const payload =
-      format === "aico"
-        ? encodeAicoMessage(entry, { messageId: randomUUID(), timestampNs: entry.timestampNs, source: subsystem })
-        : encodeLogEntry(entry);
-    if (queue.push([topicFrame, payload])) stats.dropped.buffer_full++;
+    let encode: (e: LogEntry) => Buffer = encodeLogEntry;
+    if (format === "aico") {
+      const envelope = { messageId: randomUUID(), timestampNs: entry.timestampNs, source: subsystem };
+      encode = (e) => encodeAicoMessage(e, envelope);
+    }
+    const fitted = fitEntry(entry, encode, maxPayloadBytes);
+    if (!fitted || fitted.truncated) {
+      if (fitted) stats.truncated++;
+      else stats.tooLarge++;
+      reportOversized(fitted !== undefined);
+    }
+    if (fitted) queue.push([topicFrame, fitted.payload], fitted.payload.length);
     schedule();
   };
 
@@ -267,7 +312,7 @@ export function createLogger(options: LoggerOptions): Logger {
     get connected() {
       return wanted || batching;
     },
-    stats: () => ({ ...stats, buffered: queue.size, dropped: { ...stats.dropped } }),
+    stats: currentStats,
     async close() {
       closing = true;
       schedule();
@@ -280,10 +325,10 @@ export function createLogger(options: LoggerOptions): Logger {
           };
         });
       }
-      stats.dropped.closed += queue.size;
-      queue.clear();
       socket.close();
-      return { ...stats, buffered: 0, dropped: { ...stats.dropped } };
+      await pumpEnded;
+      stats.closed += queue.clear();
+      return currentStats();
     },
   };
 }

@@ -1,0 +1,79 @@
+"""The publisher's queue: encoded entries waiting for the bus, bounded in entries and in bytes, the oldest evicted
+first. A send takes the oldest entries and is then settled; an entry evicted while its send is under way is counted by
+how that send ends, so that every entry is counted exactly once, as sent or as evicted.
+
+Mirrors SendQueue in packages/shared/src/logger/queue.ts. Not thread-safe: the publisher's lock guards it.
+"""
+
+from __future__ import annotations
+
+import collections
+
+
+class SendQueue:
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_buffered must be at least 1, got {max_entries}")
+        if max_bytes < 1:
+            raise ValueError(f"max_buffered_bytes must be at least 1, got {max_bytes}")
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._payloads: collections.deque[bytes] = collections.deque()
+        self.bytes = 0
+        #: How many of the oldest entries the send under way carries, and how many of those were evicted meanwhile.
+        self._taken = 0
+        self._taken_evicted = 0
+        #: Entries handed to the socket; entries evicted to make room, unsent.
+        self.sent = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def push(self, payload: bytes) -> None:
+        """Queues an entry, evicting the oldest until both bounds hold (an entry above max_bytes stays alone)."""
+        while self._payloads and (len(self._payloads) >= self._max_entries or self.bytes + len(payload) > self._max_bytes):
+            self.bytes -= len(self._payloads.popleft())
+            if self._taken:
+                self._taken -= 1
+                self._taken_evicted += 1
+            else:
+                self.evicted += 1
+        self._payloads.append(payload)
+        self.bytes += len(payload)
+
+    def take(self, max_entries: int, max_bytes: int) -> list[bytes]:
+        """The oldest entries for one send: at most `max_entries`, and beyond the first at most `max_bytes` of them.
+        They stay queued until settle(); one send at a time."""
+        if self._taken or self._taken_evicted:
+            raise RuntimeError("take() while a send is under way: settle() it first")
+        out: list[bytes] = []
+        size = 0
+        for payload in self._payloads:
+            if len(out) >= max_entries or (out and size + len(payload) > max_bytes):
+                break
+            out.append(payload)
+            size += len(payload)
+        self._taken = len(out)
+        return out
+
+    def settle(self, sent: bool) -> None:
+        """Ends the send under way: sent, its entries leave the queue (those evicted meanwhile went too); not sent,
+        they stay queued, and those evicted meanwhile are lost."""
+        if sent:
+            self.sent += self._taken + self._taken_evicted
+            for _ in range(self._taken):
+                self.bytes -= len(self._payloads.popleft())
+        else:
+            self.evicted += self._taken_evicted
+        self._taken = 0
+        self._taken_evicted = 0
+
+    def clear(self) -> int:
+        """Empties the queue, returning how many entries it held; not while a send is under way."""
+        if self._taken or self._taken_evicted:
+            raise RuntimeError("clear() while a send is under way: settle() it first")
+        count = len(self._payloads)
+        self._payloads.clear()
+        self.bytes = 0
+        return count

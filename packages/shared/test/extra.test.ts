@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { extraText, extraTexts } from "../src/index.js";
+
+describe("extra values as text", () => {
+  it("strings as they are, everything else as JSON, BigInts as their digits, even nested", () => {
+    expect(extraTexts({ s: "plain", n: 7, b: true, o: { k: [1, "ü"] }, nil: null, big: 12345678901234567890n, nested: { id: 9n } })).toEqual({
+      s: "plain",
+      n: "7",
+      b: "true",
+      o: '{"k":[1,"ü"]}',
+      nil: "null",
+      big: "12345678901234567890",
+      nested: '{"id":"9"}',
+    });
+    expect([extraText(undefined), extraText(Symbol("s"))]).toEqual(["undefined", "Symbol(s)"]);
+  });
+
+  it("a value JSON cannot take becomes a placeholder saying why, instead of an exception", () => {
+    const circular: Record<string, unknown> = { a: 1 };
+    circular.self = circular;
+    const badToJson = { toJSON: () => { throw new Error("no JSON for you\nsecond line"); } };
+    const badGetter = { get field(): unknown { throw new TypeError("getter failed"); } };
+    const badThrow = { toJSON: () => { throw { get message(): string { throw new Error("nor this"); } }; } };
+    expect(extraText(circular)).toMatch(/^\[unserializable: Converting circular structure to JSON/);
+    expect(extraText(badToJson)).toBe("[unserializable: no JSON for you]");
+    expect(extraText(badGetter)).toBe("[unserializable: getter failed]");
+    expect(extraText(badThrow)).toBe("[unserializable: [object Object]]");
+  });
+
+  it("a field whose own getter throws becomes the placeholder; the other fields are kept", () => {
+    const extra = { ok: 1, get broken(): unknown { throw new Error("nope"); } };
+    expect(extraTexts(extra)).toEqual({ ok: "1", broken: "[unserializable: nope]" });
+  });
+});
