@@ -5,6 +5,8 @@
  * healthcheck tests against the real components, and the TypeScript commands' tests against real Loki.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -314,6 +316,42 @@ describe("start", () => {
     expect(user.stderr).toContain("warning: these images are stand-ins built for CI, not the real ones: grafana/loki:3.7.8 aixcl-broker:local.");
     expect(aixcl(["start"], images).stderr).not.toContain("stand-ins");
     expect(aixcl(["start"], { ...images, FAKE_DOCKER_STANDIN: "CI stand-in", CI: "true" }).stderr).not.toContain("stand-ins");
+  });
+
+  it("refuses to start while a port it publishes is taken, naming the port, its setting, the holder and what to do", async () => {
+    const server = createServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as AddressInfo).port;
+    try {
+      writeFileSync(join(dir, ".env"), `GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\nBROKER_PUB_PORT=${port}\n`);
+      const r = started();
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`127.0.0.1:${port} (BROKER_PUB_PORT, broker) is in use by another program on this machine`);
+      expect(r.stderr).toContain("give the stack other ports in");
+      expect(r.stderr).toContain("AIXCL_BUS_HOST");
+      expect(composeCalls(r).map((c) => c[0])).not.toContain("up");
+      // The same port is no problem while the stack's own broker holds it (a second start).
+      const again = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_RUNNING: "broker\nloki\n" });
+      expect(again.status, again.stderr).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("with AIXCL_BUS_HOST in .env (AICO's bus) runs no broker: no profile bus, its port unchecked, not waited for", async () => {
+    const server = createServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as AddressInfo).port;
+    try {
+      writeFileSync(join(dir, ".env"), `GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\nBROKER_SUB_PORT=${port}\nAIXCL_BUS_HOST=host.docker.internal\n`);
+      const ps = ALL_HEALTHY.replace("broker running healthy\n", "");
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ps });
+      expect(r.status, r.stderr).toBe(0);
+      expect(composeCalls(r, []).map((c) => c[0])).toEqual(["ps", "config", "up", "ps"]);
+      expect(r.stderr).not.toMatch(/broker +(running|not-created)/);
+    } finally {
+      server.close();
+    }
   });
 
   it("when compose up fails, says how to diagnose", () => {
