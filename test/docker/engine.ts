@@ -1,7 +1,9 @@
 /** The Docker engine as the Docker tier inspects it and injects faults into it: the docker CLI, nothing else. */
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
-export const PROJECT = "aixcl";
+/** The logging stack's compose project (`name:` in docker-compose.yml); `aixcl` is AIXCL's own. */
+export const PROJECT = "aixcl-logging";
 
 export function docker(args: string[]): string {
   return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 }).trim();
@@ -18,7 +20,31 @@ export function engineProblem(): string | undefined {
   return undefined;
 }
 
-/** Containers of the aixcl project (any state), by name. */
+/**
+ * Why the stack's upstream images cannot be had here, or undefined: each is present, or this engine pulls it. An
+ * engine with no registry (or behind a proxy it cannot pass) would otherwise fail in compose's pull, image by image.
+ */
+export function imagesProblem(repoRoot: string): string | undefined {
+  const config = spawnSync("docker", ["compose", "--project-directory", repoRoot, "--file", `${repoRoot}/docker-compose.yml`, "--profile", "bus", "config", "--images"], {
+    encoding: "utf8",
+    env: { ...process.env, GRAFANA_ADMIN_PASSWORD: "unused-by-the-image-check" },
+  });
+  if (config.status !== 0) return `docker compose config failed: ${config.stderr.trim().split("\n")[0]}`;
+  // Our images are built FROM the Node image their Dockerfiles name.
+  const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(readFileSync(`${repoRoot}/services/log-consumer/Dockerfile`, "utf8"))?.[1];
+  const upstream = [...config.stdout.split("\n").filter((i) => i !== "" && !i.startsWith("aixcl-")), ...(base ? [base] : [])];
+  for (const image of upstream) {
+    if (spawnSync("docker", ["image", "inspect", image], { stdio: "ignore" }).status === 0) continue;
+    const pull = spawnSync("docker", ["pull", "--quiet", image], { encoding: "utf8", timeout: 120_000 });
+    if (pull.status !== 0) {
+      const why = pull.error ? `no answer within 120 s` : pull.stderr.trim().split("\n").at(-1);
+      return `this engine cannot pull ${image} (${why}): pull the stack's images where a registry is reachable (docker compose pull), or, to reproduce CI, build local stand-ins: AIXCL_STANDIN_IMAGES=1 bash .ci/standin-images.sh`;
+    }
+  }
+  return undefined;
+}
+
+/** Containers of the stack's project (any state), by name. */
 export function projectContainers(): string[] {
   const out = docker(["ps", "--all", "--filter", `label=com.docker.compose.project=${PROJECT}`, "--format", "{{.Names}}"]);
   return out === "" ? [] : out.split("\n");

@@ -524,7 +524,7 @@ describe("clean", () => {
     started();
     const r = aixcl(["clean", "--yes"]);
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans"]]);
+    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "tools", "down", "--remove-orphans"]]);
     expect(r.stderr).toContain("logs, metrics and dashboards are kept; add --volumes to delete them too");
   });
 
@@ -532,7 +532,7 @@ describe("clean", () => {
     started();
     const r = aixcl(["clean", "--volumes", "-y"]);
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
+    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
     expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings, Alertmanager's silences");
     expect(existsSync(join(dir, ".env"))).toBe(true);
   });
@@ -540,7 +540,7 @@ describe("clean", () => {
   it("works without .env (nothing to interpolate the password from)", () => {
     const r = aixcl(["clean", "--yes"]);
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["--profile", "tools", "down", "--remove-orphans"]]);
+    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "tools", "down", "--remove-orphans"]]);
   });
 
   const hasScript = spawnSync("script", ["--version"]).status === 0;

@@ -1,0 +1,113 @@
+/**
+ * What runs beside the stack on a user's machine, for the Docker tier: AIXCL's own compose project (named `aixcl`,
+ * with a service and a named volume), another compose project, plain `docker run` containers, a Python program in a
+ * container. Each prints numbered lines tagged with the run, so LogQL finds them; the tier removes them at the end.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir } from "@aixcl/testkit";
+import { docker } from "./engine.js";
+
+/** The base of every neighbour: Debian's slim image (in CI the stand-in of .ci/standin-images.sh). */
+export const BASE_IMAGE = "debian:bookworm-slim";
+
+/** A bash loop printing `<what> <n> <run>` every `interval` seconds, n from 0. */
+export const numbered = (what: string, run: string, interval = 1) => `i=0; while :; do echo "${what} $i ${run}"; i=$((i+1)); sleep ${interval}; done`;
+
+/** A compose project of its own: one service printing numbered lines, with a named volume when `volume` is given. */
+export class NeighbourProject {
+  readonly dir: string;
+
+  constructor(
+    readonly project: string,
+    readonly service: string,
+    run: string,
+    readonly volume?: string,
+  ) {
+    this.dir = join(tempDir(`neighbour-${project}`), project);
+    mkdirSync(this.dir);
+    // `$$`: compose interpolates `$`; the loop's own variables must reach bash.
+    const loop = numbered(`${service} line`, run).replaceAll("$", "$$");
+    const lines = [
+      `name: ${project}`,
+      "services:",
+      `  ${service}:`,
+      `    image: ${BASE_IMAGE}`,
+      `    command: ["bash", "-c", ${JSON.stringify(loop)}]`,
+      "    init: true",
+      ...(volume ? ["    volumes:", `      - ${volume}:/data`, "volumes:", `  ${volume}: {}`] : []),
+    ];
+    writeFileSync(join(this.dir, "docker-compose.yml"), `${lines.join("\n")}\n`);
+  }
+
+  private compose(args: string[]): string {
+    return execFileSync("docker", ["compose", "--project-directory", this.dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
+  }
+
+  up(): void {
+    this.compose(["up", "--detach"]);
+  }
+
+  /** The container's name, and whether it runs. */
+  get container(): string {
+    return `${this.project}-${this.service}-1`;
+  }
+
+  running(): boolean {
+    const r = spawnSync("docker", ["inspect", "--format", "{{.State.Running}}", this.container], { encoding: "utf8" });
+    return r.status === 0 && r.stdout.trim() === "true";
+  }
+
+  volumeExists(): boolean {
+    return this.volume !== undefined && spawnSync("docker", ["volume", "inspect", `${this.project}_${this.volume}`], { stdio: "ignore" }).status === 0;
+  }
+
+  remove(): void {
+    spawnSync("docker", ["compose", "--project-directory", this.dir, "down", "--volumes", "--timeout", "1"], { stdio: "ignore" });
+  }
+}
+
+/** `docker run -d` of the base image with a bash command; returns the container's name. */
+export function runPlain(name: string, command: string, labels: Record<string, string> = {}, image = BASE_IMAGE): string {
+  const labelArgs = Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
+  docker(["run", "--detach", "--init", "--name", name, ...labelArgs, image, "bash", "-c", command]);
+  return name;
+}
+
+export function removeContainers(names: readonly string[]): void {
+  if (names.length > 0) spawnSync("docker", ["rm", "--force", ...names], { stdio: "ignore" });
+}
+
+/** Debian's python3 on the base image, built once per engine (legacy builder: no frontend image to fetch). */
+export const PYTHON_IMAGE = "aixcl-dockertier/python3:bookworm";
+export function pythonImage(): string {
+  if (spawnSync("docker", ["image", "inspect", PYTHON_IMAGE], { stdio: "ignore" }).status === 0) return PYTHON_IMAGE;
+  const dir = tempDir("python-image");
+  writeFileSync(
+    join(dir, "Dockerfile"),
+    `FROM ${BASE_IMAGE}\nRUN apt-get update && apt-get install -y --no-install-recommends python3-minimal && rm -rf /var/lib/apt/lists/*\n`,
+  );
+  const r = spawnSync("docker", ["build", "--quiet", "--tag", PYTHON_IMAGE, dir], { encoding: "utf8", env: { ...process.env, DOCKER_BUILDKIT: "0" }, timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`building ${PYTHON_IMAGE} failed:\n${r.stdout}\n${r.stderr}`);
+  return PYTHON_IMAGE;
+}
+
+/** A Python program that logs an exception with its chained cause through logging, then a plain line. */
+export const tracebackProgram = (run: string) =>
+  [
+    "import logging, sys",
+    'logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")',
+    "def charge():",
+    "    try:",
+    "        1 / 0",
+    "    except ZeroDivisionError as e:",
+    '        raise ValueError("bad invoice") from e',
+    "try:",
+    "    charge()",
+    "except Exception:",
+    `    logging.getLogger("shop").exception("charging failed ${run}")`,
+    `print("done ${run}", file=sys.stderr, flush=True)`,
+    "import time",
+    "time.sleep(600)",
+  ].join("\n");
