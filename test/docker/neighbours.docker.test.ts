@@ -20,7 +20,8 @@ import { freePort, metricSample, queryInstant, queryRange, repoRoot } from "@aix
 import { Checkout, currentUser, type Run } from "./checkout.js";
 import { docker, engineProblem, health, imagesProblem, PROJECT, projectContainers } from "./engine.js";
 import { LOKI } from "./load.js";
-import { NeighbourProject, numbered, pythonImage, removeContainers, runPlain, tracebackProgram } from "./neighbours.js";
+import { seedQueries } from "../docs/markdown.js";
+import { aixclOutput, NeighbourProject, numbered, pythonImage, removeContainers, runPlain, tracebackProgram } from "./neighbours.js";
 import { orderedScenario } from "./scenario.js";
 
 const CI = process.env.CI === "true";
@@ -64,8 +65,13 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the stack beside AIXC
   let checkout: Checkout;
   let upgrade: Run;
   const legacyService = `dockertier_legacy_${run}`;
-  const aixcl = new NeighbourProject("aixcl", "ollama", run, "ollama-data");
-  const shop = new NeighbourProject(`shop${run}`, "api", run);
+  const output = aixclOutput(run);
+  const aixcl = new NeighbourProject(
+    "aixcl",
+    Object.fromEntries(Object.entries(output).map(([service, first]) => [service, numbered(`${service} line`, run, 1, first)])),
+    "ollama-data",
+  );
+  const shop = new NeighbourProject(`shop${run}`, { api: numbered("api line", run) });
   const plain = `aixcl-tier-plain-${run}`;
   const quiet = `aixcl-tier-quiet-${run}`;
   const plainContainers: string[] = [plain, quiet];
@@ -137,6 +143,17 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the stack beside AIXC
     const seqs = (await entries(`{container="${plain}"}`)).map((e) => Number(e.line.split(" ")[2])).sort((a, b) => a - b);
     expect(seqs).toEqual(seqs.map((_, i) => (seqs[0] as number) + i));
     expect(await count(`{job="containers"} |= "quiet line"`)).toBe(0);
+  });
+
+  it("seed 003's four example queries, as LOGGING.md shows them, each find AIXCL's containers' output", async () => {
+    const queries = seedQueries();
+    expect(queries.map((q) => q.title)).toEqual(["All AIXCL container logs", "PostgreSQL errors", "Ollama model activity", "Authentication events"]);
+    for (const q of queries) {
+      await until(`a hit for ${q.title}: ${q.logql}`, async () => (await count(`${q.logql} |= "${run}"`)) > 0, 60_000);
+    }
+    // And only where they should: the model line is Ollama's, the error PostgreSQL's.
+    expect((await entries(`${queries[1]?.logql} |= "${run}"`)).map((e) => e.labels["compose_service"])).toEqual(["postgres"]);
+    expect(new Set((await entries(`${queries[2]?.logql} |= "${run}" |= "loading"`)).map((e) => e.labels["compose_service"]))).toEqual(new Set(["ollama"]));
   });
 
   it("a container started after the stack shows up within seconds; a removed one stops being followed", async () => {

@@ -12,32 +12,43 @@ import { docker } from "./engine.js";
 /** The base of every neighbour: Debian's slim image (in CI the stand-in of .ci/standin-images.sh). */
 export const BASE_IMAGE = "debian:bookworm-slim";
 
-/** A bash loop printing `<what> <n> <run>` every `interval` seconds, n from 0. */
-export const numbered = (what: string, run: string, interval = 1) => `i=0; while :; do echo "${what} $i ${run}"; i=$((i+1)); sleep ${interval}; done`;
+/** A bash loop printing `<what> <n> <run>` every `interval` seconds, n from 0, after the lines of `first`. */
+export const numbered = (what: string, run: string, interval = 1, first: string[] = []) =>
+  `${first.map((l) => `echo ${JSON.stringify(l)}; `).join("")}i=0; while :; do echo "${what} $i ${run}"; i=$((i+1)); sleep ${interval}; done`;
 
-/** A compose project of its own: one service printing numbered lines, with a named volume when `volume` is given. */
+/**
+ * Lines as AIXCL's services print them (the formats of Ollama's server log, PostgreSQL's and Open WebUI's), which
+ * seed 003's example queries look for. `run` tags each.
+ */
+export const aixclOutput = (run: string) => ({
+  ollama: [`time=2026-12-07T06:00:00.000Z level=INFO source=server.go:398 msg="loading model" model=llama3.2 run=${run}`],
+  postgres: [`2026-12-07 06:00:00.000 UTC [68] ERROR:  relation "chats" does not exist at character 15 run=${run}`],
+  "open-webui": [`2026-12-07 06:00:00.000 | INFO | open_webui.routers.auths:signin:265 - User login successful: admin@example.com run=${run}`],
+});
+
+/**
+ * A compose project of its own: services printing lines, the first with a named volume when `volume` is given.
+ * `services` maps each service to its bash command; by default one service printing numbered lines.
+ */
 export class NeighbourProject {
   readonly dir: string;
+  readonly service: string;
 
   constructor(
     readonly project: string,
-    readonly service: string,
-    run: string,
+    services: Record<string, string>,
     readonly volume?: string,
   ) {
     this.dir = join(tempDir(`neighbour-${project}`), project);
     mkdirSync(this.dir);
-    // `$$`: compose interpolates `$`; the loop's own variables must reach bash.
-    const loop = numbered(`${service} line`, run).replaceAll("$", "$$");
-    const lines = [
-      `name: ${project}`,
-      "services:",
-      `  ${service}:`,
-      `    image: ${BASE_IMAGE}`,
-      `    command: ["bash", "-c", ${JSON.stringify(loop)}]`,
-      "    init: true",
-      ...(volume ? ["    volumes:", `      - ${volume}:/data`, "volumes:", `  ${volume}: {}`] : []),
-    ];
+    this.service = Object.keys(services)[0] as string;
+    const lines = [`name: ${project}`, "services:"];
+    for (const [service, command] of Object.entries(services)) {
+      // `$$`: compose interpolates `$`; the command's own variables must reach bash.
+      lines.push(`  ${service}:`, `    image: ${BASE_IMAGE}`, `    command: ["bash", "-c", ${JSON.stringify(command.replaceAll("$", "$$"))}]`, "    init: true");
+      if (volume && service === this.service) lines.push("    volumes:", `      - ${volume}:/data`);
+    }
+    if (volume) lines.push("volumes:", `  ${volume}: {}`);
     writeFileSync(join(this.dir, "docker-compose.yml"), `${lines.join("\n")}\n`);
   }
 

@@ -5,6 +5,7 @@
  * stack actually sets. (snippets.test.ts runs their code.)
  */
 import { spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +15,8 @@ import { parseArgs } from "@aixcl/cli";
 import { RESERVED_LABELS } from "../../services/log-consumer/src/mapping.js";
 import type { LokiHandle } from "@aixcl/testkit";
 import { requireComponent, startLoki, tempDir } from "@aixcl/testkit";
-import { DOCS, fencedBlocks, root } from "./markdown.js";
+import { aixclOutput } from "../docker/neighbours.js";
+import { DOCS, fencedBlocks, root, seedQueries } from "./markdown.js";
 
 
 /** Splits a command line like a POSIX shell does for quotes and backslashes (no expansion). */
@@ -196,6 +198,28 @@ describe("the docs' LogQL", () => {
       handle = await startLoki();
     });
     afterAll(async () => handle?.stop());
+
+    it("seed 003's four example queries each find the output of AIXCL's services, labelled as Promtail labels it", async () => {
+      const seed = seedQueries();
+      expect(seed.map((q) => q.title)).toEqual(["All AIXCL container logs", "PostgreSQL errors", "Ollama model activity", "Authentication events"]);
+      const run = randomUUID();
+      // The Docker tier runs the same queries against containers printing these lines (test/docker/neighbours.ts).
+      const now = BigInt(Date.now()) * 1_000_000n;
+      await handle.push(
+        Object.entries(aixclOutput(run)).map(([service, lines]) => ({
+          stream: { compose_project: "aixcl", compose_service: service, container: `aixcl-${service}-1`, stream: "stdout", job: "containers" },
+          values: lines.map((line, i) => [String(now - BigInt(lines.length - i) * 1000n), line] as [string, string]),
+        })),
+      );
+      const services = async (logql: string) => {
+        const streams = await handle.waitFor(`${logql} |= "${run}"`, 1, 10_000);
+        return [...new Set(streams.map((s) => s.stream["compose_service"]))].sort();
+      };
+      expect(await services(seed[0]?.logql ?? "")).toEqual(["ollama", "open-webui", "postgres"]);
+      expect(await services(seed[1]?.logql ?? "")).toEqual(["postgres"]);
+      expect(await services(seed[2]?.logql ?? "")).toEqual(["ollama"]);
+      expect(await services(seed[3]?.logql ?? "")).toEqual(["open-webui"]);
+    });
 
     it.each(queries.map((q) => [q.doc, q.text]))("%s: %s", async (_doc, query) => {
       const end = Date.now();

@@ -41,7 +41,7 @@ export function formatSeries(series: Series, json: boolean): string[] {
 }
 
 /** Labels that name what an alert is about: the bus subsystem, the container's compose service, the scrape job. */
-const ALERT_SUBJECT_LABELS = ["service", "compose_service", "job"];
+const ALERT_SUBJECT_LABELS = ["service", "compose_service", "container", "job"];
 
 export function alertSubject(labels: Record<string, string>): string {
   for (const name of ALERT_SUBJECT_LABELS) if (labels[name]) return labels[name];
