@@ -85,6 +85,7 @@ export const consumerSchema = {
     dir: optionalString("LOG_CONSUMER_SPOOL_DIR"),
     max_bytes: bytes(1024 ** 3, "LOG_CONSUMER_SPOOL_MAX_BYTES"),
     fsync: boolean(false, "LOG_CONSUMER_SPOOL_FSYNC"),
+    lease: duration(10_000, "LOG_CONSUMER_SPOOL_LEASE"),
   },
   labels: {
     static: stringMap({}, staticLabelProblem, "LOG_CONSUMER_STATIC_LABELS"),
@@ -129,6 +130,7 @@ export function checkConsumerConfig(config: ConsumerConfig, source: string): Con
   if (config.buffer.max_bytes < needed) {
     fail("buffer.max_bytes", `must be at least batch.max_bytes x (loki.max_in_flight + 2) = ${needed} bytes, got ${config.buffer.max_bytes}`);
   }
+  if (config.spool.lease < 100) fail("spool.lease", `must be at least 100ms, got ${config.spool.lease}ms`);
   if (config.bus.max_message_bytes < 1024) fail("bus.max_message_bytes", `must be at least 1KiB, got ${config.bus.max_message_bytes}`);
   // The spool must hold the batches in flight and one being written, or new batches could never be spooled.
   if (config.spool.dir !== "" && config.spool.max_bytes < needed) {

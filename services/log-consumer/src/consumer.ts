@@ -88,7 +88,12 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     // The spool's share of buffer.max_bytes leaves room for the batch being filled, so reading a batch back from
     // disk keeps the whole buffer within its bound (the pipeline keeps it when entries arrive).
     const maxMemoryBytes = config.buffer.max_bytes - config.batch.max_bytes;
-    spool = new Spool({ dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync, maxMemoryBytes }, spoolMetrics, metrics.dropped, log);
+    spool = new Spool(
+      { dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync, maxMemoryBytes, leaseMs: config.spool.lease },
+      spoolMetrics,
+      metrics.dropped,
+      log,
+    );
   }
   const queue: BatchQueue = spool ?? new MemoryQueue();
   const loki = new LokiClient({
@@ -215,7 +220,8 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
       host: config.ops.host,
       port: config.ops.port,
       registry: metrics.registry,
-      health: () => ({ receive_loop: receiveLoopAlive }),
+      // A lost spool lock means another consumer may send the same files: a restart takes the lock again or stops.
+      health: () => ({ receive_loop: receiveLoopAlive, ...(spool && { spool_lock: spool.lockLost === undefined }) }),
       ready: async () => ({ bus_connected: busConnected, loki_ready: await loki.ready(config.loki.ready_timeout) }),
     });
   } catch (error) {

@@ -42,10 +42,11 @@ describe("config/log_consumer.yaml", () => {
       LOG_CONSUMER_SPOOL_DIR: "/var/lib/log-consumer/spool",
       LOG_CONSUMER_SPOOL_MAX_BYTES: "2GiB",
       LOG_CONSUMER_SPOOL_FSYNC: "true",
+      LOG_CONSUMER_SPOOL_LEASE: "30s",
       LOG_CONSUMER_MAX_MESSAGE_BYTES: "256KiB",
       MESSAGE_BUS_CLIENT_NAME: "consumer-2",
     });
-    expect(config.spool).toEqual({ dir: "/var/lib/log-consumer/spool", max_bytes: 2 * 1024 ** 3, fsync: true });
+    expect(config.spool).toEqual({ dir: "/var/lib/log-consumer/spool", max_bytes: 2 * 1024 ** 3, fsync: true, lease: 30_000 });
     expect(config.bus).toMatchObject({ max_message_bytes: 256 * 1024, client_name: "consumer-2" });
   });
 
@@ -90,6 +91,7 @@ describe("config/log_consumer.yaml", () => {
     [{ spool: { max_bytes: "4MiB" } }, "spool.max_bytes", /batch.max_bytes x \(loki.max_in_flight \+ 2\)/],
     [{ spool: { fsync: "sometimes" } }, "spool.fsync", /true or false/],
     [{ bus: { max_message_bytes: 100 } }, "bus.max_message_bytes", /at least 1KiB/],
+    [{ spool: { lease: "10ms" } }, "spool.lease", /at least 100ms/],
   ])("refuses %j naming %s and the reason", (settings, key, reason) => {
     const error = configError(() => consumerConfig(settings));
     expect(error.key).toBe(key);
