@@ -83,6 +83,9 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   const curve = consumerCurveKeys(config);
   const credentials = consumerLokiCredentials(config);
   const ca = consumerLokiCa(config);
+  if (credentials.scheme !== "none" && credentials.url.startsWith("http:")) {
+    log.warn("Loki credentials go over plain http, readable by anyone on the way; use an https:// loki.url", { loki: credentials.url });
+  }
 
   let spool: Spool | undefined;
   let spoolMetrics: SpoolMetrics | undefined;

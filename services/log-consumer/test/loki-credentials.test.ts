@@ -156,6 +156,7 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
     await handle.waitFor('{run="user_info"}', 10, 15_000);
     expect(await total(c.metrics.dropped)).toBe(0);
     expect(lines.find((l) => l.msg === "log consumer started")).toMatchObject({ loki: proxy.url.replace("://", "://***@"), loki_auth: "basic" });
+    expect(lines.find((l) => /credentials go over plain http/.test(String(l.msg)))).toMatchObject({ level: "warn", loki: proxy.url });
     expect(JSON.stringify(lines) + (await metricsText(c))).not.toMatch(/w0rd/);
   });
 
