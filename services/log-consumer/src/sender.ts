@@ -147,7 +147,7 @@ export class Sender {
           batch: batch.id,
           entries: batch.entries,
           retries,
-          last_error: result.kind === "error" ? result.message : `HTTP ${result.status}: ${result.body.slice(0, 200)}`,
+          last_error: result.kind === "error" ? result.message : `HTTP ${result.status}: ${redactUrls(result.body.slice(0, 200))}`,
         });
         this.drop(batch, DROP_REASONS.retriesExhausted);
         return "done";
