@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { ClientKeys, ConfigOf, Field } from "@aixcl/shared";
 import {
   BATCH_TOPIC_PREFIX,
@@ -19,20 +20,43 @@ import {
   stringMap,
 } from "@aixcl/shared";
 import { MAX_LABEL_VALUE_LENGTH } from "./labels.js";
+import type { LokiCredentials } from "./loki-auth.js";
+import { LokiAuthError, lokiCredentials, redactUrls } from "./loki-auth.js";
 import { PUSH_PATH } from "./loki-client.js";
 import { staticLabelProblem } from "./mapping.js";
 
-/** Loki's base URL; the push path is appended by the client, so a full push URL is refused with a hint. */
+/**
+ * Loki's base URL; the push path is appended by the client, so a full push URL is refused with a hint. It may
+ * carry user info (the client sends it as basic auth), so errors show it redacted.
+ */
 function lokiUrl(defaultValue: string, env: string): Field<string> {
   const base = httpUrl(defaultValue, env);
   return {
     ...base,
     parse(value) {
-      const url = base.parse(value);
+      let url: string;
+      try {
+        url = base.parse(value);
+      } catch (error) {
+        if (error instanceof InvalidValue) throw new InvalidValue(redactUrls(error.message));
+        throw error;
+      }
       if (url.endsWith(PUSH_PATH)) {
-        throw new InvalidValue(`give Loki's base URL (e.g. ${url.slice(0, -PUSH_PATH.length)}); ${PUSH_PATH} is appended`);
+        throw new InvalidValue(`give Loki's base URL (e.g. ${redactUrls(url.slice(0, -PUSH_PATH.length))}); ${PUSH_PATH} is appended`);
       }
       return url;
+    },
+  };
+}
+
+/** A password or token: like optionalString, but an error never shows the value. */
+function secret(env: string): Field<string> {
+  return {
+    default: "",
+    env,
+    parse(value) {
+      if (typeof value !== "string") throw new InvalidValue("expected a string (the value is not shown: it is a secret); quote it in YAML");
+      return value.trim();
     },
   };
 }
@@ -63,6 +87,12 @@ export const consumerSchema = {
   loki: {
     url: lokiUrl("http://127.0.0.1:3100", "LOKI_URL"),
     tenant_id: optionalString("LOKI_TENANT_ID"),
+    username: optionalString("LOKI_USERNAME"),
+    password: secret("LOKI_PASSWORD"),
+    password_file: optionalPath("LOKI_PASSWORD_FILE"),
+    bearer_token: secret("LOKI_BEARER_TOKEN"),
+    bearer_token_file: optionalPath("LOKI_BEARER_TOKEN_FILE"),
+    ca_file: optionalPath("LOKI_CA_FILE"),
     encoding: oneOf(["protobuf", "json"], "protobuf", "LOKI_PUSH_ENCODING"),
     compress: oneOf(["always", "when_queued"], "always", "LOKI_PUSH_COMPRESS"),
     timeout: duration(10_000, "LOKI_PUSH_TIMEOUT"),
@@ -85,6 +115,7 @@ export const consumerSchema = {
     dir: optionalString("LOG_CONSUMER_SPOOL_DIR"),
     max_bytes: bytes(1024 ** 3, "LOG_CONSUMER_SPOOL_MAX_BYTES"),
     fsync: boolean(false, "LOG_CONSUMER_SPOOL_FSYNC"),
+    lease: duration(10_000, "LOG_CONSUMER_SPOOL_LEASE"),
   },
   labels: {
     static: stringMap({}, staticLabelProblem, "LOG_CONSUMER_STATIC_LABELS"),
@@ -111,6 +142,26 @@ export function consumerCurveKeys(config: ConsumerConfig): ClientKeys | undefine
   return clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: config.bus.keys_dir, MESSAGE_BUS_CLIENT_NAME: config.bus.client_name });
 }
 
+/** Loki's credentials (see loki-auth.ts), files read; throws ConfigError naming the setting. */
+export function consumerLokiCredentials(config: ConsumerConfig, source = "the configuration"): LokiCredentials {
+  try {
+    return lokiCredentials(config.loki);
+  } catch (error) {
+    if (error instanceof LokiAuthError) throw new ConfigError(error.key, error.reason, source);
+    throw error;
+  }
+}
+
+/** The CA certificates (PEM) loki.ca_file names, trusted for Loki instead of the system's; undefined when unset. */
+export function consumerLokiCa(config: ConsumerConfig, source = "the configuration"): Buffer | undefined {
+  if (config.loki.ca_file === "") return undefined;
+  try {
+    return readFileSync(config.loki.ca_file);
+  } catch (error) {
+    throw new ConfigError("loki.ca_file", `cannot read ${config.loki.ca_file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, source);
+  }
+}
+
 /** Rules that involve more than one key; `source` names the file in the error. */
 export function checkConsumerConfig(config: ConsumerConfig, source: string): ConsumerConfig {
   const fail = (key: string, reason: string): never => {
@@ -128,6 +179,10 @@ export function checkConsumerConfig(config: ConsumerConfig, source: string): Con
   const needed = config.batch.max_bytes * (config.loki.max_in_flight + 2);
   if (config.buffer.max_bytes < needed) {
     fail("buffer.max_bytes", `must be at least batch.max_bytes x (loki.max_in_flight + 2) = ${needed} bytes, got ${config.buffer.max_bytes}`);
+  }
+  if (config.spool.lease < 100) fail("spool.lease", `must be at least 100ms, got ${config.spool.lease}ms`);
+  if (config.loki.ca_file !== "" && !config.loki.url.startsWith("https:")) {
+    fail("loki.ca_file", `is only used with an https:// loki.url, got ${redactUrls(config.loki.url)}`);
   }
   if (config.bus.max_message_bytes < 1024) fail("bus.max_message_bytes", `must be at least 1KiB, got ${config.bus.max_message_bytes}`);
   // The spool must hold the batches in flight and one being written, or new batches could never be spooled.
@@ -148,12 +203,14 @@ export function checkConsumerConfig(config: ConsumerConfig, source: string): Con
 }
 
 /**
- * Reads the file named by LOG_CONSUMER_CONFIG (default config/log_consumer.yaml), env overrides applied. Key files
- * are read too, so a missing or unsafe key stops the start (KeyFileError names the file).
+ * Reads the file named by LOG_CONSUMER_CONFIG (default config/log_consumer.yaml), env overrides applied. Key,
+ * secret and CA files are read too, so a missing or unsafe one stops the start (the error names the file).
  */
 export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): ConsumerConfig {
   const file = env.LOG_CONSUMER_CONFIG ?? DEFAULT_CONSUMER_CONFIG_FILE;
   const config = checkConsumerConfig(loadConfig(consumerSchema, { file, env }), file);
   consumerCurveKeys(config);
+  consumerLokiCredentials(config, file);
+  consumerLokiCa(config, file);
   return config;
 }

@@ -4,7 +4,8 @@ import { Subscriber } from "zeromq";
 import type { OpsServer, ServiceLog } from "@aixcl/shared";
 import { HOLD_TOPIC, LogThrottle, curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
 import type { ConsumerConfig } from "./config.js";
-import { consumerCurveKeys } from "./config.js";
+import { consumerCurveKeys, consumerLokiCa, consumerLokiCredentials } from "./config.js";
+import { redactUrls } from "./loki-auth.js";
 import { LokiClient } from "./loki-client.js";
 import { EntryMapper } from "./mapping.js";
 import type { ConsumerMetrics } from "./metrics.js";
@@ -80,6 +81,11 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   metrics.bufferLimitBytes.set(config.buffer.max_bytes);
   const busMetrics = createBusMetrics(metrics.registry);
   const curve = consumerCurveKeys(config);
+  const credentials = consumerLokiCredentials(config);
+  const ca = consumerLokiCa(config);
+  if (credentials.scheme !== "none" && credentials.url.startsWith("http:")) {
+    log.warn("Loki credentials go over plain http, readable by anyone on the way; use an https:// loki.url", { loki: credentials.url });
+  }
 
   let spool: Spool | undefined;
   let spoolMetrics: SpoolMetrics | undefined;
@@ -88,11 +94,18 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     // The spool's share of buffer.max_bytes leaves room for the batch being filled, so reading a batch back from
     // disk keeps the whole buffer within its bound (the pipeline keeps it when entries arrive).
     const maxMemoryBytes = config.buffer.max_bytes - config.batch.max_bytes;
-    spool = new Spool({ dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync, maxMemoryBytes }, spoolMetrics, metrics.dropped, log);
+    spool = new Spool(
+      { dir: config.spool.dir, maxBytes: config.spool.max_bytes, fsync: config.spool.fsync, maxMemoryBytes, leaseMs: config.spool.lease },
+      spoolMetrics,
+      metrics.dropped,
+      log,
+    );
   }
   const queue: BatchQueue = spool ?? new MemoryQueue();
   const loki = new LokiClient({
-    url: config.loki.url,
+    url: credentials.url,
+    credentials,
+    ca,
     tenantId: config.loki.tenant_id,
     timeoutMs: config.loki.timeout,
     connections: config.loki.max_in_flight,
@@ -215,8 +228,13 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
       host: config.ops.host,
       port: config.ops.port,
       registry: metrics.registry,
-      health: () => ({ receive_loop: receiveLoopAlive }),
-      ready: async () => ({ bus_connected: busConnected, loki_ready: await loki.ready(config.loki.ready_timeout) }),
+      // A lost spool lock means another consumer may send the same files: a restart takes the lock again or stops.
+      health: () => ({ receive_loop: receiveLoopAlive, ...(spool && { spool_lock: spool.lockLost === undefined }) }),
+      ready: async () => ({
+        bus_connected: busConnected,
+        loki_ready: await loki.ready(config.loki.ready_timeout),
+        loki_credentials_accepted: !sender.credentialsRefused,
+      }),
     });
   } catch (error) {
     subscriber.close();
@@ -227,7 +245,8 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   log.info("log consumer started", {
     bus: endpoint,
     topics: config.bus.topics,
-    loki: config.loki.url,
+    loki: redactUrls(config.loki.url),
+    loki_auth: credentials.scheme,
     encoding: config.loki.encoding,
     compress: config.loki.compress,
     ops: ops.url,

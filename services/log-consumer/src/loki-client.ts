@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestOptions } from "node:http";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { EncodedPush } from "./encode.js";
+import type { LokiCredentials } from "./loki-auth.js";
 import type { PushResult } from "./retry.js";
 import { parseRetryAfter } from "./retry.js";
 
@@ -16,8 +17,12 @@ export interface PushClient {
 }
 
 export interface LokiClientOptions {
-  /** Base URL, e.g. http://127.0.0.1:3100 (a path prefix is kept, for reverse proxies). */
+  /** Base URL without user info, e.g. http://127.0.0.1:3100 (a path prefix is kept, for reverse proxies). */
   url: string;
+  /** Sent as the Authorization header of every request; read again after a 401 or 403. */
+  credentials?: LokiCredentials | undefined;
+  /** CA certificates (PEM) trusted for an https:// URL instead of the system's. */
+  ca?: Buffer | undefined;
   /** Sent as X-Scope-OrgID when Loki runs with auth_enabled: true. */
   tenantId?: string | undefined;
   /** Per attempt, from sending the request to reading the whole response. */
@@ -61,11 +66,18 @@ export class LokiClient implements PushClient {
     const tls = this.url.protocol === "https:";
     const Agent = tls ? HttpsAgent : HttpAgent;
     this.request = tls ? (httpsRequest as typeof httpRequest) : httpRequest;
-    this.agent = new Agent({ keepAlive: true, maxSockets: options.connections, keepAliveMsecs: 30_000 });
-    this.probeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const trust = tls && options.ca ? { ca: options.ca } : {};
+    this.agent = new Agent({ keepAlive: true, maxSockets: options.connections, keepAliveMsecs: 30_000, ...trust });
+    this.probeAgent = new Agent({ keepAlive: true, maxSockets: 1, ...trust });
     this.basePath = this.url.pathname.replace(/\/+$/, "");
     this.headers = { "user-agent": "aixcl-log-consumer" };
     if (options.tenantId) this.headers["x-scope-orgid"] = options.tenantId;
+  }
+
+  /** The fixed headers and the current Authorization header. */
+  private requestHeaders(): Record<string, string> {
+    const authorization = this.options.credentials?.header();
+    return authorization === undefined ? this.headers : { ...this.headers, authorization };
   }
 
   /** One request; rejects on a connection error or when the signal aborts, before or during the response. */
@@ -87,11 +99,13 @@ export class LokiClient implements PushClient {
         {
           path: this.basePath + PUSH_PATH,
           method: "POST",
-          headers: { ...this.headers, "content-type": encoded.contentType, "content-length": encoded.body.length },
+          headers: { ...this.requestHeaders(), "content-type": encoded.contentType, "content-length": encoded.body.length },
         },
         encoded.body,
         AbortSignal.any([signal, timeout]),
       );
+      // Refused credentials: a rotated secret file may hold new ones by the next attempt.
+      if (response.status === 401 || response.status === 403) this.options.credentials?.reload();
       const retryAfter = response.headers["retry-after"];
       return { kind: "response", status: response.status, body: response.body, retryAfterMs: parseRetryAfter(retryAfter, Date.now()) };
     } catch (error) {
@@ -102,7 +116,7 @@ export class LokiClient implements PushClient {
   /** True when Loki's /ready answers 200 within the timeout. */
   async ready(timeoutMs: number): Promise<boolean> {
     try {
-      const response = await this.send(this.probeAgent, { path: `${this.basePath}/ready`, method: "GET", headers: this.headers }, undefined, AbortSignal.timeout(timeoutMs));
+      const response = await this.send(this.probeAgent, { path: `${this.basePath}/ready`, method: "GET", headers: this.requestHeaders() }, undefined, AbortSignal.timeout(timeoutMs));
       return response.status === 200;
     } catch {
       return false;

@@ -86,6 +86,11 @@ export function createMetrics(sources: GaugeSources, registry: Registry = new Re
       },
       ...opts,
     }),
+    lokiAuthRefused: new Gauge({
+      name: `${PREFIX}loki_auth_refused`,
+      help: "1 while Loki refuses the consumer's credentials or tenant id (its last answer was 401 or 403): batches are kept and retried.",
+      ...opts,
+    }),
     lastSuccess: new Gauge({
       name: `${PREFIX}last_successful_push_timestamp_seconds`,
       help: "Unix time of the last push Loki accepted (0 = none yet).",

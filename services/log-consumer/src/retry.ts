@@ -3,7 +3,7 @@ export type PushResult =
   | { kind: "response"; status: number; body: string; retryAfterMs?: number | undefined }
   | { kind: "error"; timedOut: boolean; message: string };
 
-export type RetryReason = "rate_limited" | "server_error" | "connection_error" | "timeout";
+export type RetryReason = "rate_limited" | "server_error" | "connection_error" | "timeout" | "unauthorized";
 
 /** What to do with a batch after an attempt. */
 export type Verdict =
@@ -11,14 +11,19 @@ export type Verdict =
   | { action: "retry"; reason: RetryReason; retryAfterMs?: number | undefined }
   /** 400: Loki wrote the valid part and names the rest in the body; never retried. */
   | { action: "partially_rejected"; body: string }
-  /** Any other 4xx (401, 404, 413, ...): retrying cannot help, so the batch is dropped and counted. */
+  /** Any other 4xx (404, 413, ...): retrying cannot help, so the batch is dropped and counted. */
   | { action: "drop"; reason: string };
 
-/** Same rules as Promtail and Alloy's loki.write: retry 429, 5xx and connection errors only. */
+/**
+ * Promtail and Alloy's loki.write rules, retry 429, 5xx and connection errors, plus 401 and 403: refused
+ * credentials (or a missing tenant id) are a configuration fault, not bad data; every batch would be refused, so
+ * they are kept and retried until the configuration is fixed, never used up (see mayRetry).
+ */
 export function classify(result: PushResult): Verdict {
   if (result.kind === "error") return { action: "retry", reason: result.timedOut ? "timeout" : "connection_error" };
   const { status } = result;
   if (status >= 200 && status < 300) return { action: "delivered" };
+  if (status === 401 || status === 403) return { action: "retry", reason: "unauthorized", retryAfterMs: result.retryAfterMs };
   if (status === 429) return { action: "retry", reason: "rate_limited", retryAfterMs: result.retryAfterMs };
   if (status >= 500) return { action: "retry", reason: "server_error", retryAfterMs: result.retryAfterMs };
   if (status === 400) return { action: "partially_rejected", body: result.body };
@@ -43,9 +48,12 @@ export class RetryPolicy {
     private readonly random: () => number = Math.random,
   ) {}
 
-  /** Whether a batch that has already been retried `retries` times may be retried again. */
-  mayRetry(retries: number): boolean {
-    return retries < this.options.maxRetries;
+  /**
+   * Whether a batch that has already been retried `retries` times may be retried again for `reason`. Refused
+   * credentials are retried without end: dropping would lose every batch until they are fixed.
+   */
+  mayRetry(retries: number, reason?: RetryReason): boolean {
+    return reason === "unauthorized" || retries < this.options.maxRetries;
   }
 
   /** Delay before retry number `retry` (1-based). */

@@ -6,7 +6,8 @@ import type { ConsumerMetrics } from "./metrics.js";
 import { DROP_REASONS } from "./metrics.js";
 import type { BatchQueue, Settlement } from "./queue.js";
 import { parseRejections } from "./rejections.js";
-import type { RetryPolicy, Verdict } from "./retry.js";
+import { redactUrls } from "./loki-auth.js";
+import type { PushResult, RetryPolicy, Verdict } from "./retry.js";
 import { classify } from "./retry.js";
 
 export interface SenderOptions {
@@ -33,6 +34,7 @@ export class Sender {
   private readonly stopping = new AbortController();
   private idle: (() => void) | undefined;
   private undeliveredAtShutdown = 0;
+  private refused = false;
 
   constructor(
     private readonly queue: BatchQueue,
@@ -45,6 +47,29 @@ export class Sender {
 
   get pushesInFlight(): number {
     return this.inFlight;
+  }
+
+  /** Loki's last answer was 401 or 403: the credentials (or the tenant id) are refused. */
+  get credentialsRefused(): boolean {
+    return this.refused;
+  }
+
+  /** Follows whether Loki accepts the credentials; logs each change once (the retries log every attempt). */
+  private noteCredentials(result: PushResult): void {
+    if (result.kind !== "response") return;
+    const refused = result.status === 401 || result.status === 403;
+    if (refused === this.refused) return;
+    this.refused = refused;
+    this.metrics.lokiAuthRefused.set(refused ? 1 : 0);
+    if (refused) {
+      this.log.error("Loki refused the consumer's credentials; batches are kept and retried until they are fixed", {
+        status: result.status,
+        detail: redactUrls(result.body.slice(0, 200)),
+        hint: "check loki.username with loki.password(_file), or loki.bearer_token(_file), and loki.tenant_id when Loki runs with auth_enabled",
+      });
+    } else {
+      this.log.info("Loki accepts the consumer's credentials again", { status: result.status });
+    }
   }
 
   /** Starts pushes for queued batches while there is room. Cheap to call often. */
@@ -101,34 +126,40 @@ export class Sender {
 
   private async deliver(batch: SealedBatch): Promise<Settlement> {
     const signal = this.stopping.signal;
-    for (let retries = 0; ; retries++) {
+    // Retries counted against retry.max_retries, and those after refused credentials, which are not: each
+    // with its own backoff, so a push failing once Loki accepts the credentials starts from the shortest wait.
+    let retries = 0;
+    let authRetries = 0;
+    for (;;) {
       const started = performance.now();
       const result = await this.client.push(batch.push, signal);
       const statusCode = result.kind === "response" ? String(result.status) : "error";
       this.metrics.pushDuration.labels(statusCode).observe((performance.now() - started) / 1000);
+      this.noteCredentials(result);
       const verdict = classify(result);
       if (verdict.action !== "retry") {
         this.settle(batch, verdict);
         return "done";
       }
       if (signal.aborted) return this.unfinished(batch);
-      if (!this.policy.mayRetry(retries)) {
+      if (!this.policy.mayRetry(retries, verdict.reason)) {
         this.log.error("giving up on a batch: retries exhausted", {
           batch: batch.id,
           entries: batch.entries,
           retries,
-          last_error: result.kind === "error" ? result.message : `HTTP ${result.status}: ${result.body.slice(0, 200)}`,
+          last_error: result.kind === "error" ? result.message : `HTTP ${result.status}: ${redactUrls(result.body.slice(0, 200))}`,
         });
         this.drop(batch, DROP_REASONS.retriesExhausted);
         return "done";
       }
-      const delayMs = this.policy.delayMs(retries + 1, verdict.retryAfterMs);
+      const retry = verdict.reason === "unauthorized" ? ++authRetries : ++retries;
+      const delayMs = this.policy.delayMs(retry, verdict.retryAfterMs);
       this.metrics.retries.labels(verdict.reason).inc();
       this.log.warn("push failed, will retry", {
         batch: batch.id,
         reason: verdict.reason,
         detail: result.kind === "error" ? result.message : `HTTP ${result.status}`,
-        retry: retries + 1,
+        retry,
         delay_ms: Math.round(delayMs),
       });
       try {

@@ -42,10 +42,11 @@ describe("config/log_consumer.yaml", () => {
       LOG_CONSUMER_SPOOL_DIR: "/var/lib/log-consumer/spool",
       LOG_CONSUMER_SPOOL_MAX_BYTES: "2GiB",
       LOG_CONSUMER_SPOOL_FSYNC: "true",
+      LOG_CONSUMER_SPOOL_LEASE: "30s",
       LOG_CONSUMER_MAX_MESSAGE_BYTES: "256KiB",
       MESSAGE_BUS_CLIENT_NAME: "consumer-2",
     });
-    expect(config.spool).toEqual({ dir: "/var/lib/log-consumer/spool", max_bytes: 2 * 1024 ** 3, fsync: true });
+    expect(config.spool).toEqual({ dir: "/var/lib/log-consumer/spool", max_bytes: 2 * 1024 ** 3, fsync: true, lease: 30_000 });
     expect(config.bus).toMatchObject({ max_message_bytes: 256 * 1024, client_name: "consumer-2" });
   });
 
@@ -90,11 +91,35 @@ describe("config/log_consumer.yaml", () => {
     [{ spool: { max_bytes: "4MiB" } }, "spool.max_bytes", /batch.max_bytes x \(loki.max_in_flight \+ 2\)/],
     [{ spool: { fsync: "sometimes" } }, "spool.fsync", /true or false/],
     [{ bus: { max_message_bytes: 100 } }, "bus.max_message_bytes", /at least 1KiB/],
+    [{ spool: { lease: "10ms" } }, "spool.lease", /at least 100ms/],
+    [{ loki: { url: "http://u:p@loki:3100", bearer_token: "t" } }, "loki", /given more than once \(user info in loki.url, loki.bearer_token\)/],
+    [{ loki: { username: "u", password: "p", bearer_token_file: "/run/secrets/t" } }, "loki", /more than once/],
+    [{ loki: { password: "p" } }, "loki.username", /needs a user name/],
+    [{ loki: { username: "u", password: "p", password_file: "/f" } }, "loki.password", /not both/],
+    [{ loki: { username: "u", password_file: "/nonexistent/secret" } }, "loki.password_file", /cannot read \/nonexistent\/secret \(ENOENT\)/],
+    [{ loki: { bearer_token_file: "/nonexistent/token" } }, "loki.bearer_token_file", /cannot read/],
+    [{ loki: { ca_file: "/etc/ssl/ca.pem" } }, "loki.ca_file", /only used with an https:\/\/ loki.url/],
+    [{ loki: { url: "https://loki:3100", ca_file: "/nonexistent/ca.pem" } }, "loki.ca_file", /cannot read/],
   ])("refuses %j naming %s and the reason", (settings, key, reason) => {
     const error = configError(() => consumerConfig(settings));
     expect(error.key).toBe(key);
     expect(error.reason).toMatch(reason);
     expect(error.message).toContain(key);
+  });
+
+  it("never shows a password or token in an error", () => {
+    const errors = [
+      configError(() => loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname, LOKI_URL: "htps://user:s3cret@loki:3100" })),
+      configError(() => loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname, LOKI_URL: "https://user:s3cret@loki:3100/loki/api/v1/push" })),
+      configError(() => consumerConfig({ loki: { url: "http://user:s3cret@loki:3100", ca_file: "/ca.pem" } })),
+      configError(() => consumerConfig({ loki: { username: "u", password: 53_636_272 } })),
+      configError(() => consumerConfig({ loki: { bearer_token: ["s3cret"] } })),
+    ];
+    for (const error of errors) {
+      expect(error.message).not.toMatch(/s3cret|53636272/);
+      expect(error.message).toMatch(/loki\.(url|ca_file|password|bearer_token)/);
+    }
+    expect(errors[0]?.message).toContain("htps://***@loki:3100");
   });
 
   it("names the environment variable when an override is wrong", () => {

@@ -144,7 +144,7 @@ describe("log consumer against a fault-injecting receiver", () => {
     const { bus, consumer } = await setup({ retry: { max_retries: 1000 } }, { startReceiver: false, receiverPort: port });
     await publishNumbered(bus, 200);
     await until("connection errors to be retried", async () => ((await valuesBy(consumer.metrics.retries)).connection_error ?? 0) >= 2);
-    expect(await readyz(consumer)).toEqual({ status: 503, checks: { bus_connected: true, loki_ready: false } });
+    expect(await readyz(consumer)).toEqual({ status: 503, checks: { bus_connected: true, loki_ready: false, loki_credentials_accepted: true } });
     expect(await total(consumer.metrics.pushedEntries)).toBe(0);
 
     const receiver = await FaultInjectingReceiver.start(port);
@@ -152,7 +152,7 @@ describe("log consumer against a fault-injecting receiver", () => {
     await until("200 entries settled", async () => (await settledEntries(consumer)) === 200);
     expect(seqs(receiver.written)).toEqual(range(200));
     expect(await total(consumer.metrics.dropped)).toBe(0);
-    expect(await readyz(consumer)).toEqual({ status: 200, checks: { bus_connected: true, loki_ready: true } });
+    expect(await readyz(consumer)).toEqual({ status: 200, checks: { bus_connected: true, loki_ready: true, loki_credentials_accepted: true } });
   });
 
   /**

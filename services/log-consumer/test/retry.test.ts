@@ -12,7 +12,14 @@ describe("classify", () => {
     expect(classify({ kind: "error", timedOut: true, message: "t" })).toEqual({ action: "retry", reason: "timeout" });
     expect(classify({ kind: "error", timedOut: false, message: "ECONNREFUSED" })).toEqual({ action: "retry", reason: "connection_error" });
     expect(classify(response(400))).toEqual({ action: "partially_rejected", body: "b" });
-    for (const s of [401, 403, 404, 413]) expect(classify(response(s))).toEqual({ action: "drop", reason: `http_${s}` });
+    for (const s of [404, 413]) expect(classify(response(s))).toEqual({ action: "drop", reason: `http_${s}` });
+  });
+
+  it("keeps and retries a batch Loki refuses for its credentials (401, 403): a configuration fault, not bad data", () => {
+    for (const s of [401, 403]) expect(classify(response(s))).toEqual({ action: "retry", reason: "unauthorized", retryAfterMs: undefined });
+    const policy = new RetryPolicy({ minBackoffMs: 500, maxBackoffMs: 300_000, maxRetries: 10 });
+    expect(policy.mayRetry(10)).toBe(false);
+    expect(policy.mayRetry(10_000, "unauthorized")).toBe(true);
   });
 });
 

@@ -2,8 +2,8 @@
  * The durable spool on a real file system, without sockets: what is on disk when, what a restart finds, the disk
  * and memory bounds, damaged files, the directory lock.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { serviceLog } from "@aixcl/shared";
@@ -15,15 +15,27 @@ import { createMetrics } from "../src/metrics.js";
 import { Spool, SpoolDirError, createSpoolMetrics, decodeSpoolFile } from "../src/spool.js";
 import { lokiEntries, sealedOf, total, valuesBy } from "./helpers.js";
 
-function openSpool(dir: string, options: { maxBytes?: number; fsync?: boolean } = {}) {
+function openSpool(dir: string, options: { maxBytes?: number; fsync?: boolean; leaseMs?: number } = {}) {
   const registry = new Registry();
   const consumerMetrics = createMetrics({ bufferBytes: () => 0, bufferEntries: () => 0, pushesInFlight: () => 0 }, registry);
   const metrics = createSpoolMetrics(registry);
   const lines: Record<string, unknown>[] = [];
   const log = serviceLog("test", "debug", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
-  const spool = new Spool({ dir, maxBytes: options.maxBytes ?? 1024 ** 3, fsync: options.fsync ?? false }, metrics, consumerMetrics.dropped, log);
+  const spool = new Spool({ dir, maxBytes: options.maxBytes ?? 1024 ** 3, fsync: options.fsync ?? false, leaseMs: options.leaseMs }, metrics, consumerMetrics.dropped, log);
   return { spool, metrics, dropped: consumerMetrics.dropped, lines };
 }
+
+/** This process's pid namespace, as the lock records it. */
+function pidNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return "";
+  }
+}
+
+/** A lock file as a process `pid` on `host` writes it (in our pid namespace when on our host). */
+const lockText = (pid: number, host: string) => `${JSON.stringify({ token: "t", pid, host, pidns: host === hostname() ? pidNamespace() : "", beat: 0 })}\n`;
 
 const freshDir = () => join(tempDir("spool-test"), "spool");
 const batchFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".batch")).sort();
@@ -181,23 +193,55 @@ describe("spool", () => {
     sameBatch(decodeSpoolFile(readFileSync(join(dir, batchFiles(dir)[0] as string))), a);
   });
 
-  it("one consumer per directory: a live owner refuses a second one, a stale lock is taken over", () => {
+  it("one consumer per directory: a live owner on this host refuses a second one, a gone one's lock is taken over", () => {
     const dir = freshDir();
     const first = openSpool(dir);
     first.spool.close();
-    // A live process other than us on this host holds it.
-    writeFileSync(join(dir, "LOCK"), `${process.ppid} ${hostname()}\n`);
+    // A live process other than us on this host (same pid namespace) holds it: refused at once.
+    writeFileSync(join(dir, "LOCK"), lockText(process.ppid, hostname()));
     expect(() => openSpool(dir)).toThrow(SpoolDirError);
-    expect(() => openSpool(dir)).toThrow(/in use by another log consumer \(pid \d+\); give each consumer its own spool.dir/);
-    // A process that has exited, or one on another host (a recreated container), is stale.
+    expect(() => openSpool(dir)).toThrow(/^spool.dir .*\/spool: in use by another log consumer \(pid \d+ on host .*: it runs\); give each consumer its own spool.dir/);
+    // A process of this host that has exited: taken over at once.
     const gone = spawnSync("true").pid as number;
-    writeFileSync(join(dir, "LOCK"), `${gone} ${hostname()}\n`);
-    openSpool(dir).spool.close();
-    writeFileSync(join(dir, "LOCK"), `${process.ppid} another-host\n`);
+    writeFileSync(join(dir, "LOCK"), lockText(gone, hostname()));
     const taken = openSpool(dir);
-    expect(readFileSync(join(dir, "LOCK"), "utf8")).toBe(`${process.pid} ${hostname()}\n`);
+    expect(JSON.parse(readFileSync(join(dir, "LOCK"), "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
     taken.spool.close();
     expect(existsSync(join(dir, "LOCK"))).toBe(false);
+  });
+
+  it("another host's lock is taken over only once its lease has expired, never while it is renewed", () => {
+    const dir = freshDir();
+    openSpool(dir).spool.close();
+    // Another host (another container) whose owner renews its lease: refused, though no pid can be checked.
+    const renewer = spawn(process.execPath, ["-e", `let beat = 0; setInterval(() => require("fs").writeFileSync(${JSON.stringify(join(dir, "LOCK"))}, JSON.stringify({ token: "t", pid: 1, host: "another-host", pidns: "", beat: beat++ })), 50)`]);
+    try {
+      for (let i = 0; i < 100 && !existsSync(join(dir, "LOCK")); i++) spawnSync("sleep", ["0.05"]);
+      expect(() => openSpool(dir, { leaseMs: 500 })).toThrow(/in use by another log consumer \(pid 1 on host another-host: its lease was just renewed\)/);
+    } finally {
+      renewer.kill("SIGKILL");
+    }
+    // The same lock once nobody renews it: taken over after one lease, not before.
+    writeFileSync(join(dir, "LOCK"), lockText(1, "another-host"));
+    const started = performance.now();
+    const taken = openSpool(dir, { leaseMs: 500 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(500);
+    expect(taken.lines.some((l) => /lock is held by pid 1 on host another-host; waiting up to 500 ms/.test(String(l.msg)))).toBe(true);
+    expect(JSON.parse(readFileSync(join(dir, "LOCK"), "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
+    taken.spool.close();
+  });
+
+  it("an owner whose lock was taken over says so, and leaves the new owner's lock alone", async () => {
+    const dir = freshDir();
+    const owner = openSpool(dir, { leaseMs: 200 });
+    // What a newcomer does once this owner has been silent for a lease (frozen, say).
+    rmSync(join(dir, "LOCK"));
+    writeFileSync(join(dir, "LOCK"), lockText(1, "another-host"));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(owner.spool.lockLost).toMatch(/LOCK was taken over by another process/);
+    expect(owner.lines.some((l) => /lost the directory's lock/.test(String(l.msg)))).toBe(true);
+    owner.spool.close();
+    expect(readFileSync(join(dir, "LOCK"), "utf8")).toBe(lockText(1, "another-host"));
   });
 
   it("a directory that cannot be used stops the start, naming spool.dir and what to do", () => {

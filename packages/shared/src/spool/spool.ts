@@ -5,7 +5,7 @@ import { LogThrottle } from "../ops/throttle.js";
 import { decodeSpoolRecord, encodeSpoolRecord } from "./format.js";
 import type { SpoolRecord } from "./format.js";
 import type { SpoolNaming } from "./lock.js";
-import { SpoolDirError, takeSpoolLock } from "./lock.js";
+import { SpoolDirError, SpoolLock } from "./lock.js";
 import type { SpoolMetrics } from "./metrics.js";
 
 /**
@@ -64,6 +64,8 @@ export interface SpoolOptions {
    * the owner's bound; shed() is how the owner keeps it when pushing.
    */
   maxMemoryBytes?: number;
+  /** The directory lock's lease (see SpoolLock); default 10 s. */
+  leaseMs?: number;
 }
 
 /** Why entries were lost: "full" (deleted to make room for newer ones), "corrupt" (a file failed its checksum or could not be read). */
@@ -118,7 +120,7 @@ export class FileSpool<T extends SpoolItem> {
   private readonly spilled: Slot<T>[] = [];
   private readonly resident: Slot<T>[] = [];
   private readonly inFlight = new Map<T, Slot<T>>();
-  private readonly lockFile: string;
+  private readonly lock: SpoolLock;
   private readonly metrics: SpoolMetrics;
   private readonly log: ServiceLog;
   private readonly naming: SpoolNaming;
@@ -144,7 +146,13 @@ export class FileSpool<T extends SpoolItem> {
     this.dir = resolve(options.dir);
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      this.lockFile = takeSpoolLock(this.dir, this.naming);
+      this.lock = SpoolLock.take(this.dir, this.naming, {
+        leaseMs: options.leaseMs,
+        onWait: (holder, leaseMs) =>
+          this.log.warn(`${this.naming.log}: the directory's lock is held by ${holder}; waiting up to ${leaseMs} ms for its lease to expire`, { dir: this.dir }),
+        onLost: (reason) =>
+          this.log.error(`${this.naming.log}: lost the directory's lock: another process may be sending these files too; restart this one`, { dir: this.dir, reason }),
+      });
     } catch (error) {
       if (error instanceof SpoolDirError) throw error;
       const e = error as NodeJS.ErrnoException;
@@ -476,6 +484,11 @@ export class FileSpool<T extends SpoolItem> {
   close(): void {
     if (this.dirFd !== undefined) closeSync(this.dirFd);
     this.dirFd = undefined;
-    rmSync(this.lockFile, { force: true });
+    this.lock.release();
+  }
+
+  /** Why the directory's lock was lost (another process may use the directory), or undefined while it is held. */
+  get lockLost(): string | undefined {
+    return this.lock.lost;
   }
 }
