@@ -45,6 +45,7 @@ interface StaticConfigs {
 interface ScrapeConfig extends StaticConfigs {
   job_name: string;
   metrics_path?: string;
+  dns_sd_configs?: { names: string[]; port: number }[];
 }
 
 /**
@@ -56,6 +57,13 @@ interface ScrapeConfig extends StaticConfigs {
 export function mapScrapeTargets(shippedYaml: string, targets: Record<string, string>, extra: StartPrometheusOptions["extraScrapeConfigs"] = []): string {
   const doc = parse(shippedYaml) as { scrape_configs?: ScrapeConfig[]; alerting?: { alertmanagers?: StaticConfigs[] } };
   const unused = new Set(Object.keys(targets));
+  // A job that finds its target by DNS (the broker: the stack may run none) gets the mapped address statically.
+  for (const job of doc.scrape_configs ?? []) {
+    const names = (job.dns_sd_configs ?? []).flatMap((d) => d.names.map((n) => `${n}:${d.port}`));
+    if (names.length === 0 || !names.every((n) => n in targets)) continue;
+    delete job.dns_sd_configs;
+    job.static_configs = [{ targets: names }];
+  }
   for (const job of [...(doc.scrape_configs ?? []), ...(doc.alerting?.alertmanagers ?? [])]) {
     for (const sc of job.static_configs ?? []) {
       sc.targets = sc.targets?.map((t) => {
