@@ -5,9 +5,11 @@
  * output is printed; the test passes when pytest does.
  */
 import { spawn } from "node:child_process";
+import { cpSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "@aixcl/log-consumer";
-import { generateKeys } from "@aixcl/shared";
+import { generateKeys, stackKeyDirs } from "@aixcl/shared";
 import type { BrokerProcess, BusHandle, LokiHandle } from "@aixcl/testkit";
 import { freePort, printComponentLogsOnFailure, repoRoot, requireComponent, requirePythonClient, startBrokerProcess, startBus, startLoki, startShippedConsumer, tempDir } from "@aixcl/testkit";
 
@@ -32,9 +34,12 @@ describe.skipIf(python.skip !== undefined)("Python client (pytest) against the r
     lateConsumer = await startShippedConsumer(`tcp://127.0.0.1:${lateSub}`, lokiHandle.url);
     // Brokers of their own (processes: one test process holds only two), with no_drop and tiny queues, and with CURVE.
     noDrop = await startBrokerProcess({ MESSAGE_BUS_NO_DROP: "true", MESSAGE_BUS_SEND_HWM: "10", MESSAGE_BUS_RECV_HWM: "10" });
-    const keys = tempDir("python-keys");
-    generateKeys(keys, ["python-app", "python-sub"]);
-    curve = await startBrokerProcess({ MESSAGE_BUS_KEYS_DIR: keys });
+    const root = tempDir("python-keys");
+    generateKeys(root, ["python-app", "python-sub"]);
+    curve = await startBrokerProcess({ MESSAGE_BUS_KEYS_DIR: stackKeyDirs(root).broker });
+    // One folder in the layout the clients read, holding both test clients' pairs (the stack gives each its own).
+    const keys = stackKeyDirs(root).client("python-app");
+    cpSync(join(stackKeyDirs(root).client("python-sub"), "clients"), join(keys, "clients"), { recursive: true });
     Object.assign(env, {
       AIXCL_TEST_REPO: repoRoot,
       AIXCL_TEST_LOKI_URL: lokiHandle.url,

@@ -427,8 +427,8 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
   it("./aixcl keys, then restart: the bus requires CURVE, bus test passes, a plaintext publisher is refused and counted", { timeout: 600_000 }, async () => {
     const keys = await checkout.run(["keys", "my-app"], 600_000);
     expect(keys.status, keys.stderr).toBe(0);
-    expect(keys.stdout).toContain("created keys/broker.secret");
-    expect(keys.stdout).toContain("created keys/clients/my-app.secret");
+    expect(keys.stdout).toContain("created keys/broker/broker.secret");
+    expect(keys.stdout).toContain("created keys/clients/my-app/clients/my-app.secret");
     expect(keys.stdout).not.toContain("/keys-rw");
     const restart = await checkout.run(["restart"], 300_000);
     expect(restart.status, restart.stderr).toBe(0);
@@ -439,7 +439,7 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
 
     // An application with its own key pair (made above for "my-app") through the Python client.
     const keyed = `dockertier_py_curve_${run}`;
-    const py = await runPython(pythonFieldsProgram(keyed), { MESSAGE_BUS_KEYS_DIR: join(checkout.dir, "keys"), MESSAGE_BUS_CLIENT_NAME: "my-app" });
+    const py = await runPython(pythonFieldsProgram(keyed), { MESSAGE_BUS_KEYS_DIR: join(checkout.dir, "keys/clients/my-app"), MESSAGE_BUS_CLIENT_NAME: "my-app" });
     expect(py.status, py.stderr).toBe(0);
     await until("the keyed client's records in Loki", async () => (await queryRange(LOKI, `{service="${keyed}"}`)).flatMap((s) => s.values).length === 2, 60_000);
 
@@ -464,6 +464,57 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
       plain.close();
     }
     expect(await queryRange(LOKI, `{service="${service}"}`)).toEqual([]);
+  });
+
+  // Least privilege, seen from inside: every key file each container can open, wherever it is in its file system.
+  it("each container can open exactly its own key files, and Grafana's password is in no container's environment", { timeout: 300_000 }, () => {
+    const listKeyFiles = [
+      'const fs = require("fs"), path = require("path"); const found = [];',
+      "const walk = (dir) => { let entries; try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }",
+      '  for (const e of entries) { const f = path.join(dir, e.name);',
+      '    if (e.isDirectory()) { if (!["/proc", "/sys", "/dev"].includes(f) && e.name !== "node_modules") walk(f); }',
+      '    else if (/(\\.secret|\\.pub|^allowed_clients|^revoked_clients)$/.test(e.name)) { try { fs.closeSync(fs.openSync(f, "r")); found.push(f); } catch {} } } };',
+      'walk("/"); console.log(JSON.stringify(found.sort()));',
+    ].join("\n");
+    const opened = (output: string) => JSON.parse(output.trim().split("\n").at(-1) ?? "[]") as string[];
+    expect(opened(docker(["exec", container("broker"), "node", "-e", listKeyFiles]))).toEqual(["/keys/allowed_clients", "/keys/broker.pub", "/keys/broker.secret"]);
+    expect(opened(docker(["exec", container("log-consumer"), "node", "-e", listKeyFiles]))).toEqual([
+      "/keys/broker.pub",
+      "/keys/clients/log-consumer.pub",
+      "/keys/clients/log-consumer.secret",
+    ]);
+    // The cli service as `./aixcl logs`, `alerts` and `bus test` run it (`./aixcl keys` adds ./keys at /keys-rw to write).
+    const cli = docker([
+      "compose", "--project-name", PROJECT, "--project-directory", checkout.dir, "--file", join(checkout.dir, "docker-compose.yml"), "--profile", "tools",
+      "run", "--rm", "--no-deps", "-T", "--entrypoint", "node", "cli", "-e", listKeyFiles,
+    ]);
+    expect(opened(cli)).toEqual(["/keys/broker.pub", "/keys/clients/cli.pub", "/keys/clients/cli.secret"]);
+
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1] ?? "";
+    expect(password).not.toBe("");
+    for (const service of ["grafana", "broker", "log-consumer"]) {
+      expect(docker(["inspect", "--format", "{{json .Config.Env}}", container(service)])).not.toContain(password);
+    }
+    expect(docker(["exec", container("grafana"), "cat", "/run/secrets/grafana_admin_password"])).toBe(password);
+  });
+
+  it("./aixcl keys revoke cuts a client off for good: the broker restarts, the client is refused, a later ./aixcl keys keeps it out", { timeout: 600_000 }, async () => {
+    const revoke = await checkout.run(["keys", "revoke", "my-app"], 300_000);
+    expect(revoke.status, revoke.stderr).toBe(0);
+    expect(revoke.stderr).toContain("Restarting the broker");
+    const again = await checkout.run(["keys"], 300_000);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/allow-list keys\/broker\/allowed_clients: cli, log-consumer$/m);
+    const list = await checkout.run(["keys", "list"], 300_000);
+    expect(list.stdout).toMatch(/^my-app\s+revoked\s/m);
+    const denied = async () => (await metricSample("http://127.0.0.1:9464", 'aixcl_broker_auth_decisions_total{result="denied",reason="unknown_key"}')) ?? 0;
+    const before = await denied();
+    const keyed = `dockertier_py_revoked_${run}`;
+    // Its handler never gets through; the program ends at its own close timeout or is killed after 60 s.
+    const py = runPython(pythonFieldsProgram(keyed), { MESSAGE_BUS_KEYS_DIR: join(checkout.dir, "keys/clients/my-app"), MESSAGE_BUS_CLIENT_NAME: "my-app" }, 60_000);
+    await until("the revoked key's refusal to be counted", async () => (await denied()) > before, 60_000);
+    await py;
+    expect(await queryRange(LOKI, `{service="${keyed}"}`)).toEqual([]);
   });
 
   it("./aixcl clean --volumes --yes removes the containers and the data", { timeout: 300_000 }, async () => {

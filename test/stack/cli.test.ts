@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,6 +94,50 @@ describe("keys", () => {
     const own = (id: number | undefined) => String(id === undefined || id === 0 ? 1000 : id);
     const [uid, gid] = [own(process.getuid?.()), own(process.getgid?.())];
     expect(runCall).toEqual(["run", "--rm", "--no-deps", "-T", "--user", `${uid}:${gid}`, "--volume", `${join(dir, "keys")}:/keys-rw`, "cli", "keys", "--dir", "/keys-rw", "--show-dir", "keys", "my-app"]);
+    // The folders the containers mount exist before compose runs (Docker would make missing ones, as root).
+    for (const d of ["broker", "clients/log-consumer", "clients/cli"]) expect(statSync(join(dir, "keys", d)).mode & 0o777).toBe(0o700);
+    expect(calls.some((c) => c[0] === "restart")).toBe(false);
+  });
+
+  const withEnv = () => writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\n", { mode: 0o600 });
+
+  it("revoke and register restart a running broker, so a connected client is cut off now; list does not", () => {
+    withEnv();
+    const running = { FAKE_DOCKER_RUNNING: "loki\nbroker", FAKE_DOCKER_PS: "broker running healthy" };
+    const revoke = aixcl(["keys", "revoke", "my-app"], running);
+    expect(revoke.status).toBe(0);
+    const calls = composeCalls(revoke);
+    expect(calls.find((c) => c[0] === "run")?.slice(-2)).toEqual(["revoke", "my-app"]);
+    expect(calls.findIndex((c) => c[0] === "restart" && c[1] === "broker")).toBeGreaterThan(calls.findIndex((c) => c[0] === "run"));
+    expect(revoke.stderr).toContain("Restarting the broker so that it applies the new allow-list now.");
+
+    const key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    writeFileSync(join(dir, "laptop.pub"), `${key}\n`);
+    const register = aixcl(["keys", "register", "laptop", join(dir, "laptop.pub")], running);
+    // The host's file, which the container cannot see, is passed as the key it holds.
+    expect(composeCalls(register).find((c) => c[0] === "run")?.slice(-3)).toEqual(["register", "laptop", key]);
+    expect(composeCalls(register)).toContainEqual(["restart", "broker"]);
+
+    expect(composeCalls(aixcl(["keys", "list"], running)).some((c) => c[0] === "restart")).toBe(false);
+    const stopped = aixcl(["keys", "revoke", "my-app"], { FAKE_DOCKER_RUNNING: "" });
+    expect(composeCalls(stopped).some((c) => c[0] === "restart")).toBe(false);
+    expect(stopped.stderr).toContain("The broker is not running; it applies the allow-list when it starts.");
+  });
+
+  it("moves keys/ of the single-folder layout to one folder per container, keys unchanged", () => {
+    const k = (p: string) => join(dir, "keys", p);
+    mkdirSync(k("clients"), { recursive: true, mode: 0o700 });
+    for (const [f, text] of [["broker.pub", "B"], ["broker.secret", "b"], ["allowed_clients", "A"], ["clients/app.pub", "P"], ["clients/app.secret", "p"], ["clients/other.pub", "O"]]) {
+      writeFileSync(k(f as string), text as string);
+    }
+    const r = aixcl(["keys"]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("Moved keys/ to one folder per container");
+    const read = (p: string) => readFileSync(k(p), "utf8");
+    expect([read("broker/broker.pub"), read("broker/broker.secret"), read("broker/allowed_clients")]).toEqual(["B", "b", "A"]);
+    expect([read("clients/app/clients/app.pub"), read("clients/app/clients/app.secret"), read("clients/app/broker.pub")]).toEqual(["P", "p", "B"]);
+    expect(read("clients/other/clients/other.pub")).toBe("O");
+    for (const f of ["broker.pub", "broker.secret", "allowed_clients", "clients/app.pub", "clients/app.secret"]) expect(existsSync(k(f))).toBe(false);
   });
 
   it("refuses --dir: the stack reads ./keys", () => {
@@ -108,7 +152,7 @@ describe("help and unknown commands", () => {
   it("help lists every command; no arguments shows the same", () => {
     const help = aixcl(["help"]);
     expect(help.status).toBe(0);
-    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "alerts [--json]", "bus test", "keys [<client>...]", "help"]) {
+    for (const cmd of ["start", "stop", "restart [<service>]", "status", "clean [--volumes] [--yes]", "logs <service>", "logs query <LogQL>", "logs tail [<LogQL>] [--follow]", "alerts [--json]", "bus test", "keys [<client>...]", "keys list", "keys revoke <client>", "keys register <client> <public-key>", "help"]) {
       expect(help.stdout).toContain(cmd);
     }
     expect(aixcl([]).stdout).toBe(help.stdout);
@@ -227,6 +271,39 @@ describe("start", () => {
     expect(again.status).toBe(0);
     expect(again.stderr).not.toContain("Created .env");
     expect(readFileSync(join(dir, ".env"), "utf8")).toBe(env);
+  });
+
+  it("gives Grafana its password as a file written from .env (0644 in a 0700 folder: uid 472 reads it, nobody else on the host)", () => {
+    const r = started();
+    expect(r.status).toBe(0);
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(readFileSync(join(dir, ".env"), "utf8"))?.[1];
+    const file = join(dir, ".secrets", "grafana_admin_password");
+    expect(readFileSync(file, "utf8")).toBe(password);
+    expect(statSync(file).mode & 0o777).toBe(0o644);
+    expect(statSync(join(dir, ".secrets")).mode & 0o777).toBe(0o700);
+    expect(r.calls.flat().join(" ")).not.toContain(password);
+    // .env stays the truth: a changed password reaches the file at the next start.
+    writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2kNew\n", { mode: 0o600 });
+    started();
+    expect(readFileSync(file, "utf8")).toBe("Zq8s7d6f5g4h3j2kNew");
+  });
+
+  it("warns when .env, keys/ or a secret key is open to group or others, naming the chmod that fixes it", () => {
+    writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\n");
+    chmodSync(join(dir, ".env"), 0o644);
+    mkdirSync(join(dir, "keys/broker"), { recursive: true });
+    chmodSync(join(dir, "keys"), 0o755);
+    writeFileSync(join(dir, "keys/broker/broker.secret"), "x", { mode: 0o640 });
+    chmodSync(join(dir, "keys/broker/broker.secret"), 0o640);
+    const r = started();
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`warning: ${join(dir, ".env")} holds the Grafana password and is readable by group or others; fix: chmod 600 ${join(dir, ".env")}`);
+    expect(r.stderr).toContain(`warning: ${join(dir, "keys")} holds CurveZMQ secret keys and is open to group or others; fix: chmod 700 ${join(dir, "keys")}`);
+    expect(r.stderr).toContain(`warning: ${join(dir, "keys/broker/broker.secret")} is a secret key readable by group or others (the services refuse it); fix: chmod 600 ${join(dir, "keys/broker/broker.secret")}`);
+    chmodSync(join(dir, ".env"), 0o600);
+    chmodSync(join(dir, "keys"), 0o700);
+    chmodSync(join(dir, "keys/broker/broker.secret"), 0o600);
+    expect(started().stderr).not.toContain("warning:");
   });
 
   it("two checkouts get different passwords", () => {

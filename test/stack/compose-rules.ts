@@ -130,7 +130,10 @@ function socketProblems(name: string, service: Service): string[] {
     .map((m) => `${name}: the Docker socket ${m.source} must be mounted read-only (:ro)`);
 }
 
-function grafanaProblems(all: Record<string, Service>): string[] {
+/** Where ./aixcl start writes GRAFANA_ADMIN_PASSWORD of .env for Grafana (write_grafana_secret). */
+export const GRAFANA_PASSWORD_FILE = "./.secrets/grafana_admin_password";
+
+function grafanaProblems(all: Record<string, Service>, doc: Doc): string[] {
   const grafana = Object.entries(all).find(([, s]) => String(s.image ?? "").startsWith("grafana/grafana:"));
   if (!grafana) return ["no grafana/grafana service"];
   const [name, service] = grafana;
@@ -138,13 +141,32 @@ function grafanaProblems(all: Record<string, Service>): string[] {
   const problems: string[] = [];
   if (env.GF_AUTH_ANONYMOUS_ENABLED !== "false") problems.push(`${name}: GF_AUTH_ANONYMOUS_ENABLED must be "false"`);
   if (env.GF_USERS_ALLOW_SIGN_UP !== "false") problems.push(`${name}: GF_USERS_ALLOW_SIGN_UP must be "false"`);
-  if (!/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/.test(env.GF_SECURITY_ADMIN_PASSWORD ?? "")) {
-    problems.push(`${name}: GF_SECURITY_ADMIN_PASSWORD must be \${GRAFANA_ADMIN_PASSWORD:?message}: required, no default`);
+  // The password only from GRAFANA_ADMIN_PASSWORD, through the file ./aixcl start writes from it, never in the
+  // environment (docker inspect shows that).
+  if (env.GF_SECURITY_ADMIN_PASSWORD !== undefined) {
+    problems.push(`${name}: GF_SECURITY_ADMIN_PASSWORD must not be set: docker inspect shows the environment; use GF_SECURITY_ADMIN_PASSWORD__FILE`);
   }
-  if (env.GF_SECURITY_ADMIN_PASSWORD__FILE !== undefined || env.GF_AUTH_DISABLE_LOGIN_FORM === "true") {
-    problems.push(`${name}: the admin password must come from GRAFANA_ADMIN_PASSWORD only`);
+  const secret = /^\/run\/secrets\/([\w.-]+)$/.exec(env.GF_SECURITY_ADMIN_PASSWORD__FILE ?? "")?.[1];
+  const granted = asList(service.secrets).map((s) => (typeof s === "string" ? s : String(asRecord(s).source)));
+  if (secret === undefined || !granted.includes(secret) || asRecord(asRecord(doc.secrets)[secret]).file !== GRAFANA_PASSWORD_FILE) {
+    problems.push(`${name}: GF_SECURITY_ADMIN_PASSWORD__FILE must be /run/secrets/<secret>, a secret of the service whose file is ${GRAFANA_PASSWORD_FILE}`);
   }
+  if (env.GF_AUTH_DISABLE_LOGIN_FORM === "true") problems.push(`${name}: the admin password must come from GRAFANA_ADMIN_PASSWORD only`);
   return problems;
+}
+
+/**
+ * Least privilege for the CurveZMQ keys: a service mounts at most its own folder of ./keys, the broker
+ * ./keys/broker, a client ./keys/clients/<its MESSAGE_BUS_CLIENT_NAME>; never ./keys whole, which holds every
+ * client's secret.
+ */
+function keyMountProblems(name: string, service: Service): string[] {
+  const own = name === "broker" ? "./keys/broker" : `./keys/clients/${environment(service).MESSAGE_BUS_CLIENT_NAME ?? "<MESSAGE_BUS_CLIENT_NAME>"}`;
+  const source = (m: Mount) => m.source.replace(/\/$/, "");
+  return mounts(service)
+    .filter((m) => source(m) === "./keys" || source(m).startsWith("./keys/"))
+    .filter((m) => source(m) !== own || !m.readOnly)
+    .map((m) => `${name}: mounts ${m.source}; a service may mount only its own key folder, read-only (${own}:...:ro)`);
 }
 
 /** Every rule; an empty list means the file is fine. */
@@ -158,7 +180,7 @@ export function composeProblems(doc: Doc): string[] {
   if (networks.length !== 1) problems.push(`exactly one network expected, got ${networks.length}`);
   for (const [name, service] of Object.entries(all)) {
     problems.push(...imageProblems(name, service, all), ...portProblems(name, service), ...healthProblems(name, service));
-    problems.push(...hardeningProblems(name, service), ...socketProblems(name, service));
+    problems.push(...hardeningProblems(name, service), ...socketProblems(name, service), ...keyMountProblems(name, service));
     const nets = Array.isArray(service.networks) ? service.networks : Object.keys(asRecord(service.networks));
     if (nets.length !== 1 || nets[0] !== networks[0]) problems.push(`${name}: must be on the stack's network ${networks[0]} only`);
     if (Array.isArray(service.depends_on)) problems.push(`${name}: depends_on must use the long form with condition: service_healthy`);
@@ -174,6 +196,6 @@ export function composeProblems(doc: Doc): string[] {
       problems.push(`${name}: needs restart: unless-stopped`);
     }
   }
-  problems.push(...grafanaProblems(all));
+  problems.push(...grafanaProblems(all, doc));
   return problems;
 }

@@ -85,13 +85,33 @@ describe("docker-compose.yml follows the stack's rules", () => {
     it.each([
       ["GF_AUTH_ANONYMOUS_ENABLED", "true", 'grafana: GF_AUTH_ANONYMOUS_ENABLED must be "false"'],
       ["GF_USERS_ALLOW_SIGN_UP", "true", 'grafana: GF_USERS_ALLOW_SIGN_UP must be "false"'],
-      ["GF_SECURITY_ADMIN_PASSWORD", "admin", "grafana: GF_SECURITY_ADMIN_PASSWORD must be ${GRAFANA_ADMIN_PASSWORD:?message}"],
-      ["GF_SECURITY_ADMIN_PASSWORD", "${GRAFANA_ADMIN_PASSWORD:-admin}", "grafana: GF_SECURITY_ADMIN_PASSWORD must be"],
+      ["GF_SECURITY_ADMIN_PASSWORD", "${GRAFANA_ADMIN_PASSWORD:?required}", "grafana: GF_SECURITY_ADMIN_PASSWORD must not be set: docker inspect shows the environment"],
+      ["GF_SECURITY_ADMIN_PASSWORD__FILE", "/etc/grafana/password", "grafana: GF_SECURITY_ADMIN_PASSWORD__FILE must be /run/secrets/<secret>"],
+      ["GF_SECURITY_ADMIN_PASSWORD__FILE", "/run/secrets/other", "grafana: GF_SECURITY_ADMIN_PASSWORD__FILE must be /run/secrets/<secret>"],
     ])("grafana %s=%s", (key, value, problem) => {
       const doc = compose();
       const grafana = services(doc).grafana as Record<string, unknown>;
       grafana.environment = { ...environment(grafana), [key]: value };
       expect(composeProblems(doc).some((p) => p.startsWith(problem))).toBe(true);
+    });
+
+    it("grafana's password secret must come from the file ./aixcl start writes", () => {
+      const doc = compose();
+      (doc.secrets as Record<string, Record<string, unknown>>).grafana_admin_password = { file: "./grafana.password" };
+      expect(composeProblems(doc)).toContainEqual(expect.stringMatching(/^grafana: GF_SECURITY_ADMIN_PASSWORD__FILE must be .* whose file is \.\/\.secrets\/grafana_admin_password/));
+    });
+
+    it.each([
+      ["broker", "./keys:/keys:ro", "broker: mounts ./keys; a service may mount only its own key folder, read-only (./keys/broker:...:ro)"],
+      ["log-consumer", "./keys:/keys:ro", "log-consumer: mounts ./keys; a service may mount only its own key folder"],
+      ["log-consumer", "./keys/broker:/keys:ro", "log-consumer: mounts ./keys/broker; a service may mount only its own key folder, read-only (./keys/clients/log-consumer:...:ro)"],
+      ["cli", "./keys/clients/log-consumer:/keys:ro", "cli: mounts ./keys/clients/log-consumer"],
+      ["cli", "./keys/clients/cli:/keys", "cli: mounts ./keys/clients/cli"],
+    ])("%s mounting %s", (name, volume, problem) => {
+      const doc = compose();
+      const s = services(doc)[name] as Record<string, unknown>;
+      s.volumes = [...(s.volumes as unknown[]).filter((v) => !String(v).includes("keys")), volume];
+      expect(composeProblems(doc)).toContainEqual(expect.stringContaining(problem));
     });
 
     it.each(["logging", "aixcl"])("the project name %s (aixcl is AIXCL's own)", (name) => {
@@ -102,11 +122,16 @@ describe("docker-compose.yml follows the stack's rules", () => {
 
 describe("docker-compose.yml agrees with the files it mounts", () => {
   it("every bind-mounted file or directory of the repository exists (Docker would create an empty directory instead)", () => {
+    // Key folders are not in git (keys/ is ignored): ./aixcl makes exactly these before compose runs (KEY_MOUNTS).
+    const keyMounts = /^KEY_MOUNTS="([^"]+)"$/m.exec(read("aixcl"))?.[1]?.split(" ").map((d) => `./keys/${d}`) ?? [];
+    const keyed: string[] = [];
     for (const [name, service] of Object.entries(services(compose()))) {
       for (const m of mounts(service).filter((x) => x.source.startsWith("./"))) {
-        expect(existsSync(join(root, m.source)), `${name} mounts ${m.source}`).toBe(true);
+        if (m.source.startsWith("./keys/")) keyed.push(m.source);
+        else expect(existsSync(join(root, m.source)), `${name} mounts ${m.source}`).toBe(true);
       }
     }
+    expect(keyed.sort()).toEqual(keyMounts.sort());
   });
 
   it("every named volume is declared, and data lives on the six named volumes", () => {

@@ -17,6 +17,7 @@ export const DEFAULT_BUS_TEST_TIMEOUT_MS = 30_000;
 /** The stack's own bus clients, which always get keys so the stack keeps working once CURVE is on. */
 export const STACK_KEY_CLIENTS = ["log-consumer", "cli"] as const;
 export const DEFAULT_KEYS_DIR = "keys";
+const CLIENT_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export interface OutputOptions {
   lokiUrl: string;
@@ -31,6 +32,9 @@ export type Command =
   | ({ kind: "tail"; logql: string; follow: boolean } & OutputOptions)
   | { kind: "bus-test"; lokiUrl: string; timeoutMs: number; endpoint: string | undefined; brokerMetricsUrl: string }
   | { kind: "keys"; dir: string; clients: string[]; shownDir: string }
+  | { kind: "keys-list"; dir: string; shownDir: string }
+  | { kind: "keys-revoke"; dir: string; name: string; shownDir: string }
+  | { kind: "keys-register"; dir: string; name: string; publicKey: string; shownDir: string }
   | { kind: "alerts"; alertmanagerUrl: string; json: boolean };
 
 /** A command line that cannot be run; the message says what is wrong and how to do it right. */
@@ -56,6 +60,14 @@ export const USAGE = `Usage:
       named client, secret files mode 0600, and the broker's allow-list. Existing keys are kept.
       Default folder: $MESSAGE_BUS_KEYS_DIR, else ./${DEFAULT_KEYS_DIR}. The stack requires CURVE once it exists.
       --show-dir: how messages name the folder (./aixcl runs this in a container that sees ./keys elsewhere).
+  keys list [--dir <path>]
+      The clients in the keys folder: name, state (allowed or revoked), where the secret is, public key.
+  keys revoke <client> [--dir <path>]
+      Put the client's public key on revoked_clients and off the allow-list, for good: later keys runs keep it
+      out. keys <client> then makes it a new pair (rotation).
+  keys register <client> <public-key> [--dir <path>]
+      Admit a client by a public key it made itself (Z85, 40 characters, or a file holding it): its secret
+      never leaves its machine.
   help
 
 Options for every command: --loki <url> (default $LOKI_URL, else ${DEFAULT_LOKI_URL}).
@@ -210,15 +222,31 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}):
     const args = argv.slice(1);
     if (args.includes("--help") || args.includes("-h")) return { kind: "help" };
     const parsed = parseOptions("keys", args);
-    const bad = parsed.positional.find((name) => !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name));
-    if (bad !== undefined) throw new UsageError(`keys: client name ${JSON.stringify(bad)} must be lower-case letters, digits, - and _ (up to 64)`);
     const dir = parsed.values.get("--dir") ?? (env.MESSAGE_BUS_KEYS_DIR || DEFAULT_KEYS_DIR);
-    return {
-      kind: "keys",
-      dir,
-      clients: [...new Set([...STACK_KEY_CLIENTS, ...parsed.positional])],
-      shownDir: parsed.values.get("--show-dir") ?? dir,
+    const shownDir = parsed.values.get("--show-dir") ?? dir;
+    const [action, ...rest] = parsed.positional;
+    const names = (expected: number, form: string): string[] => {
+      if (rest.length !== expected) throw new UsageError(`keys ${action}: usage: keys ${form}`);
+      const bad = rest.slice(0, 1).find((name) => !CLIENT_NAME.test(name));
+      if (bad !== undefined) throw new UsageError(`keys: client name ${JSON.stringify(bad)} must be lower-case letters, digits, - and _ (up to 64)`);
+      return rest;
     };
+    if (action === "list") {
+      names(0, "list");
+      return { kind: "keys-list", dir, shownDir };
+    }
+    if (action === "revoke") {
+      const [name = ""] = names(1, "revoke <client>");
+      return { kind: "keys-revoke", dir, name, shownDir };
+    }
+    if (action === "register") {
+      const [name = "", publicKey = ""] = names(2, "register <client> <public-key (Z85) or a file holding it>");
+      return { kind: "keys-register", dir, name, publicKey, shownDir };
+    }
+    // Otherwise every word is a client to make keys for (list, revoke and register are never client names).
+    const bad = parsed.positional.find((name) => !CLIENT_NAME.test(name));
+    if (bad !== undefined) throw new UsageError(`keys: client name ${JSON.stringify(bad)} must be lower-case letters, digits, - and _ (up to 64)`);
+    return { kind: "keys", dir, clients: [...new Set([...STACK_KEY_CLIENTS, ...parsed.positional])], shownDir };
   }
   if (group === "alerts") {
     const args = argv.slice(1);

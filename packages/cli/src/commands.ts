@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { brokerKeyFiles, createLogger, generateKeys, readAllowList } from "@aixcl/shared";
+import { existsSync, readFileSync } from "node:fs";
+import { brokerKeyFiles, createLogger, generateKeys, KeyFileError, listClients, readAllowList, registerClient, revokeClient, stackKeyDirs } from "@aixcl/shared";
 import type { Command } from "./args.js";
 import { formatDuration } from "./duration.js";
 import { AlertmanagerClient } from "./alertmanager.js";
@@ -25,6 +26,9 @@ type QueryCommand = Extract<Command, { kind: "query" }>;
 type TailCommand = Extract<Command, { kind: "tail" }>;
 type BusTestCommand = Extract<Command, { kind: "bus-test" }>;
 type KeysCommand = Extract<Command, { kind: "keys" }>;
+type KeysListCommand = Extract<Command, { kind: "keys-list" }>;
+type KeysRevokeCommand = Extract<Command, { kind: "keys-revoke" }>;
+type KeysRegisterCommand = Extract<Command, { kind: "keys-register" }>;
 type AlertsCommand = Extract<Command, { kind: "alerts" }>;
 
 export async function runQuery(cmd: QueryCommand, io: CliIO): Promise<number> {
@@ -200,17 +204,60 @@ export async function runBusTest(cmd: BusTestCommand, io: CliIO): Promise<number
   );
 }
 
+/** Paths as the user knows them: ./aixcl runs the keys commands in a container that sees their keys/ elsewhere. */
+function shownPath(cmd: { dir: string; shownDir: string }): (path: string) => string {
+  return (path) => (path === cmd.dir || path.startsWith(`${cmd.dir}/`) ? `${cmd.shownDir}${path.slice(cmd.dir.length)}` : path);
+}
+
+function writeAllowList(cmd: { dir: string; shownDir: string }, io: CliIO): void {
+  const { allowList } = brokerKeyFiles(stackKeyDirs(cmd.dir).broker);
+  const allowed = readAllowList(allowList).map((client) => client.name);
+  io.stdout.write(`allow-list ${shownPath(cmd)(allowList)}: ${allowed.join(", ")}\n`);
+}
+
 /** Creates what is missing of the CURVE keys and rewrites the broker's allow-list. */
 export function runKeys(cmd: KeysCommand, io: CliIO): number {
-  // Paths as the user knows them: ./aixcl runs this in a container that sees their keys/ at another path.
-  const shown = (path: string) => (path === cmd.dir || path.startsWith(`${cmd.dir}/`) ? `${cmd.shownDir}${path.slice(cmd.dir.length)}` : path);
+  const shown = shownPath(cmd);
   const created = generateKeys(cmd.dir, cmd.clients);
   for (const file of created) io.stdout.write(`created ${shown(file)} (mode 600) and its .pub\n`);
   if (created.length === 0) io.stdout.write(`every key already existed in ${shown(cmd.dir)}; nothing created\n`);
-  const { allowList } = brokerKeyFiles(cmd.dir);
-  const allowed = readAllowList(allowList).map((client) => client.name);
-  io.stdout.write(`allow-list ${shown(allowList)}: ${allowed.join(", ")}\n`);
+  writeAllowList(cmd, io);
+  io.stdout.write(`A client's folder (${shown(stackKeyDirs(cmd.dir).client("<name>"))}) is what its application needs: MESSAGE_BUS_KEYS_DIR.\n`);
   io.stdout.write("The bus requires CurveZMQ from the next start of the broker: ./aixcl restart\n");
+  return 0;
+}
+
+export function runKeysList(cmd: KeysListCommand, io: CliIO): number {
+  const clients = listClients(cmd.dir);
+  if (clients.length === 0) {
+    io.stderr.write(`no clients in ${shownPath(cmd)(cmd.dir)}; create keys with ./aixcl keys\n`);
+    return 0;
+  }
+  io.stdout.write(`${"CLIENT".padEnd(20)} ${"STATE".padEnd(8)} ${"SECRET".padEnd(11)} PUBLIC KEY\n`);
+  for (const c of clients) io.stdout.write(`${c.name.padEnd(20)} ${c.state.padEnd(8)} ${(c.secretHere ? "here" : "registered").padEnd(11)} ${c.publicKey}\n`);
+  return 0;
+}
+
+export function runKeysRevoke(cmd: KeysRevokeCommand, io: CliIO): number {
+  const { publicKey, already } = revokeClient(cmd.dir, cmd.name);
+  io.stdout.write(`${already ? "already revoked" : "revoked"}: ${cmd.name} (${publicKey}), listed in ${shownPath(cmd)(stackKeyDirs(cmd.dir).revoked)}\n`);
+  writeAllowList(cmd, io);
+  io.stdout.write(`A new key pair for ${cmd.name}, if it is to come back: ./aixcl keys ${cmd.name}\n`);
+  return 0;
+}
+
+/** The key itself (Z85, 40 characters) or a file holding it. */
+function publicKeyArgument(arg: string): string {
+  if (arg.length === 40 || !existsSync(arg)) return arg;
+  return readFileSync(arg, "utf8").trim();
+}
+
+export function runKeysRegister(cmd: KeysRegisterCommand, io: CliIO): number {
+  const key = publicKeyArgument(cmd.publicKey);
+  if (key.length !== 40) throw new KeyFileError(cmd.publicKey, "neither a 40-character Z85 public key nor a file holding one");
+  registerClient(cmd.dir, cmd.name, key);
+  io.stdout.write(`registered ${cmd.name} (${key}); its folder ${shownPath(cmd)(stackKeyDirs(cmd.dir).client(cmd.name))} holds the broker's public key for it\n`);
+  writeAllowList(cmd, io);
   return 0;
 }
 

@@ -2,7 +2,7 @@ import { parseArgs, UsageError, USAGE } from "./args.js";
 import type { CliIO } from "./commands.js";
 import { KeyFileError } from "@aixcl/shared";
 import { AlertmanagerError } from "./alertmanager.js";
-import { runAlerts, runBusTest, runKeys, runQuery, runTail } from "./commands.js";
+import { runAlerts, runBusTest, runKeys, runKeysList, runKeysRegister, runKeysRevoke, runQuery, runTail } from "./commands.js";
 import { LokiError } from "./loki.js";
 
 /** Exit statuses: 0 success, 1 the operation failed, 2 the command line is wrong. */
@@ -28,6 +28,12 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
         return await runBusTest(cmd, io);
       case "keys":
         return runKeys(cmd, io);
+      case "keys-list":
+        return runKeysList(cmd, io);
+      case "keys-revoke":
+        return runKeysRevoke(cmd, io);
+      case "keys-register":
+        return runKeysRegister(cmd, io);
       case "alerts":
         return await runAlerts(cmd, io);
     }

@@ -1,5 +1,5 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "@aixcl/testkit";
 import { curveKeyPair } from "zeromq";
@@ -10,9 +10,13 @@ import {
   curveEnabled,
   generateKeys,
   KeyFileError,
+  listClients,
   loadBrokerKeys,
   loadClientKeys,
   readAllowList,
+  registerClient,
+  revokeClient,
+  stackKeyDirs,
   z85Decode,
   z85Encode,
 } from "../src/index.js";
@@ -43,36 +47,99 @@ describe("Z85", () => {
 });
 
 describe("key files", () => {
+  // Helpers naming the files of one client's own folder in the stack's keys/.
+  const brokerFiles = (root: string) => brokerKeyFiles(stackKeyDirs(root).broker);
+  const clientFiles = (root: string, name: string) => clientKeyFiles(stackKeyDirs(root).client(name), name);
+  const clientKeys = (root: string, name: string) => loadClientKeys(stackKeyDirs(root).client(name), name);
+  const allowed = (root: string) => readAllowList(brokerFiles(root).allowList).map((c) => c.name);
+
   it("generates the broker's and each client's key pair, secrets mode 0600, and the allow-list", () => {
     const dir = tmp();
     const created = generateKeys(dir, ["log-consumer", "cli"]);
     expect(created).toHaveLength(3);
-    for (const file of [brokerKeyFiles(dir).secretKey, clientKeyFiles(dir, "cli").secretKey, clientKeyFiles(dir, "log-consumer").secretKey]) {
+    for (const file of [brokerFiles(dir).secretKey, clientFiles(dir, "cli").secretKey, clientFiles(dir, "log-consumer").secretKey]) {
       expect(statSync(file).mode & 0o777).toBe(0o600);
     }
-    const broker = loadBrokerKeys(dir);
+    const broker = loadBrokerKeys(stackKeyDirs(dir).broker);
     expect(broker.allowed.map((c) => c.name)).toEqual(["cli", "log-consumer"]);
-    const consumer = loadClientKeys(dir, "log-consumer");
+    const consumer = clientKeys(dir, "log-consumer");
     expect(consumer.serverKey).toBe(broker.publicKey);
     expect(broker.allowed.find((c) => c.name === "log-consumer")?.key).toEqual(z85Decode(consumer.publicKey));
-    expect(curveEnabled(dir)).toBe(true);
+    expect(curveEnabled(stackKeyDirs(dir).broker)).toBe(true);
     expect(curveEnabled("")).toBe(false);
+  });
+
+  // Each folder is what one container mounts: it must hold exactly what that reader may see.
+  it("gives the broker and each client a folder of its own: no folder holds another's secret", () => {
+    const dir = tmp();
+    generateKeys(dir, ["log-consumer", "cli", "app"]);
+    const files = (sub: string) => readdirSync(sub, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => relative(sub, join(e.parentPath, e.name))).sort();
+    expect(files(stackKeyDirs(dir).broker)).toEqual(["allowed_clients", "broker.pub", "broker.secret"]);
+    for (const name of ["app", "cli", "log-consumer"]) {
+      expect(files(stackKeyDirs(dir).client(name))).toEqual(["broker.pub", `clients/${name}.pub`, `clients/${name}.secret`]);
+      expect(statSync(stackKeyDirs(dir).client(name)).mode & 0o777).toBe(0o700);
+    }
+    expect(statSync(stackKeyDirs(dir).broker).mode & 0o777).toBe(0o700);
   });
 
   it("keeps existing keys and adds new clients to the allow-list", () => {
     const dir = tmp();
     generateKeys(dir, ["a"]);
-    const before = readFileSync(brokerKeyFiles(dir).secretKey, "utf8");
-    expect(generateKeys(dir, ["b"])).toEqual([clientKeyFiles(dir, "b").secretKey]);
-    expect(readFileSync(brokerKeyFiles(dir).secretKey, "utf8")).toBe(before);
-    expect(readAllowList(brokerKeyFiles(dir).allowList).map((c) => c.name)).toEqual(["a", "b"]);
+    const before = readFileSync(brokerFiles(dir).secretKey, "utf8");
+    expect(generateKeys(dir, ["b"])).toEqual([clientFiles(dir, "b").secretKey]);
+    expect(readFileSync(brokerFiles(dir).secretKey, "utf8")).toBe(before);
+    expect(allowed(dir)).toEqual(["a", "b"]);
+  });
+
+  it("a revoked client stays out of the allow-list whatever later runs do; naming it again gives it a new pair", () => {
+    const dir = tmp();
+    generateKeys(dir, ["a", "b"]);
+    const old = clientKeys(dir, "a").publicKey;
+    expect(revokeClient(dir, "a")).toEqual({ publicKey: old, already: false });
+    expect(allowed(dir)).toEqual(["b"]);
+    expect(revokeClient(dir, "a").already).toBe(true);
+    generateKeys(dir, []);
+    generateKeys(dir, ["b"]);
+    expect(allowed(dir)).toEqual(["b"]);
+    expect(listClients(dir).map((c) => [c.name, c.state])).toEqual([["a", "revoked"], ["b", "allowed"]]);
+    // Rotation: the name again makes a new pair, admitted; the old key stays revoked.
+    expect(generateKeys(dir, ["a"])).toEqual([clientFiles(dir, "a").secretKey]);
+    expect(clientKeys(dir, "a").publicKey).not.toBe(old);
+    expect(allowed(dir)).toEqual(["a", "b"]);
+    expect(readFileSync(stackKeyDirs(dir).revoked, "utf8")).toContain(`${old} a`);
+    expect(() => revokeClient(dir, "nobody")).toThrow(/there is no client "nobody"; .\/aixcl keys list shows the clients/);
+  });
+
+  it("registers a client by its public key alone: no secret on this side, admitted, and refused when revoked or taken", () => {
+    const dir = tmp();
+    const own = curveKeyPair();
+    registerClient(dir, "laptop", own.publicKey);
+    expect(existsSync(clientFiles(dir, "laptop").secretKey)).toBe(false);
+    expect(listClients(dir)).toEqual([{ name: "laptop", publicKey: own.publicKey, state: "allowed", secretHere: false }]);
+    expect(allowed(dir)).toEqual(["laptop"]);
+    expect(readFileSync(join(stackKeyDirs(dir).client("laptop"), "broker.pub"), "utf8")).toBe(readFileSync(brokerFiles(dir).publicKey, "utf8"));
+    // ./aixcl keys laptop later keeps the registered key instead of making a pair.
+    expect(generateKeys(dir, ["laptop"])).toEqual([]);
+    expect(() => registerClient(dir, "laptop", curveKeyPair().publicKey)).toThrow(/already has another key; revoke it first/);
+    revokeClient(dir, "laptop");
+    expect(() => registerClient(dir, "laptop", own.publicKey)).toThrow(/that public key was revoked/);
+    const next = curveKeyPair().publicKey;
+    registerClient(dir, "laptop", next);
+    expect(allowed(dir)).toEqual(["laptop"]);
+    expect(() => registerClient(dir, "x", "not-a-key")).toThrow(/is not a 40-character Z85 CURVE public key/);
+  });
+
+  it("refuses the old single-folder layout, which ./aixcl moves", () => {
+    const dir = tmp();
+    writeFileSync(join(dir, "broker.secret"), "x");
+    expect(() => generateKeys(dir, [])).toThrow(/old single-folder layout; run .\/aixcl keys/);
   });
 
   it("refuses a secret key that group or others can read", () => {
     const dir = tmp();
     generateKeys(dir, ["a"]);
-    chmodSync(clientKeyFiles(dir, "a").secretKey, 0o644);
-    expect(() => loadClientKeys(dir, "a")).toThrow(/readable by group or others \(mode 644\); run chmod 600/);
+    chmodSync(clientFiles(dir, "a").secretKey, 0o644);
+    expect(() => clientKeys(dir, "a")).toThrow(/readable by group or others \(mode 644\); run chmod 600/);
   });
 
   it("reads keys containing #, a Z85 character, and skips comment lines", () => {
@@ -109,9 +176,10 @@ describe("key files", () => {
   });
 
   it("clients find their keys from the environment, and need a name when the bus has keys", () => {
-    const dir = tmp();
+    const root = tmp();
+    const dir = stackKeyDirs(root).client("app");
     expect(clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: dir })).toBeUndefined();
-    generateKeys(dir, ["app"]);
+    generateKeys(root, ["app"]);
     expect(() => clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: dir })).toThrow(/set MESSAGE_BUS_CLIENT_NAME/);
     expect(clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: dir, MESSAGE_BUS_CLIENT_NAME: "app" })?.publicKey).toBe(loadClientKeys(dir, "app").publicKey);
     expect(clientKeysFromEnv({ MESSAGE_BUS_KEYS_DIR: dir }, "app")).toBeDefined();

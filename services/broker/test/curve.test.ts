@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { curveKeyPair, Subscriber } from "zeromq";
 import type { LogEntry } from "@aixcl/shared";
-import { createLogger, curveClientOptions, decodeLogMessage, generateKeys, loadClientKeys, z85Decode } from "@aixcl/shared";
+import { createLogger, curveClientOptions, decodeLogMessage, generateKeys, loadClientKeys, stackKeyDirs, z85Decode } from "@aixcl/shared";
 import { metricSample, tempDir } from "@aixcl/testkit";
 import { decideZap } from "../src/zap.js";
 import { Collector, testBroker, until } from "./bus.js";
@@ -14,10 +14,13 @@ afterEach(async () => {
 // A counter that was never incremented is not exposed: that reads as 0.
 const metric = async (url: string, sample: string) => (await metricSample(url, sample)) ?? 0;
 
+/** A client's keys as its own folder of the stack's keys/ holds them. */
+const clientKeys = (root: string, name: string) => loadClientKeys(stackKeyDirs(root).client(name), name);
+
 async function curveBus() {
   const dir = tempDir("curve");
   generateKeys(dir, ["app", "log-consumer"]);
-  const broker = await testBroker({}, {}, { keys_dir: dir });
+  const broker = await testBroker({}, {}, { keys_dir: stackKeyDirs(dir).broker });
   cleanup.push(() => broker.close());
   return { dir, broker };
 }
@@ -35,8 +38,8 @@ describe("CurveZMQ with an allow-list", () => {
   it("delivers between allow-listed clients, encrypted end to end, and holds the logger while the broker stops", async () => {
     const { dir, broker } = await curveBus();
     expect(await metric(broker.ops.url, "aixcl_broker_curve_enabled")).toBe(1);
-    const sub = subscribe(broker.subEndpoint, curveClientOptions(loadClientKeys(dir, "log-consumer")));
-    const log = createLogger({ subsystem: "s", module: "m", endpoint: broker.pubEndpoint, curve: loadClientKeys(dir, "app") });
+    const sub = subscribe(broker.subEndpoint, curveClientOptions(clientKeys(dir, "log-consumer")));
+    const log = createLogger({ subsystem: "s", module: "m", endpoint: broker.pubEndpoint, curve: clientKeys(dir, "app") });
     cleanup.push(() => log.close());
     await until(() => log.connected, 5000, "allowed logger to see the subscription");
     log.info("secret hello");
@@ -57,7 +60,7 @@ describe("CurveZMQ with an allow-list", () => {
   it("refuses and counts an unknown client key, on either side", async () => {
     const { dir, broker } = await curveBus();
     const stranger = curveKeyPair();
-    const serverKey = loadClientKeys(dir, "app").serverKey;
+    const serverKey = clientKeys(dir, "app").serverKey;
     const strangerOptions = { curveServerKey: serverKey, curvePublicKey: stranger.publicKey, curveSecretKey: stranger.secretKey };
     const sub = subscribe(broker.subEndpoint, strangerOptions);
     const log = createLogger({ subsystem: "s", module: "m", endpoint: broker.pubEndpoint, curve: { serverKey, ...stranger } });

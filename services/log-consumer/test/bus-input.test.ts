@@ -21,6 +21,7 @@ import {
   loadClientKeys,
   messageBusSchema,
   serviceLog,
+  stackKeyDirs,
 } from "@aixcl/shared";
 import type { LokiHandle } from "@aixcl/testkit";
 import { fullEntry, metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
@@ -103,10 +104,10 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
     }
 
     it("an allow-listed consumer receives, encrypted, and delivers to Loki", async () => {
-      const dir = keys();
-      const bus = await broker(dir);
-      const { lines } = await consumer(portOf(bus.subEndpoint), { labels: { static: { run: "curve" } } }, { bus: { keys_dir: dir } });
-      const log = createLogger({ subsystem: "secure", module: "m", endpoint: bus.pubEndpoint, curve: loadClientKeys(dir, "app") });
+      const dirs = stackKeyDirs(keys());
+      const bus = await broker(dirs.broker);
+      const { lines } = await consumer(portOf(bus.subEndpoint), { labels: { static: { run: "curve" } } }, { bus: { keys_dir: dirs.client("log-consumer") } });
+      const log = createLogger({ subsystem: "secure", module: "m", endpoint: bus.pubEndpoint, curve: loadClientKeys(dirs.client("app"), "app") });
       cleanups.push(() => log.close());
       await until("the logger to see the consumer's subscription", () => log.connected, 10_000);
       for (let n = 0; n < 20; n++) log.info(`secret ${n}`);
@@ -118,12 +119,13 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
     });
 
     it("a consumer whose key is not allow-listed is refused, counted on both sides, and says what to check", async () => {
-      const dir = keys();
-      const bus = await broker(dir);
+      const dirs = stackKeyDirs(keys());
+      const bus = await broker(dirs.broker);
       // Its own key pair, with the right broker key: the broker does not know it.
-      const strangerDir = tempDir("stranger-keys");
-      generateKeys(strangerDir, ["log-consumer"]);
-      copyFileSync(join(dir, "broker.pub"), join(strangerDir, "broker.pub"));
+      const strangerRoot = tempDir("stranger-keys");
+      generateKeys(strangerRoot, ["log-consumer"]);
+      const strangerDir = stackKeyDirs(strangerRoot).client("log-consumer");
+      copyFileSync(join(dirs.broker, "broker.pub"), join(strangerDir, "broker.pub"));
       const { consumer: c, lines } = await consumer(portOf(bus.subEndpoint), {}, { bus: { keys_dir: strangerDir } });
       await until("a refused handshake", async () => (await valuesBy(c.busMetrics.handshakeFailures, "kind")).auth !== undefined, 10_000);
       expect(await metricText(bus.ops.url, 'aixcl_broker_auth_decisions_total{result="denied",reason="unknown_key"}')).toBeGreaterThanOrEqual(1);
@@ -133,7 +135,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
     });
 
     it("a plaintext consumer is refused by a CURVE broker and is told to set keys_dir", async () => {
-      const bus = await broker(keys());
+      const bus = await broker(stackKeyDirs(keys()).broker);
       const { consumer: c, lines } = await consumer(portOf(bus.subEndpoint));
       await until("a refused handshake", async () => (await total(c.busMetrics.handshakeFailures)) >= 1, 10_000);
       expect(lines.find((l) => l.msg === "the broker refused the connection")).toMatchObject({ hint: expect.stringMatching(/keys_dir/) });
@@ -141,7 +143,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
     });
 
     it("a missing or readable secret key stops the start, naming the file", () => {
-      const dir = keys();
+      const dir = stackKeyDirs(keys()).client("log-consumer");
       const secret = join(dir, "clients", "log-consumer.secret");
       chmodSync(secret, 0o644);
       const load = (env: NodeJS.ProcessEnv) => () => loadConsumerConfig({ ...env, LOG_CONSUMER_CONFIG: writeConsumerConfig({}) });

@@ -1,4 +1,5 @@
-"""CurveZMQ client keys, in the layout `./aixcl keys` writes (the TypeScript clients read the same):
+"""CurveZMQ client keys, in the layout of a client's folder keys/clients/<name>/ of `./aixcl keys` (the TypeScript
+clients read the same):
 
     <dir>/broker.pub                           the broker's public key (Z85, 40 characters)
     <dir>/clients/<name>.pub, <name>.secret    one key pair per client; secrets mode 0600, refused when
