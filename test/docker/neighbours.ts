@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "@aixcl/testkit";
+import { chainedTracebackProgram } from "../components/traceback.js";
 import { docker } from "./engine.js";
 
 /** The base of every neighbour: Debian's slim image (in CI the stand-in of .ci/standin-images.sh). */
@@ -104,21 +105,5 @@ export function pythonImage(): string {
   return PYTHON_IMAGE;
 }
 
-/** A Python program that logs an exception with its chained cause through logging, then a plain line. */
-export const tracebackProgram = (run: string) =>
-  [
-    "import logging, sys",
-    'logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")',
-    "def charge():",
-    "    try:",
-    "        1 / 0",
-    "    except ZeroDivisionError as e:",
-    '        raise ValueError("bad invoice") from e',
-    "try:",
-    "    charge()",
-    "except Exception:",
-    `    logging.getLogger("shop").exception("charging failed ${run}")`,
-    `print("done ${run}", file=sys.stderr, flush=True)`,
-    "import time",
-    "time.sleep(600)",
-  ].join("\n");
+/** The chained traceback program (test/components/traceback.ts) on stderr, then a line, then it stays up. */
+export const tracebackProgram = (run: string) => `${chainedTracebackProgram(run, "stderr", `done ${run}`)}\ntime.sleep(600)`;
