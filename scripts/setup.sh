@@ -14,8 +14,8 @@
 #      without Docker only loses the Docker tier, which then skips and says why;
 #   7. in CI only (CI=true), whose machines reach no image registry: local stand-ins for the upstream images
 #      (.ci/standin-images.sh). Never on a user's machine, where compose pulls the real ones.
-# Builds are cached outside the clone (${AIXCL_CACHE:-~/.cache/aixcl}); a cold run on 2 cores takes about
-# 25 minutes (README.md, "The two commands"), a warm one a few seconds.
+# Builds are cached outside the clone (${AIXCL_CACHE:-~/.cache/aixcl}); from nothing on 2 cores the set-up took 35
+# minutes (README.md, "The two commands", step by step), a warm one takes a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
