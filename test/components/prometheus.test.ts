@@ -2,6 +2,17 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+
+interface ScrapeJob {
+  job_name: string;
+  static_configs?: { targets: string[] }[];
+  dns_sd_configs?: { names: string[]; type: string; port: number }[];
+}
+/** A job's targets as host:port, whether listed (static_configs) or looked up by name (dns_sd_configs). */
+const targetsOf = (j: ScrapeJob): string[] => [
+  ...(j.static_configs ?? []).flatMap((s) => s.targets),
+  ...(j.dns_sd_configs ?? []).flatMap((d) => d.names.map((n) => `${n}:${d.port}`)),
+];
 import {
   mapScrapeTargets,
   printComponentLogsOnFailure,
@@ -23,10 +34,10 @@ describe("mapScrapeTargets (how the harness adapts the shipped prometheus.yml)",
   const shipped = readFileSync(shippedConfig.prometheus, "utf8");
 
   it("changes only the mapped addresses and keeps every shipped job", () => {
-    const mapped = parse(mapScrapeTargets(shipped, { "loki:3100": "127.0.0.1:1234" })) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+    const mapped = parse(mapScrapeTargets(shipped, { "loki:3100": "127.0.0.1:1234" })) as { scrape_configs: ScrapeJob[] };
     const original = parse(shipped) as typeof mapped;
     expect(mapped.scrape_configs.map((j) => j.job_name)).toEqual(original.scrape_configs.map((j) => j.job_name));
-    const targets = Object.fromEntries(mapped.scrape_configs.map((j) => [j.job_name, j.static_configs[0]?.targets]));
+    const targets = Object.fromEntries(mapped.scrape_configs.map((j) => [j.job_name, targetsOf(j)]));
     expect(targets["loki"]).toEqual(["127.0.0.1:1234"]);
     expect(targets["promtail"]).toEqual(["promtail:9080"]);
   });
@@ -52,8 +63,8 @@ describe("mapScrapeTargets (how the harness adapts the shipped prometheus.yml)",
 
 describe("prometheus/prometheus.yml", () => {
   it("scrapes every service of the stack by its compose name and port", () => {
-    const doc = parse(readFileSync(shippedConfig.prometheus, "utf8")) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
-    const targets = Object.fromEntries(doc.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((s) => s.targets)]));
+    const doc = parse(readFileSync(shippedConfig.prometheus, "utf8")) as { scrape_configs: ScrapeJob[] };
+    const targets = Object.fromEntries(doc.scrape_configs.map((j) => [j.job_name, targetsOf(j)]));
     expect(targets).toEqual({
       prometheus: ["localhost:9090"],
       loki: ["loki:3100"],

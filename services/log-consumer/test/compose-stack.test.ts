@@ -58,15 +58,19 @@ describe("the compose stack and the log consumer", () => {
     ).toBe(true);
   });
 
-  it("mounts ./keys read-only where MESSAGE_BUS_KEYS_DIR says, for the broker and every bus client, with the names ./aixcl keys creates", () => {
-    for (const name of ["broker", "log-consumer", "cli"]) {
+  it("mounts only its own folder of ./keys read-only where MESSAGE_BUS_KEYS_DIR says, for the broker and every bus client, with the names ./aixcl keys creates", () => {
+    const clients = ["log-consumer", "cli"].map((name) => service(name).environment?.MESSAGE_BUS_CLIENT_NAME);
+    expect(clients).toEqual([...STACK_KEY_CLIENTS]);
+    const folders: Record<string, string> = { broker: "./keys/broker", "log-consumer": "./keys/clients/log-consumer", cli: "./keys/clients/cli" };
+    for (const [name, source] of Object.entries(folders)) {
       const s = service(name);
       const keysDir = s.environment?.MESSAGE_BUS_KEYS_DIR;
       expect(keysDir, `${name} sets MESSAGE_BUS_KEYS_DIR`).toBeDefined();
-      expect(mounts(s).find((m) => m.target === keysDir), `${name} mounts ./keys at ${keysDir}`).toEqual({ source: "./keys", target: keysDir, readOnly: true });
+      // Exactly one folder of ./keys: no service sees another's secret key.
+      expect(mounts(s).filter((m) => m.source.startsWith("./keys")), `${name} mounts ${source} at ${keysDir} and nothing else of ./keys`).toEqual([
+        { source, target: keysDir, readOnly: true },
+      ]);
     }
-    const clients = ["log-consumer", "cli"].map((name) => service(name).environment?.MESSAGE_BUS_CLIENT_NAME);
-    expect(clients).toEqual([...STACK_KEY_CLIENTS]);
   });
 
   it("./keys exists in the checkout (Docker would create it as root) and keeps every key out of git", () => {
