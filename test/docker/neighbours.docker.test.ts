@@ -210,6 +210,35 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the stack beside AIXC
     removeContainers(names);
   });
 
+  it("AIXCL_COLLECT_PROJECTS in .env keeps only the named projects and the stack's own; the rest are left out", { timeout: 600_000 }, async () => {
+    const env = join(checkout.dir, ".env");
+    const original = readFileSync(env, "utf8");
+    const left = `aixcl-tier-left-${run}`;
+    plainContainers.push(left);
+    try {
+      writeFileSync(env, `${original}\nAIXCL_COLLECT_PROJECTS=aixcl\n`);
+      const r = await checkout.run(["start"], 300_000);
+      expect(r.status, r.stderr).toBe(0);
+      runPlain(left, numbered("left line", run, 0.2));
+      const shopBefore = await count(`{compose_project="${shop.project}"}`);
+      const ollamaBefore = await count(`{compose_project="aixcl", compose_service="ollama"}`);
+      const own = `{compose_project="${PROJECT}", compose_service="alertmanager"} |= "Loading configuration file"`;
+      const ownBefore = await count(own);
+      // The stack's own services log little when idle: a SIGHUP makes Alertmanager log its configuration reload now.
+      expect(spawnSync("docker", ["kill", "--signal", "HUP", `${PROJECT}-alertmanager-1`]).status).toBe(0);
+      // AIXCL's project and the stack's own go on arriving, well past Promtail's 5 s discovery refresh.
+      await until("AIXCL's newer lines", async () => (await count(`{compose_project="aixcl", compose_service="ollama"}`)) >= ollamaBefore + 10, 60_000);
+      await until("the stack's own newer lines (Alertmanager's reload)", async () => (await count(own)) > ownBefore, 60_000);
+      expect(await count(`{container="${left}"}`)).toBe(0);
+      expect(await count(`{compose_project="${shop.project}"}`)).toBe(shopBefore);
+    } finally {
+      writeFileSync(env, original);
+      const back = await checkout.run(["start"], 300_000);
+      expect(back.status, back.stderr).toBe(0);
+    }
+    await until("every container again", async () => (await count(`{container="${left}"}`)) > 0, 60_000);
+  });
+
   it("./aixcl stop, start and clean --volumes --yes leave AIXCL's containers and volume, the other project and plain containers running", { timeout: 600_000 }, async () => {
     for (const args of [["stop"], ["start"], ["clean", "--volumes", "--yes"]]) {
       const r = await checkout.run(args, 300_000);

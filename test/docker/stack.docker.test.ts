@@ -18,6 +18,7 @@
  * when the engine cannot pull the stack's images, or when the stack's project (aixcl-logging) already runs here (it
  * would be replaced). Run it alone: `npm run test:docker`.
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -208,6 +209,21 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
       const up = new Set(body.data.activeTargets.filter((t) => t.health === "up").map((t) => t.labels.job));
       return jobs.every((j) => up.has(j));
     });
+  });
+
+  it("a second log consumer container on the stack's spool volume is refused at start, naming the directory; the first goes on", { timeout: 120_000 }, async () => {
+    const uid = /^AIXCL_UID=(\d+)$/m.exec(readFileSync(join(checkout.dir, ".env"), "utf8"))?.[1] ?? "1000";
+    const second = spawnSync(
+      "docker",
+      ["run", "--rm", "--user", `${uid}:${uid}`, "--volume", `${PROJECT}_log-consumer-spool:/var/lib/log-consumer`, "--env", "LOG_CONSUMER_SPOOL_DIR=/var/lib/log-consumer/spool",
+        "--env", "MESSAGE_BUS_HOST=127.0.0.1", "--env", "LOKI_URL=http://127.0.0.1:3100", "aixcl-log-consumer:local"],
+      { encoding: "utf8", timeout: 90_000 },
+    );
+    expect(second.status, `${second.stdout}${second.stderr}`).not.toBe(0);
+    expect(`${second.stdout}${second.stderr}`).toMatch(/spool\.dir \/var\/lib\/log-consumer\/spool: in use by another log consumer/);
+    expect(health("log-consumer")).toBe("running/healthy");
+    const bus = await checkout.run(["bus", "test"], 120_000);
+    expect(bus.status, `${bus.stdout}${bus.stderr}`).toBe(0);
   });
 
   it("Python's logging through BusHandler (clients/python, pip-installed) on the host: every field arrives", { timeout: 180_000 }, async () => {
