@@ -514,13 +514,27 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
     expect(docker(["exec", container("grafana"), "cat", "/run/secrets/grafana_admin_password"])).toBe(password);
   });
 
+  it("./aixcl keys for a new client while the bus runs CURVE: the broker reloads (not restarts) and admits it", { timeout: 600_000 }, async () => {
+    const startedAt = () => docker(["inspect", "--format", "{{.State.StartedAt}}", container("broker")]);
+    const before = startedAt();
+    const keys = await checkout.run(["keys", "late-app"], 600_000);
+    expect(keys.status, keys.stderr).toBe(0);
+    expect(keys.stderr).toContain("The broker reloaded its allow-list");
+    expect(startedAt()).toBe(before);
+    expect(await metricSample("http://127.0.0.1:9464", 'aixcl_broker_allow_list_reloads_total{result="ok"}')).toBeGreaterThanOrEqual(1);
+    const keyed = `dockertier_py_late_${run}`;
+    const py = await runPython(pythonFieldsProgram(keyed), { MESSAGE_BUS_KEYS_DIR: join(checkout.dir, "keys/clients/late-app"), MESSAGE_BUS_CLIENT_NAME: "late-app" });
+    expect(py.status, py.stderr).toBe(0);
+    await until("the new client's records in Loki", async () => (await queryRange(LOKI, `{service="${keyed}"}`)).flatMap((s) => s.values).length === 2, 60_000);
+  });
+
   it("./aixcl keys revoke cuts a client off for good: the broker restarts, the client is refused, a later ./aixcl keys keeps it out", { timeout: 600_000 }, async () => {
     const revoke = await checkout.run(["keys", "revoke", "my-app"], 300_000);
     expect(revoke.status, revoke.stderr).toBe(0);
     expect(revoke.stderr).toContain("Restarting the broker");
     const again = await checkout.run(["keys"], 300_000);
     expect(again.status, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/allow-list keys\/broker\/allowed_clients: cli, log-consumer$/m);
+    expect(again.stdout).toMatch(/allow-list keys\/broker\/allowed_clients: cli, late-app, log-consumer$/m);
     const list = await checkout.run(["keys", "list"], 300_000);
     expect(list.stdout).toMatch(/^my-app\s+revoked\s/m);
     const denied = async () => (await metricSample("http://127.0.0.1:9464", 'aixcl_broker_auth_decisions_total{result="denied",reason="unknown_key"}')) ?? 0;

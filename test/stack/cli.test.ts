@@ -101,27 +101,48 @@ describe("keys", () => {
 
   const withEnv = () => writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\n", { mode: 0o600 });
 
-  it("revoke and register restart a running broker, so a connected client is cut off now; list does not", () => {
+  it("revoke restarts a running broker, so a connected client is cut off now; register and new clients reload it (SIGHUP); list does neither", () => {
     withEnv();
+    // Keys already in use: the broker runs CURVE.
+    mkdirSync(join(dir, "keys", "broker"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, "keys", "broker", "broker.secret"), "s", { mode: 0o600 });
     const running = { FAKE_DOCKER_RUNNING: "loki\nbroker", FAKE_DOCKER_PS: "broker running healthy" };
+    const reloads = (r: ReturnType<typeof aixcl>) => composeCalls(r).filter((c) => c[0] === "kill");
+    const restarts = (r: ReturnType<typeof aixcl>) => composeCalls(r).filter((c) => c[0] === "restart");
     const revoke = aixcl(["keys", "revoke", "my-app"], running);
     expect(revoke.status).toBe(0);
     const calls = composeCalls(revoke);
     expect(calls.find((c) => c[0] === "run")?.slice(-2)).toEqual(["revoke", "my-app"]);
     expect(calls.findIndex((c) => c[0] === "restart" && c[1] === "broker")).toBeGreaterThan(calls.findIndex((c) => c[0] === "run"));
-    expect(revoke.stderr).toContain("Restarting the broker so that it applies the new allow-list now.");
+    expect(reloads(revoke)).toEqual([]);
+    expect(revoke.stderr).toContain("Restarting the broker so that it cuts off the revoked client now.");
 
     const key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
     writeFileSync(join(dir, "laptop.pub"), `${key}\n`);
-    const register = aixcl(["keys", "register", "laptop", join(dir, "laptop.pub")], running);
+    for (const args of [["keys", "register", "laptop", join(dir, "laptop.pub")], ["keys", "new-app"]]) {
+      const r = aixcl(args, running);
+      expect(r.status, r.stderr).toBe(0);
+      expect(reloads(r)).toEqual([["kill", "--signal", "SIGHUP", "broker"]]);
+      expect(restarts(r)).toEqual([]);
+      expect(r.stderr).toContain("The broker reloaded its allow-list");
+    }
     // The host's file, which the container cannot see, is passed as the key it holds.
+    const register = aixcl(["keys", "register", "laptop", join(dir, "laptop.pub")], running);
     expect(composeCalls(register).find((c) => c[0] === "run")?.slice(-3)).toEqual(["register", "laptop", key]);
-    expect(composeCalls(register)).toContainEqual(["restart", "broker"]);
 
-    expect(composeCalls(aixcl(["keys", "list"], running)).some((c) => c[0] === "restart")).toBe(false);
+    const list = aixcl(["keys", "list"], running);
+    expect([...reloads(list), ...restarts(list)]).toEqual([]);
     const stopped = aixcl(["keys", "revoke", "my-app"], { FAKE_DOCKER_RUNNING: "" });
-    expect(composeCalls(stopped).some((c) => c[0] === "restart")).toBe(false);
+    expect(restarts(stopped)).toEqual([]);
     expect(stopped.stderr).toContain("The broker is not running; it applies the allow-list when it starts.");
+  });
+
+  it("the first ./aixcl keys says the bus stays plaintext until a restart, and neither restarts nor reloads the broker", () => {
+    withEnv();
+    const r = aixcl(["keys", "my-app"], { FAKE_DOCKER_RUNNING: "loki\nbroker", FAKE_DOCKER_PS: "broker running healthy" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(composeCalls(r).filter((c) => c[0] === "kill" || c[0] === "restart")).toEqual([]);
+    expect(r.stderr).toContain("The bus runs plaintext until the broker and its clients restart with the keys: ./aixcl restart.");
   });
 
   it("moves keys/ of the single-folder layout to one folder per container, keys unchanged", () => {

@@ -89,6 +89,12 @@ export async function startBus(options: StartBusOptions): Promise<BusHandle> {
 export interface BrokerProcess {
   pubEndpoint: string;
   subEndpoint: string;
+  /** The ops server (/metrics, /readyz). */
+  opsUrl: string;
+  /** Sends `signal` to the broker's process (SIGHUP reloads its allow list). */
+  signal(signal: NodeJS.Signals): void;
+  /** undefined while it runs, else its exit status. */
+  readonly exitStatus: number | null | undefined;
   stop(): Promise<void>;
 }
 
@@ -100,7 +106,7 @@ export interface BrokerProcess {
  * forwards on its process' event loop, and one in the test's process would stop forwarding meanwhile.
  */
 export async function startBrokerProcess(env: Record<string, string> = {}): Promise<BrokerProcess> {
-  const { proc, pub, sub } = await launchUntilReady("broker", "/readyz", 30_000, async () => {
+  const { proc, url, pub, sub } = await launchUntilReady("broker", "/readyz", 30_000, async () => {
     const [pub, sub, metrics] = [await freePort(), await freePort(), await freePort()];
     const proc = new ComponentProcess({
       name: "broker",
@@ -118,5 +124,18 @@ export async function startBrokerProcess(env: Record<string, string> = {}): Prom
     });
     return { proc, url: `http://127.0.0.1:${metrics}`, pub, sub };
   });
-  return { pubEndpoint: `tcp://127.0.0.1:${pub}`, subEndpoint: `tcp://127.0.0.1:${sub}`, stop: () => proc.stop() };
+  return {
+    pubEndpoint: `tcp://127.0.0.1:${pub}`,
+    subEndpoint: `tcp://127.0.0.1:${sub}`,
+    opsUrl: url,
+    signal: (signal) => {
+      const pid = proc.pid();
+      if (pid === undefined) throw new Error(`the broker process is not running (exit status ${proc.exitStatus})`);
+      process.kill(pid, signal);
+    },
+    get exitStatus() {
+      return proc.exitStatus;
+    },
+    stop: () => proc.stop(),
+  };
 }

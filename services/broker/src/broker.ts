@@ -9,7 +9,7 @@ import { ALWAYS_TAKEN, LANE_PREFIXES } from "./lanes.js";
 import { BrokerMetrics, DROP_REASONS } from "./metrics.js";
 import { SubscriptionSet } from "./subscriptions.js";
 import { watchSubscriptions } from "./watcher.js";
-import { authenticate } from "./zap.js";
+import { authenticate, type ZapPolicy } from "./zap.js";
 
 export interface RunningBroker {
   /** Where publishers connect (XSUB). */
@@ -24,6 +24,13 @@ export interface RunningBroker {
    * createLogger keep their entries for the next broker.
    */
   close(): Promise<void>;
+  /**
+   * Reads the allow list (`allowed_clients` in keys_dir) again and admits by it from the next handshake on; a client
+   * already connected stays connected (ZeroMQ authenticates at the handshake only), so a revocation restarts the
+   * broker instead. Returns how many keys are allowed now; on an unreadable list the old one stays, and it throws.
+   * Undefined when the bus runs without CURVE.
+   */
+  reloadAllowList(): number | undefined;
 }
 
 /** How long queued messages may still leave for subscribers once the broker has closed its port. */
@@ -70,15 +77,12 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
   const security = keys ? { curveServer: true, curveSecretKey: keys.secretKey, zapDomain } : {};
   metrics.curve.set(keys ? 1 : 0);
   if (config.keys_dir !== "" && !keys) log.warn("no broker.secret in keys_dir: the bus runs plaintext; create keys with `./aixcl keys`", { keysDir: config.keys_dir });
-  const withdraw = keys
-    ? await authenticate(zapDomain, {
-        allowed: keys.allowed,
-        onDecision: (outcome) =>
-          outcome.allowed
-            ? metrics.authDecisions.labels("allowed", "listed").inc()
-            : metrics.authDecisions.labels("denied", outcome.reason).inc(),
-      })
-    : async () => undefined;
+  const policy: ZapPolicy = {
+    allowed: keys?.allowed ?? [],
+    onDecision: (outcome) =>
+      outcome.allowed ? metrics.authDecisions.labels("allowed", "listed").inc() : metrics.authDecisions.labels("denied", outcome.reason).inc(),
+  };
+  const withdraw = keys ? await authenticate(zapDomain, policy) : async () => undefined;
 
   const frontend = new XSubscriber({ receiveHighWaterMark: broker.recv_hwm, linger: 0, maxMessageSize: broker.max_message_bytes, ...security });
   // NODROP: a full subscriber queue answers EAGAIN instead of losing the message unseen, so the Forwarder decides
@@ -209,7 +213,20 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
     await ops.close();
     log.info("broker stopped");
   };
+  const reloadAllowList = () => {
+    if (!keys) return undefined;
+    try {
+      policy.allowed = loadBrokerKeys(config.keys_dir).allowed;
+    } catch (error) {
+      metrics.allowListReloads.labels("failed").inc();
+      throw error;
+    }
+    metrics.allowListReloads.labels("ok").inc();
+    log.info("allow list reloaded", { allowedClients: policy.allowed.length });
+    return policy.allowed.length;
+  };
   return {
+    reloadAllowList,
     pubEndpoint,
     subEndpoint,
     ops,

@@ -8,6 +8,7 @@ await runService({
   load: () => loadMessageBusConfig(),
   start: async (config) => {
     const broker = await startBroker(config, log);
-    return { stop: () => broker.close() };
+    // SIGHUP: `./aixcl keys` admits a new client without a restart.
+    return { stop: () => broker.close(), reload: () => void broker.reloadAllowList() };
   },
 });

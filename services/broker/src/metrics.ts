@@ -68,6 +68,12 @@ export class BrokerMetrics {
     labelNames: ["result", "reason"],
     registers: [this.registry],
   });
+  readonly allowListReloads = new Counter({
+    name: "aixcl_broker_allow_list_reloads_total",
+    help: "Reloads of the CURVE allow list (SIGHUP, sent by ./aixcl keys), by result; a failed one keeps the list before it.",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
   readonly handshakeFailures = new Counter({
     name: "aixcl_broker_handshake_failures_total",
     help: "Connections refused during the handshake, by side and kind (auth: key not allowed; protocol: e.g. a plaintext peer on a CURVE port).",

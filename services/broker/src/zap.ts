@@ -7,6 +7,7 @@ const ZAP_ENDPOINT = "inproc://zeromq.zap.01";
 export type ZapOutcome = { allowed: true; client: string } | { allowed: false; reason: "unknown_key" | "unsupported_mechanism" | "unknown_domain" | "malformed" };
 
 export interface ZapPolicy {
+  /** Replaced, not edited, by a reload: a decision under way keeps the list it started with. */
   allowed: readonly AllowedClient[];
   onDecision(outcome: ZapOutcome): void;
 }

@@ -1,8 +1,10 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { curveKeyPair, Subscriber } from "zeromq";
 import type { LogEntry } from "@aixcl/shared";
 import { createLogger, curveClientOptions, decodeLogMessage, generateKeys, loadClientKeys, stackKeyDirs, z85Decode } from "@aixcl/shared";
-import { metricSample, tempDir } from "@aixcl/testkit";
+import { metricSample, startBrokerProcess, tempDir } from "@aixcl/testkit";
 import { decideZap } from "../src/zap.js";
 import { Collector, testBroker, until } from "./bus.js";
 
@@ -83,6 +85,49 @@ describe("CurveZMQ with an allow-list", () => {
     log.info("must not arrive");
     expect(log.connected).toBe(false);
     expect(await sub.take(1, 500)).toEqual([]);
+  });
+
+  it("SIGHUP reloads the allow list: a client added later is admitted, connected clients go on, a broken list is refused and the old one kept", async () => {
+    const dir = tempDir("curve-reload");
+    generateKeys(dir, ["app", "log-consumer"]);
+    const broker = await startBrokerProcess({ MESSAGE_BUS_KEYS_DIR: stackKeyDirs(dir).broker });
+    cleanup.push(() => broker.stop());
+    const sub = subscribe(broker.subEndpoint, curveClientOptions(clientKeys(dir, "log-consumer")));
+    const app = createLogger({ subsystem: "s", module: "app", endpoint: broker.pubEndpoint, curve: clientKeys(dir, "app") });
+    cleanup.push(() => app.close());
+    await until(() => app.connected, 5000, "the listed logger to connect");
+
+    generateKeys(dir, ["late"]); // as `./aixcl keys late` does: a new pair, and allowed_clients rewritten
+    const lateLogger = () => {
+      const log = createLogger({ subsystem: "s", module: "late", endpoint: broker.pubEndpoint, curve: clientKeys(dir, "late") });
+      cleanup.push(() => log.close());
+      return log;
+    };
+    // libzmq does not retry a connection that failed authentication: the refused logger is closed, as an
+    // application would be restarted after its keys were made.
+    const early = lateLogger();
+    const denied = 'aixcl_broker_auth_decisions_total{result="denied",reason="unknown_key"}';
+    await until(async () => (await metric(broker.opsUrl, denied)) >= 1, 5000, "the late client refused before the reload");
+    expect(early.connected).toBe(false);
+    await early.close();
+
+    broker.signal("SIGHUP");
+    await until(async () => (await metric(broker.opsUrl, 'aixcl_broker_allow_list_reloads_total{result="ok"}')) >= 1, 5000, "the reload");
+    const late = lateLogger();
+    await until(() => late.connected, 10_000, "the late client admitted after SIGHUP");
+    app.info("from app after the reload");
+    late.info("from late after the reload");
+    const messages = (await sub.take(2)).map((frames) => (decodeLogMessage(frames) as { entry: LogEntry }).entry.message);
+    expect(messages.sort()).toEqual(["from app after the reload", "from late after the reload"]);
+    expect(app.stats()).toMatchObject({ published: 1, dropped: { buffer_full: 0, closed: 0, too_large: 0 } });
+
+    writeFileSync(join(stackKeyDirs(dir).broker, "allowed_clients"), "not a key list\n");
+    broker.signal("SIGHUP");
+    await until(async () => (await metric(broker.opsUrl, 'aixcl_broker_allow_list_reloads_total{result="failed"}')) >= 1, 5000, "the failed reload");
+    expect(broker.exitStatus).toBeUndefined();
+    app.info("after a broken list");
+    const [frames] = await sub.take(1);
+    expect((decodeLogMessage(frames ?? []) as { entry: LogEntry }).entry.message).toBe("after a broken list");
   });
 
   it("a keys_dir without broker keys runs plaintext and says so", async () => {

@@ -5,7 +5,13 @@ import type { ServiceLog } from "./log.js";
 /** Exit status for a configuration the service refuses (sysexits' EX_CONFIG), so scripts can tell it apart. */
 export const EXIT_BAD_CONFIG = 78;
 
-export interface ServiceDefinition<C, R extends { stop(): Promise<unknown> }> {
+/** A started service: stop() on SIGTERM or SIGINT; reload(), when it has one, on SIGHUP. */
+export interface RunningService {
+  stop(): Promise<unknown>;
+  reload?(): void;
+}
+
+export interface ServiceDefinition<C, R extends RunningService> {
   log: ServiceLog;
   /** Reads and validates the configuration; a ConfigError or KeyFileError ends the process with EXIT_BAD_CONFIG. */
   load(): C;
@@ -15,9 +21,10 @@ export interface ServiceDefinition<C, R extends { stop(): Promise<unknown> }> {
 /**
  * Runs a service's lifecycle: load the configuration, start, and on SIGTERM or SIGINT stop (which flushes)
  * and exit 0. Signal handlers are registered before the start, so a signal during start-up still ends in a
- * clean stop; a second signal exits at once with 1, for an operator who will not wait.
+ * clean stop; a second signal exits at once with 1, for an operator who will not wait. SIGHUP (which would end a
+ * Node process) reloads what the service can reload, and a failed reload keeps it running as it was.
  */
-export async function runService<C, R extends { stop(): Promise<unknown> }>(service: ServiceDefinition<C, R>): Promise<void> {
+export async function runService<C, R extends RunningService>(service: ServiceDefinition<C, R>): Promise<void> {
   const { log } = service;
   let running: Promise<R> | undefined;
   let signals = 0;
@@ -39,6 +46,16 @@ export async function runService<C, R extends { stop(): Promise<unknown> }>(serv
         );
     });
   }
+  process.on("SIGHUP", () => {
+    void running?.then((r) => {
+      if (!r.reload) return log.info("SIGHUP: nothing to reload");
+      try {
+        r.reload();
+      } catch (error) {
+        log.error("reload failed, running on as before", { error: (error as Error).message });
+      }
+    });
+  });
   let config: C;
   try {
     config = service.load();
