@@ -53,6 +53,26 @@ describe("a logger without a module: each entry's own", () => {
     expect(u.messages.flatMap((m) => m.entries.map((e) => e.module))).toEqual(["a", "a", "b", "b", "b", "a"]);
   });
 
+  it("names that sanitize to one module go in one batch", async () => {
+    const { u, logger } = await setup(["logs.", "aixcl.batch."], { batchWindowMs: 50 });
+    await until("the subscriptions", () => logger.connected);
+    for (const module of ["Billing", "billing", "BILLING"]) logger.info(module, {}, { module });
+    await until("3 entries", () => sent(u).length === 3);
+    expect(u.messages.map((m) => [m.topic, m.entries.length])).toEqual([["aixcl.batch.shop.billing", 3]]);
+  });
+
+  it("in AICO's format: each entry on its module's logs/<subsystem>/<module>/v1", async () => {
+    const { u, logger } = await setup(["logs/"], { format: "aico" });
+    await until("the subscription", () => logger.connected);
+    logger.info("paid", {}, { module: "billing" });
+    logger.info("started");
+    await until("2 entries", () => sent(u).length === 2);
+    expect(sent(u).map(([topic, module]) => [topic, module])).toEqual([
+      ["logs/shop/billing/v1", "billing"],
+      ["logs/shop/main/v1", "main"],
+    ]);
+  });
+
   it("holds entries while the only subscription covers one module's topic, not every module of the subsystem", async () => {
     const { u, logger } = await setup(["logs.shop.billing"]);
     logger.info("paid", {}, { module: "billing" });

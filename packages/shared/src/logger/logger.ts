@@ -97,7 +97,7 @@ export interface Logger {
   critical(message: string, extra?: Extra, context?: LogContext): void;
   log(level: LogLevelName, message: string, extra?: Extra, context?: LogContext): void;
   /**
-   * True while entries are being delivered: the bus has a subscriber for this logger's topic and no subscriber
+   * True while entries are being delivered: the bus has a subscriber for this logger's topics and no subscriber
    * is leaving (one that is subscribes to HOLD_TOPIC while it reads what is still on its way).
    */
   readonly connected: boolean;
@@ -121,7 +121,7 @@ interface Route {
   maxPayloadBytes: number;
 }
 
-/** An entry waiting for the bus; a batch carries entries of one route only, as its topic names one module. */
+/** An entry waiting for the bus; a batch carries entries of one module only, as its topic names one. */
 interface Queued {
   frames: Frames;
   route: Route;
@@ -170,7 +170,6 @@ async function sendOrWait(socket: XPublisher, frames: Frames): Promise<boolean> 
  */
 export function createLogger(options: LoggerOptions): Logger {
   const subsystem = sanitizeName(options.subsystem);
-  const fixedModule = options.module === undefined ? undefined : sanitizeName(options.module);
   const format = options.format ?? "aixcl";
   const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
   const batchWindowMs = options.batchWindowMs ?? BATCH_LIMITS.windowMs;
@@ -198,10 +197,12 @@ export function createLogger(options: LoggerOptions): Logger {
   const socket = new XPublisher({ noDrop: true, immediate: true, linger: closeTimeoutMs, ...(curve ? curveClientOptions(curve) : {}) });
   socket.connect(options.endpoint ?? defaultEndpoint(process.env));
 
+  // By the name as given, so that a module named on every call is sanitized once.
   const routes = new Map<string, Route>();
-  const route = (module: string): Route => {
-    let found = routes.get(module);
+  const route = (name: string): Route => {
+    let found = routes.get(name);
     if (!found) {
+      const module = sanitizeName(name);
       const topic = format === "aico" ? `logs/${subsystem}/${module}/v1` : `logs.${subsystem}.${module}`;
       // Batches only in our own wire format: AICO's consumers know nothing of them.
       const batchTopicFrame = format === "aico" ? undefined : Buffer.from(batchTopic(subsystem, module));
@@ -210,17 +211,17 @@ export function createLogger(options: LoggerOptions): Logger {
       const maxPayloadBytes = maxMessageBytes - (batchTopicFrame ? batchTopicFrame.length + 1 + varintSize(maxMessageBytes) : Buffer.byteLength(topic));
       found = { module, topic, topicFrame: Buffer.from(topic), batchTopicFrame, maxPayloadBytes };
       if (routes.size >= MODULE_CACHE_LIMIT) routes.clear();
-      routes.set(module, found);
+      routes.set(name, found);
     }
     return found;
   };
-  const fixedRoute = fixedModule === undefined ? undefined : route(fixedModule);
+  const fixedRoute = options.module === undefined ? undefined : route(options.module);
   // What a subscription must cover for the entries to be delivered: the logger's one topic, or, when each entry
   // names its module, every topic of the subsystem (a subscription to one module's topic would take the others'
   // entries from the queue into ZeroMQ, which drops them unseen).
   const covered = fixedRoute?.topic ?? (format === "aico" ? `logs/${subsystem}/` : `logs.${subsystem}.`);
   const batchTopicText = format === "aico" ? undefined : fixedRoute ? batchTopic(subsystem, fixedRoute.module) : `${BATCH_TOPIC_PREFIX}${subsystem}.`;
-  const sameRoute = (first: Queued, next: Queued) => first.route === next.route;
+  const sameModule = (first: Queued, next: Queued) => first.route.module === next.route.module;
   const oversized = new LogThrottle<"truncated" | "dropped">();
   const prefixes = new Set<string>();
   /** Someone takes our single entries (covered). */
@@ -260,7 +261,7 @@ export function createLogger(options: LoggerOptions): Logger {
       while ((wanted || batching) && !socket.closed) {
         // One entry waiting goes as it is, unless only batches are taken; more than one go as a batch.
         const batch = batching && (queue.size > 1 || !wanted);
-        const entries = queue.take(batch ? BATCH_LIMITS.maxEntries : 1, BATCH_LIMITS.maxBytes, sameRoute);
+        const entries = queue.take(batch ? BATCH_LIMITS.maxEntries : 1, BATCH_LIMITS.maxBytes, sameModule);
         const first = entries[0];
         if (!first) break;
         const frames: Frames = batch ? [first.route.batchTopicFrame as Buffer, encodeLogBatch(entries.map((e) => e.frames[1]))] : first.frames;
@@ -313,7 +314,7 @@ export function createLogger(options: LoggerOptions): Logger {
       stats.closed++;
       return;
     }
-    const to = fixedRoute ?? route(context.module === undefined ? DEFAULT_MODULE : sanitizeName(context.module));
+    const to = fixedRoute ?? route(context.module ?? DEFAULT_MODULE);
     const entry: LogEntry = {
       timestampNs: context.timestampNs ?? nowNs(),
       level,
