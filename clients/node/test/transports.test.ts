@@ -136,6 +136,18 @@ describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki"
     ]);
   });
 
+  it("pino with moduleKey: the field the app chose, the innermost child's binding; `module` is then a field", async () => {
+    const options = { subsystem: "pino_module_key", moduleKey: "component", endpoint: broker.pubEndpoint };
+    const transport = pino.transport({ target: PINO_TARGET, options, worker: PLAIN_WORKER });
+    const log = pino(transport);
+    log.child({ component: "search" }).child({ component: "index", module: "kept" }).info("reindexed");
+    transport.end();
+    await once(transport, "close");
+    const [entry] = await entries("pino_module_key", 1);
+    expect(entry?.[2]).toMatchObject({ module: "index", extra_module: "kept" });
+    expect(entry?.[2]).not.toHaveProperty("extra_component");
+  });
+
   it("one winston transport for a whole app: `logger.child({ module })` gives each record its module, else main", async () => {
     const transport = new AixclTransport({ subsystem: "winston_whole_app", endpoint: broker.pubEndpoint });
     const log = winston.createLogger({ transports: [transport] });
