@@ -1,7 +1,7 @@
 import type { Extra, LogContext, LogLevelName } from "@aixcl/shared/client";
 import { extraText, readField } from "@aixcl/shared/client";
 
-/** A pino or winston record as the logger's log() takes it. */
+/** A pino or winston record as the logger's log() takes it (context.module: the record's own, see moduleKey). */
 export interface MappedRecord {
   level: LogLevelName;
   message: string;
@@ -89,6 +89,18 @@ function fields(record: Record<string, unknown>, consumed: ReadonlySet<string>, 
 }
 
 /**
+ * The record's module from its `moduleKey` field (a child logger's bindings put it there) into `context.module`,
+ * and the field out of `extra`. Only a non-empty string is a module; anything else stays a field.
+ */
+function takeModule(record: Record<string, unknown>, moduleKey: string | undefined, consumed: Set<string>, context: LogContext): void {
+  if (moduleKey === undefined) return;
+  const value = readField(record, moduleKey);
+  if (typeof value !== "string" || value === "") return;
+  context.module = value;
+  consumed.add(moduleKey);
+}
+
+/**
  * With an error, the line is the message followed by the error's stack, as Python's logging formats exceptions;
  * just the stack when the message only repeats the error's (`logger.error(err)`: the stack's first line is
  * "Error: <message>").
@@ -100,9 +112,33 @@ function withError(message: string, error: string | undefined): string {
   return `${message}\n${error}`;
 }
 
+/** The field a record's module is read from when the transport has no `module` of its own. */
+export const DEFAULT_MODULE_KEY = "module";
+
+/** The transports' choice between one module for every record and each record's own. */
+export interface ModuleOptions {
+  /** Every record's module. Leave it out for one transport for a whole application: each record names its own. */
+  module?: string;
+  /** The field a record's module is read from when `module` is left out. Default "module" (DEFAULT_MODULE_KEY). */
+  moduleKey?: string;
+}
+
+/**
+ * The field to read each record's module from: none with a fixed `module` (a `module` field then stays in extra,
+ * as any other); `moduleKey`, default "module", without. Both given contradict each other: an error saying so.
+ */
+export function recordModuleKey(options: ModuleOptions): string | undefined {
+  if (options.module !== undefined && options.moduleKey !== undefined) {
+    throw new TypeError(`@aixcl/logging: give "module" (${JSON.stringify(options.module)} for every record) or "moduleKey" (each record's module from that field), not both`);
+  }
+  return options.module === undefined ? (options.moduleKey ?? DEFAULT_MODULE_KEY) : undefined;
+}
+
 export interface PinoKeys {
   messageKey: string;
   errorKey: string;
+  /** The field holding the record's module; undefined: the record has none (the transport's `module` is fixed). */
+  moduleKey?: string | undefined;
 }
 
 /** A pino record (one parsed line): level, time and message are pino's; `err` becomes part of the line. */
@@ -111,6 +147,7 @@ export function pinoRecord(record: Record<string, unknown>, keys: PinoKeys = { m
   const time = timeNs(record.time);
   if (time !== undefined) context.timestampNs = time;
   const consumed = new Set(["level", "time", keys.messageKey, keys.errorKey]);
+  takeModule(record, keys.moduleKey, consumed, context);
   const raw = record[keys.messageKey];
   const message = withError(raw === undefined ? "" : extraText(raw), errorText(record[keys.errorKey]));
   const level = typeof record.level === "number" ? pinoLevel(record.level) : "unknown";
@@ -120,10 +157,18 @@ export function pinoRecord(record: Record<string, unknown>, keys: PinoKeys = { m
 /** winston keeps the level it was logged at under this symbol (info.level may carry colour codes). */
 const LEVEL = Symbol.for("level");
 
+export interface WinstonRecordOptions {
+  /** The logger's levels, for custom level names (winstonLevel). */
+  levels?: Readonly<Record<string, number>> | undefined;
+  /** The field holding the record's module (`logger.child({ module })` adds it); undefined: the record has none. */
+  moduleKey?: string | undefined;
+}
+
 /** A winston info object: level, message, `timestamp` (format.timestamp()) and `stack` (format.errors()) are winston's. */
-export function winstonRecord(info: Record<string | symbol, unknown>, levels?: Readonly<Record<string, number>>): MappedRecord {
+export function winstonRecord(info: Record<string | symbol, unknown>, options: WinstonRecordOptions = {}): MappedRecord {
   const context: LogContext = {};
   const consumed = new Set(["level", "message", "stack"]);
+  takeModule(info as Record<string, unknown>, options.moduleKey, consumed, context);
   const time = timeNs(info.timestamp);
   if (time !== undefined) {
     context.timestampNs = time;
@@ -133,5 +178,5 @@ export function winstonRecord(info: Record<string | symbol, unknown>, levels?: R
   const raw = info.message;
   const text = raw === undefined ? "" : extraText(raw);
   const message = withError(text, typeof info.stack === "string" ? info.stack : undefined);
-  return { level: winstonLevel(name, levels), message, extra: fields(info as Record<string, unknown>, consumed, context), context };
+  return { level: winstonLevel(name, options.levels), message, extra: fields(info as Record<string, unknown>, consumed, context), context };
 }

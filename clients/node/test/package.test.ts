@@ -1,7 +1,9 @@
 /**
  * The package as a user gets it: `npm pack` output installed into a scratch project outside the repository,
  * imported (ESM) and required (CommonJS) there, sending through the real broker, consumer and Loki with the
- * logger, the pino transport (by package name, in pino's worker thread) and the winston transport.
+ * logger, the pino transport (by package name, in pino's worker thread) and the winston transport; and the
+ * applications people run with them: a fastify app (its logger is pino) and an express app logging with winston,
+ * each with one transport for the whole app and a module per component.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -44,6 +46,71 @@ log.info("require " + process.env.RUN_ID);
 log.close().then((stats) => console.log(JSON.stringify(stats)));
 `;
 
+/** The applications' versions, pinned: what the scratch project installs beside pino and winston. */
+const APPS = ["fastify@5.12.8", "express@5.3.0"];
+
+/**
+ * fastify with the transport as its logger's target, no module: fastify's own request lines go as "main", the
+ * routes' lines through child loggers of the request's logger as "billing" and "users". Two requests by inject().
+ */
+const FASTIFY_APP = `
+import Fastify from "fastify";
+
+const app = Fastify({ logger: { level: "info", transport: { target: "@aixcl/logging/pino", options: { subsystem: "fastify_app" } } } });
+app.get("/pay/:order", async (request) => {
+  request.log.child({ module: "billing" }).info({ order: request.params.order }, "paid");
+  return { paid: true };
+});
+app.get("/users/:name", async (request, reply) => {
+  request.log.child({ module: "users" }).warn("locked out " + request.params.name);
+  return reply.code(423).send({ locked: true });
+});
+const statuses = [];
+for (const url of ["/pay/7", "/users/ann"]) statuses.push((await app.inject({ url })).statusCode);
+await app.close();
+console.log(JSON.stringify(statuses));
+// pino's transport flushes and closes at exit.
+`;
+
+/**
+ * express serving real HTTP on a free port, logging through one winston AixclTransport: an access line per request
+ * from a child logger for "http", the routes' lines from one for "orders", and the app's own as "main".
+ */
+const EXPRESS_APP = `
+import { once } from "node:events";
+import express from "express";
+import winston from "winston";
+import { AixclTransport } from "@aixcl/logging/winston";
+
+const transport = new AixclTransport({ subsystem: "express_app" });
+const logger = winston.createLogger({ format: winston.format.errors({ stack: true }), transports: [transport] });
+const http = logger.child({ module: "http" });
+const orders = logger.child({ module: "orders" });
+
+const app = express();
+app.use((req, res, next) => {
+  res.on("finish", () => http.info(req.method + " " + req.path + " " + res.statusCode));
+  next();
+});
+app.get("/orders/:id", (req, res) => {
+  orders.info("order shown", { order_id: req.params.id });
+  res.json({ id: req.params.id });
+});
+app.get("/fail", (req, res) => {
+  orders.error(new Error("out of stock"));
+  res.status(500).end();
+});
+const server = app.listen(0, "127.0.0.1");
+await once(server, "listening");
+const base = "http://127.0.0.1:" + server.address().port;
+const statuses = [];
+for (const path of ["/orders/7", "/fail"]) statuses.push((await fetch(base + path)).status);
+await new Promise((resolve) => server.close(resolve));
+logger.info("stopped");
+logger.close();
+console.log(JSON.stringify({ statuses, stats: await transport.close() }));
+`;
+
 const TS_APP = `
 import { createLogger, type LoggerStats } from "@aixcl/logging";
 import aixclTransport, { type PinoTransportOptions } from "@aixcl/logging/pino";
@@ -51,6 +118,12 @@ import { AixclTransport } from "@aixcl/logging/winston";
 const options: PinoTransportOptions = { subsystem: "a", module: "b", closeTimeoutMs: 10, format: "aico" };
 void aixclTransport;
 const t: AixclTransport = new AixclTransport({ subsystem: "a", module: "b", level: "info", wireFormat: "aico" });
+// One transport for a whole application: no module, each record's from a field.
+const wholeApp: PinoTransportOptions = { subsystem: "a", moduleKey: "component" };
+const wholeAppWinston = new AixclTransport({ subsystem: "a" });
+createLogger({ subsystem: "a" }).info("m", {}, { module: "billing" });
+void wholeApp;
+void wholeAppWinston;
 const stats: Promise<LoggerStats> = createLogger(options).close();
 void t;
 void stats;
@@ -63,7 +136,7 @@ describe.skipIf(need.skip !== undefined)("@aixcl/logging from npm pack, in a pro
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    project = await installNodeClient();
+    project = await installNodeClient(["pino", "winston", ...APPS]);
     loki = await startLoki();
     bus = await startBus({ lokiUrl: loki.url });
     const port = bus.pubEndpoint.slice(bus.pubEndpoint.lastIndexOf(":") + 1);
@@ -100,6 +173,51 @@ describe.skipIf(need.skip !== undefined)("@aixcl/logging from npm pack, in a pro
     expect(result.status, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ published: 1, dropped: { closed: 0, buffer_full: 0 } });
     await loki.waitFor(`{service="packaged"} | module="cjs" |= "${id}"`, 1, 15_000);
+  });
+
+  /** One service's entries: [first line of the message, level, module, structured metadata], sorted. */
+  async function service(name: string, count: number): Promise<[string, string, string, Record<string, string>][]> {
+    const streams = await loki.waitFor(`{service="${name}"}`, count, 15_000);
+    return streams.flatMap((s) => s.values.map((v) => [v[1].split("\n")[0] as string, s.stream.level ?? "", v[2]?.module ?? "", v[2] ?? {}] as [string, string, string, Record<string, string>])).sort();
+  }
+
+  it("a fastify app with the pino transport as its logger's target: fastify's lines as main, child loggers' modules", async () => {
+    writeFileSync(join(project.dir, "fastify-app.mjs"), FASTIFY_APP);
+    const result = await project.node("fastify-app.mjs", env);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toBe("");
+    expect(JSON.parse(result.stdout)).toEqual([200, 423]);
+    const got = await service("fastify_app", 6);
+    expect(got.map(([line, level, module]) => [line, level, module])).toEqual([
+      ["incoming request", "info", "main"],
+      ["incoming request", "info", "main"],
+      ["locked out ann", "warning", "users"],
+      ["paid", "info", "billing"],
+      ["request completed", "info", "main"],
+      ["request completed", "info", "main"],
+    ]);
+    // The child's bindings beside module (fastify's request id) stay fields; module itself is not one.
+    const paid = got.find(([line]) => line === "paid")?.[3];
+    expect(paid).toMatchObject({ extra_order: "7", extra_reqId: expect.stringMatching(/^req-/) });
+    expect(paid).not.toHaveProperty("extra_module");
+  });
+
+  it("an express app with one winston AixclTransport and logger.child({ module }) per component, over real HTTP", async () => {
+    writeFileSync(join(project.dir, "express-app.mjs"), EXPRESS_APP);
+    const result = await project.node("express-app.mjs", env);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toBe("");
+    expect(JSON.parse(result.stdout)).toMatchObject({ statuses: [200, 500], stats: { published: 5, dropped: { buffer_full: 0, closed: 0, too_large: 0 } } });
+    const got = await service("express_app", 5);
+    expect(got.map(([line, level, module]) => [line, level, module])).toEqual([
+      ["Error: out of stock", "error", "orders"],
+      ["GET /fail 500", "info", "http"],
+      ["GET /orders/7 200", "info", "http"],
+      ["order shown", "info", "orders"],
+      ["stopped", "info", "main"],
+    ]);
+    expect(got.find(([line]) => line === "order shown")?.[3]).toMatchObject({ extra_order_id: "7", topic: "logs.express_app.orders" });
+    expect(got.every(([, , , meta]) => !("extra_module" in meta))).toBe(true);
   });
 
   it("type-checks a TypeScript user of every entry point against the shipped declarations", async () => {

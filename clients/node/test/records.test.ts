@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pinoLevel, pinoRecord, winstonLevel, winstonRecord } from "../src/records.js";
+import { pinoLevel, pinoRecord, recordModuleKey, winstonLevel, winstonRecord } from "../src/records.js";
 
 describe("pino levels", () => {
   it.each([
@@ -116,5 +116,46 @@ describe("records with values JSON cannot take", () => {
       extra: { n: 5n, broken: "[unserializable: getter failed]" },
     });
     expect(winstonRecord({ level: "info", message: 7n }).message).toBe("7");
+  });
+});
+
+describe("each record's module (one transport for a whole application)", () => {
+  const pinoKeys = { messageKey: "msg", errorKey: "err", moduleKey: "module" };
+
+  it("pinoRecord: a child logger's `module` binding becomes the record's module, not a field in extra", () => {
+    expect(pinoRecord({ level: 30, msg: "paid", module: "billing", order: 7 }, pinoKeys)).toEqual({
+      level: "info",
+      message: "paid",
+      extra: { order: 7 },
+      context: { module: "billing" },
+    });
+  });
+
+  it("pinoRecord: the field the application chose; a record without it has none (the logger's default applies)", () => {
+    const keys = { ...pinoKeys, moduleKey: "component" };
+    expect(pinoRecord({ level: 30, msg: "m", component: "Users API", module: "x" }, keys)).toMatchObject({ extra: { module: "x" }, context: { module: "Users API" } });
+    expect(pinoRecord({ level: 30, msg: "m", pid: 1 }, keys)).toEqual({ level: "info", message: "m", extra: { pid: 1 }, context: {} });
+  });
+
+  it("pinoRecord: a module field that is not a non-empty string stays a field", () => {
+    expect(pinoRecord({ level: 30, msg: "m", module: 42 }, pinoKeys)).toMatchObject({ extra: { module: 42 }, context: {} });
+    expect(pinoRecord({ level: 30, msg: "m", module: "" }, pinoKeys)).toMatchObject({ extra: { module: "" }, context: {} });
+  });
+
+  it("without moduleKey (a transport with a fixed module) `module` stays in extra, as before", () => {
+    expect(pinoRecord({ level: 30, msg: "m", module: "billing" })).toMatchObject({ extra: { module: "billing" }, context: {} });
+    expect(winstonRecord({ level: "info", message: "m", module: "billing" })).toMatchObject({ extra: { module: "billing" }, context: {} });
+  });
+
+  it("winstonRecord: `logger.child({ module })` puts module on the info object; it becomes the record's module", () => {
+    const info = { level: "warn", message: "slow", module: "billing", ms: 900, [Symbol.for("level")]: "warn" };
+    expect(winstonRecord(info, { moduleKey: "module" })).toEqual({ level: "warning", message: "slow", extra: { ms: 900 }, context: { module: "billing" } });
+  });
+
+  it("recordModuleKey: none with a fixed module, `module` by default without one, an error when both are given", () => {
+    expect(recordModuleKey({ module: "api" })).toBeUndefined();
+    expect(recordModuleKey({})).toBe("module");
+    expect(recordModuleKey({ moduleKey: "component" })).toBe("component");
+    expect(() => recordModuleKey({ module: "api", moduleKey: "component" })).toThrow(/give "module" .* or "moduleKey" .*, not both/);
   });
 });

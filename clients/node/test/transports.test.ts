@@ -119,6 +119,51 @@ describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki"
     expect(await transport.close()).toMatchObject({ published: 6, dropped: { buffer_full: 0, closed: 0 } });
   });
 
+  it("one pino transport for a whole app: each record's module from its child logger's `module` binding, else main", async () => {
+    const transport = pino.transport({ target: PINO_TARGET, options: { subsystem: "pino_whole_app", endpoint: broker.pubEndpoint }, worker: PLAIN_WORKER });
+    const log = pino(transport);
+    log.child({ module: "billing" }).info({ order: 7 }, "paid");
+    log.child({ module: "Users API" }).warn("locked out");
+    log.info("started");
+    transport.end();
+    await once(transport, "close");
+
+    const got = await entries("pino_whole_app", 3);
+    expect(got.map(([line, level, meta]) => [line, level, meta.module, meta.topic, "extra_module" in meta]).sort()).toEqual([
+      ["locked out", "warning", "users_api", "logs.pino_whole_app.users_api", false],
+      ["paid", "info", "billing", "logs.pino_whole_app.billing", false],
+      ["started", "info", "main", "logs.pino_whole_app.main", false],
+    ]);
+  });
+
+  it("pino with moduleKey: the field the app chose, the innermost child's binding; `module` is then a field", async () => {
+    const options = { subsystem: "pino_module_key", moduleKey: "component", endpoint: broker.pubEndpoint };
+    const transport = pino.transport({ target: PINO_TARGET, options, worker: PLAIN_WORKER });
+    const log = pino(transport);
+    log.child({ component: "search" }).child({ component: "index", module: "kept" }).info("reindexed");
+    transport.end();
+    await once(transport, "close");
+    const [entry] = await entries("pino_module_key", 1);
+    expect(entry?.[2]).toMatchObject({ module: "index", extra_module: "kept" });
+    expect(entry?.[2]).not.toHaveProperty("extra_component");
+  });
+
+  it("one winston transport for a whole app: `logger.child({ module })` gives each record its module, else main", async () => {
+    const transport = new AixclTransport({ subsystem: "winston_whole_app", endpoint: broker.pubEndpoint });
+    const log = winston.createLogger({ transports: [transport] });
+    log.child({ module: "billing" }).info("paid", { order: 7 });
+    log.child({ module: "jobs" }).error("failed");
+    log.info("started");
+    const got = await entries("winston_whole_app", 3);
+    expect(got.map(([line, level, meta]) => [line, level, meta.module, meta.extra_order, "extra_module" in meta]).sort()).toEqual([
+      ["failed", "error", "jobs", undefined, false],
+      ["paid", "info", "billing", "7", false],
+      ["started", "info", "main", undefined, false],
+    ]);
+    log.close();
+    expect(await transport.close()).toMatchObject({ published: 3, dropped: { buffer_full: 0, closed: 0 } });
+  });
+
   it("winston with wireFormat 'aico' sends AICO's topic and envelope (winston keeps `format` for its own)", async () => {
     const transport = new AixclTransport({ subsystem: "winston_aico", module: "jobs", endpoint: broker.pubEndpoint, wireFormat: "aico", format: winston.format.simple() });
     winston.createLogger({ transports: [transport] }).info("enveloped");

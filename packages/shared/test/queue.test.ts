@@ -65,6 +65,15 @@ describe("SendQueue", () => {
     expect(q.take(2, 100)).toEqual(["a", "b"]);
   });
 
+  it("take() stops at the first entry that may not go with the first one taken", () => {
+    const q = new SendQueue<string>(10, 1000);
+    for (const item of ["a1", "a2", "b1", "a3"]) q.push(item, 10);
+    const sameLetter = (first: string, next: string) => first[0] === next[0];
+    expect(q.take(10, 1000, sameLetter)).toEqual(["a1", "a2"]);
+    q.settle(true);
+    expect(q.take(10, 1000, sameLetter)).toEqual(["b1"]);
+  });
+
   it("an entry evicted while its send is under way counts as sent once the send succeeds, not as evicted too", () => {
     const q = new SendQueue<number>(2, 1000);
     q.push(1, 10);

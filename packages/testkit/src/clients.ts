@@ -33,8 +33,9 @@ const say = (message: string) => process.stderr.write(`testkit: ${message}\n`);
 /**
  * What a user of @aixcl/logging gets: the package built as `npm pack` ships it (clients/node/scripts/bundle.mjs, into
  * a staging dir so the repository's dist/ is left to the tests using it), packed, and installed with `npm install
- * <tarball>` into a fresh project outside the repository together with `extra` packages (pino and winston at the
- * repository's versions). Uses the npm registry (npm's cache first).
+ * <tarball>` into a fresh project outside the repository together with `extra` packages: a bare name at the
+ * repository's version (pino and winston by default), `name@version` as given (applications the repository does
+ * not use, such as fastify). Uses the npm registry (npm's cache first).
  */
 export async function installNodeClient(extra: string[] = ["pino", "winston"]): Promise<NodeClientProject> {
   const stage = tempDir("logging-pack");
@@ -49,7 +50,7 @@ export async function installNodeClient(extra: string[] = ["pino", "winston"]): 
   const dir = tempDir("app");
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "scratch-app", private: true, type: "module" }));
   say(`npm install ${info.filename} ${extra.join(" ")} into ${dir}`);
-  await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball, ...extra.map((p) => `${p}@${repoVersion(p)}`)], {
+  await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball, ...extra.map((p) => (p.lastIndexOf("@") > 0 ? p : `${p}@${repoVersion(p)}`))], {
     cwd: dir,
     timeout: 300_000,
   });

@@ -7,7 +7,7 @@ import type { LogEntry } from "../wire/entry.js";
 import { nowNs } from "../wire/entry.js";
 import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, varintSize } from "../wire/encode.js";
 import type { LogLevelName } from "../wire/level.js";
-import { batchTopic, HOLD_TOPIC, sanitizeName } from "../wire/topic.js";
+import { BATCH_TOPIC_PREFIX, batchTopic, HOLD_TOPIC, sanitizeName } from "../wire/topic.js";
 // The throttle alone, not ops/index.js: the services' modules beside it need dependencies this package does not carry.
 import { LogThrottle } from "../ops/throttle.js";
 import { extraTexts } from "./extra.js";
@@ -16,7 +16,11 @@ import { SendQueue } from "./queue.js";
 
 export interface LoggerOptions {
   subsystem: string;
-  module: string;
+  /**
+   * The module of every entry. Leave it out for one logger for a whole application: each entry then names its own
+   * (LogContext.module), DEFAULT_MODULE when it does not.
+   */
+  module?: string;
   /** The broker's publisher endpoint. Default: tcp://$MESSAGE_BUS_HOST:$MESSAGE_BUS_PUB_PORT, else tcp://127.0.0.1:5555. */
   endpoint?: string;
   /** Entries held while nobody on the bus subscribes to them (broker down, restarting or not yet connected; a subscriber stopping). Default 10000; the oldest go first. */
@@ -54,6 +58,8 @@ export interface LoggerOptions {
 
 /** Fields of a LogEntry that only the caller knows; all optional. */
 export interface LogContext {
+  /** This entry's module, for a logger created without LoggerOptions.module (ignored by one with it). Default: DEFAULT_MODULE. */
+  module?: string;
   /** When it happened, in nanoseconds since the Unix epoch. Default: now (transports pass their logger's time). */
   timestampNs?: bigint;
   function?: string;
@@ -91,7 +97,7 @@ export interface Logger {
   critical(message: string, extra?: Extra, context?: LogContext): void;
   log(level: LogLevelName, message: string, extra?: Extra, context?: LogContext): void;
   /**
-   * True while entries are being delivered: the bus has a subscriber for this logger's topic and no subscriber
+   * True while entries are being delivered: the bus has a subscriber for this logger's topics and no subscriber
    * is leaving (one that is subscribes to HOLD_TOPIC while it reads what is still on its way).
    */
   readonly connected: boolean;
@@ -106,12 +112,33 @@ function defaultEndpoint(env: NodeJS.ProcessEnv): string {
 
 type Frames = [Buffer, Uint8Array];
 
+/** Where one module's entries go: their topic, the topic of batches of them, and the largest entry that fits a message. */
+interface Route {
+  module: string;
+  topic: string;
+  topicFrame: Buffer;
+  batchTopicFrame: Buffer | undefined;
+  maxPayloadBytes: number;
+}
+
+/** An entry waiting for the bus; a batch carries entries of one module only, as its topic names one. */
+interface Queued {
+  frames: Frames;
+  route: Route;
+}
+
 /**
  * A batch (aixcl.batch.<subsystem>.<module>) holds at most this many entries and bytes of them: big enough that the
  * per-message costs of the bus vanish per entry, small enough to stay far below the broker's and the consumer's
  * max_message_bytes (1 MiB by default) and that ZeroMQ's queues, counted in messages, stay small in bytes. The Python client and the benchmark use the same.
  */
 export const BATCH_LIMITS = { maxEntries: 1000, maxBytes: 32 * 1024, windowMs: 100 } as const;
+
+/** The module of an entry that names none, from a logger created without LoggerOptions.module. */
+export const DEFAULT_MODULE = "main";
+
+/** Distinct modules whose topics a logger keeps at hand; past it the cache starts over (names are unbounded input). */
+const MODULE_CACHE_LIMIT = 1000;
 
 /** Default of LoggerOptions.maxBufferedBytes: the 10,000 entries of maxBuffered at up to 1.6 KiB each. */
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
@@ -143,10 +170,7 @@ async function sendOrWait(socket: XPublisher, frames: Frames): Promise<boolean> 
  */
 export function createLogger(options: LoggerOptions): Logger {
   const subsystem = sanitizeName(options.subsystem);
-  const module = sanitizeName(options.module);
   const format = options.format ?? "aixcl";
-  const topic = format === "aico" ? `logs/${subsystem}/${module}/v1` : `logs.${subsystem}.${module}`;
-  const topicFrame = Buffer.from(topic);
   const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
   const batchWindowMs = options.batchWindowMs ?? BATCH_LIMITS.windowMs;
   const maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
@@ -157,7 +181,7 @@ export function createLogger(options: LoggerOptions): Logger {
   if (!(maxBufferedBytes >= maxMessageBytes)) {
     throw new RangeError(`maxBufferedBytes (${maxBufferedBytes}) must be at least maxMessageBytes (${maxMessageBytes}), or the largest entries could never be held`);
   }
-  const queue = new SendQueue<Frames>(options.maxBuffered ?? 10_000, maxBufferedBytes);
+  const queue = new SendQueue<Queued>(options.maxBuffered ?? 10_000, maxBufferedBytes);
   const stats = { truncated: 0, closed: 0, tooLarge: 0 };
   const currentStats = (): LoggerStats => ({
     published: queue.sent,
@@ -173,15 +197,34 @@ export function createLogger(options: LoggerOptions): Logger {
   const socket = new XPublisher({ noDrop: true, immediate: true, linger: closeTimeoutMs, ...(curve ? curveClientOptions(curve) : {}) });
   socket.connect(options.endpoint ?? defaultEndpoint(process.env));
 
-  // Batches only in our own wire format: AICO's consumers know nothing of them.
-  const batchTopicText = format === "aico" ? undefined : batchTopic(subsystem, module);
-  const batchTopicFrame = batchTopicText === undefined ? undefined : Buffer.from(batchTopicText);
-  // The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own), its
-  // payload behind a tag and a length; in AICO's format, as it is.
-  const maxPayloadBytes = maxMessageBytes - (batchTopicFrame ? batchTopicFrame.length + 1 + varintSize(maxMessageBytes) : topicFrame.length);
+  // By the name as given, so that a module named on every call is sanitized once.
+  const routes = new Map<string, Route>();
+  const route = (name: string): Route => {
+    let found = routes.get(name);
+    if (!found) {
+      const module = sanitizeName(name);
+      const topic = format === "aico" ? `logs/${subsystem}/${module}/v1` : `logs.${subsystem}.${module}`;
+      // Batches only in our own wire format: AICO's consumers know nothing of them.
+      const batchTopicFrame = format === "aico" ? undefined : Buffer.from(batchTopic(subsystem, module));
+      // The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
+      // its payload behind a tag and a length; in AICO's format, as it is.
+      const maxPayloadBytes = maxMessageBytes - (batchTopicFrame ? batchTopicFrame.length + 1 + varintSize(maxMessageBytes) : Buffer.byteLength(topic));
+      found = { module, topic, topicFrame: Buffer.from(topic), batchTopicFrame, maxPayloadBytes };
+      if (routes.size >= MODULE_CACHE_LIMIT) routes.clear();
+      routes.set(name, found);
+    }
+    return found;
+  };
+  const fixedRoute = options.module === undefined ? undefined : route(options.module);
+  // What a subscription must cover for the entries to be delivered: the logger's one topic, or, when each entry
+  // names its module, every topic of the subsystem (a subscription to one module's topic would take the others'
+  // entries from the queue into ZeroMQ, which drops them unseen).
+  const covered = fixedRoute?.topic ?? (format === "aico" ? `logs/${subsystem}/` : `logs.${subsystem}.`);
+  const batchTopicText = format === "aico" ? undefined : fixedRoute ? batchTopic(subsystem, fixedRoute.module) : `${BATCH_TOPIC_PREFIX}${subsystem}.`;
+  const sameModule = (first: Queued, next: Queued) => first.route.module === next.route.module;
   const oversized = new LogThrottle<"truncated" | "dropped">();
   const prefixes = new Set<string>();
-  /** Someone takes our single entries (topic). */
+  /** Someone takes our single entries (covered). */
   let wanted = false;
   /** Someone takes our batches (batchTopicText): the log consumer subscribes to them. */
   let batching = false;
@@ -218,10 +261,10 @@ export function createLogger(options: LoggerOptions): Logger {
       while ((wanted || batching) && !socket.closed) {
         // One entry waiting goes as it is, unless only batches are taken; more than one go as a batch.
         const batch = batching && (queue.size > 1 || !wanted);
-        const entries = queue.take(batch ? BATCH_LIMITS.maxEntries : 1, BATCH_LIMITS.maxBytes);
+        const entries = queue.take(batch ? BATCH_LIMITS.maxEntries : 1, BATCH_LIMITS.maxBytes, sameModule);
         const first = entries[0];
         if (!first) break;
-        const frames: Frames = batch ? [batchTopicFrame as Buffer, encodeLogBatch(entries.map((e) => e[1]))] : first;
+        const frames: Frames = batch ? [first.route.batchTopicFrame as Buffer, encodeLogBatch(entries.map((e) => e.frames[1]))] : first.frames;
         queue.settle(await sendOrWait(socket, frames));
       }
     } catch {
@@ -245,7 +288,7 @@ export function createLogger(options: LoggerOptions): Logger {
         // at once, and resuming between the hold's removal and our topic's would send into a pipe that is gone.
         if (socket.readable) continue;
         const hold = prefixes.has(HOLD_TOPIC);
-        wanted = !hold && [...prefixes].some((p) => topic.startsWith(p));
+        wanted = !hold && [...prefixes].some((p) => covered.startsWith(p));
         batching = !hold && batchTopicText !== undefined && [...prefixes].some((p) => batchTopicText.startsWith(p));
         schedule();
       }
@@ -260,7 +303,7 @@ export function createLogger(options: LoggerOptions): Logger {
     if (!since) return;
     const entries = `${since.times} log ${since.times === 1 ? "entry" : "entries"}`;
     process.stderr.write(
-      `@aixcl/logging (${topic}): ${entries} over maxMessageBytes (${maxMessageBytes} bytes, the bus' max_message_bytes) since the last such line: ` +
+      `@aixcl/logging (${covered}): ${entries} over maxMessageBytes (${maxMessageBytes} bytes, the bus' max_message_bytes) since the last such line: ` +
         `${since.truncated} sent with their longest texts cut ("truncated by aixcl-logging"), ${since.dropped} dropped (too large even so); ` +
         "log less per entry or raise both limits\n",
     );
@@ -271,14 +314,15 @@ export function createLogger(options: LoggerOptions): Logger {
       stats.closed++;
       return;
     }
+    const to = fixedRoute ?? route(context.module ?? DEFAULT_MODULE);
     const entry: LogEntry = {
       timestampNs: context.timestampNs ?? nowNs(),
       level,
       subsystem,
-      module,
+      module: to.module,
       function: context.function ?? "",
       message,
-      topic,
+      topic: to.topic,
       metadata: context.metadata ?? {},
       filePath: context.filePath ?? "",
       lineNumber: context.lineNumber ?? 0,
@@ -292,13 +336,13 @@ export function createLogger(options: LoggerOptions): Logger {
       const envelope = { messageId: randomUUID(), timestampNs: entry.timestampNs, source: subsystem };
       encode = (e) => encodeAicoMessage(e, envelope);
     }
-    const fitted = fitEntry(entry, encode, maxPayloadBytes);
+    const fitted = fitEntry(entry, encode, to.maxPayloadBytes);
     if (!fitted || fitted.truncated) {
       if (fitted) stats.truncated++;
       else stats.tooLarge++;
       reportOversized(fitted !== undefined);
     }
-    if (fitted) queue.push([topicFrame, fitted.payload], fitted.payload.length);
+    if (fitted) queue.push({ frames: [to.topicFrame, fitted.payload], route: to }, fitted.payload.length);
     schedule();
   };
 

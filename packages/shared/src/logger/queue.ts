@@ -94,15 +94,15 @@ export class SendQueue<T> {
   }
 
   /**
-   * The oldest entries for one send: at most `maxEntries`, and beyond the first at most `maxBytes` of them. They stay
-   * queued until settle(); one send at a time.
+   * The oldest entries for one send: at most `maxEntries`, and beyond the first at most `maxBytes` of them, and only
+   * as long as `together` says the next may go with the first. They stay queued until settle(); one send at a time.
    */
-  take(maxEntries: number, maxBytes: number): T[] {
+  take(maxEntries: number, maxBytes: number, together: (first: T, next: T) => boolean = () => true): T[] {
     if (this.taken + this.takenEvicted > 0) throw new Error("take() while a send is under way: settle() it first");
     const out: T[] = [];
     let bytes = 0;
     for (let next = this.entries.at(0); next && out.length < maxEntries; next = this.entries.at(out.length)) {
-      if (out.length > 0 && bytes + next.bytes > maxBytes) break;
+      if (out.length > 0 && (bytes + next.bytes > maxBytes || !together(out[0] as T, next.item))) break;
       out.push(next.item);
       bytes += next.bytes;
     }
