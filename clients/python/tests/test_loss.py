@@ -147,9 +147,12 @@ def test_the_throttle_says_the_first_at_once_then_once_per_interval_what_happene
 class Upstream:
     """A ZeroMQ XSUB where the broker's is, with the broker's maxMessageSize: what the handler sends, it receives."""
 
-    def __init__(self, max_message_size: int = -1) -> None:
+    def __init__(self, max_message_size: int = -1, curve_secret_key: bytes | None = None) -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XSUB)
+        if curve_secret_key is not None:
+            self.socket.curve_server = True
+            self.socket.curve_secretkey = curve_secret_key
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_size)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind("tcp://127.0.0.1:*")

@@ -142,15 +142,16 @@ class BusHandler(logging.Handler):
         self._waited = 0.0
         keys = resolve_keys(curve, keys_dir, client_name, broker_key_file, public_key_file, secret_key_file)
         self._lease = registry.acquire(registry.PublisherKey(self.endpoint, keys, max_buffered, batch_window, max_buffered_bytes, max_message_bytes))
+        #: Routes by module or logger name, of the publisher they were made by (a forked child has a new one).
         self._routes: dict[str, tuple[str, Route]] = {}
-        # What `connected` asks about: this handler's topic, or every module of the subsystem (the topics' prefix).
-        self._probe = self._route(self.module if self.module is not None else "")[1]
+        self._routes_of = self._lease.publisher
 
     @property
     def connected(self) -> bool:
         """True while records are being delivered: the bus has a subscriber for the handler's topics (for every
         module of the subsystem when the module comes from the logger) and none is leaving."""
-        return self._probe.sending
+        # This handler's topic, or every module of the subsystem (the topics' common prefix, module "").
+        return self._route(self.module if self.module is not None else "")[1].sending
 
     def stats(self) -> Stats:
         """The counts of the publisher this handler shares with the process' other handlers of its endpoint."""
@@ -158,6 +159,10 @@ class BusHandler(logging.Handler):
 
     def _route(self, module: str) -> tuple[str, Route]:
         """The module (sanitized) and route of a module name or logger name."""
+        publisher = self._lease.publisher
+        if publisher is not self._routes_of:
+            self._routes.clear()
+            self._routes_of = publisher
         found = self._routes.get(module)
         if found is None:
             if len(self._routes) >= ROUTE_CACHE_SIZE:
@@ -165,10 +170,10 @@ class BusHandler(logging.Handler):
             name = sanitize_name(module) if module else ""
             topic = log_topic(self.subsystem, name, self._wire_format)
             if self._wire_format == "aico":
-                route = self._lease.publisher.route(topic, None, encode_aico_message)
+                route = publisher.route(topic, None, encode_aico_message)
             else:
                 # Batches only in our own wire format: AICO's consumers know nothing of them.
-                route = self._lease.publisher.route(topic, batch_topic(self.subsystem, name), encode_log_entry)
+                route = publisher.route(topic, batch_topic(self.subsystem, name), encode_log_entry)
             found = self._routes[module] = (name, route)
         return found
 
@@ -194,13 +199,12 @@ class BusHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            publisher = self._lease.publisher
             if self._closed:
-                publisher.discard()
+                self._lease.publisher.discard()
                 return
             self._waited = 0.0
             module, route = self._route(self.module if self.module is not None else record.name)
-            publisher.put(entry_from_record(record, self.format(record), self.subsystem, module, route.topic.decode()), route)
+            self._routes_of.put(entry_from_record(record, self.format(record), self.subsystem, module, route.topic.decode()), route)
         except RecursionError:
             raise
         except Exception:
