@@ -84,8 +84,9 @@ class BusHandler(logging.Handler):
     ``extra["span_id"]``. The logger's name goes into ``metadata["logger"]``.
 
     A process forked after the handler was made (multiprocessing's fork start method, pre-forking servers) gets a
-    publisher of its own (hooks registered once per process, whatever the number of handlers). Such a child that ends with ``os._exit`` (multiprocessing's workers do) skips
-    ``logging.shutdown()``: call ``handler.flush()`` before it returns.
+    publisher of its own (hooks registered once per process, whatever the number of handlers). Such a child that ends
+    with ``os._exit`` (multiprocessing's workers do) skips ``logging.shutdown()``: call ``handler.flush()`` before it
+    returns.
 
     While a subscriber takes batches (the log consumer does), queued records go as one message of up to 1,000
     (``aixcl.batch.<subsystem>.<module>``), each having waited at most ``batch_window`` seconds (default 0.1) for

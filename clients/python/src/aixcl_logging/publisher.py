@@ -52,7 +52,7 @@ class Route:
     """Where entries go: their topic and, in our wire format, their batch topic (None in AICO's); and whether the bus
     takes them now, which the publisher's thread updates as subscriptions come and go."""
 
-    __slots__ = ("topic", "batch_topic", "encode", "max_payload_bytes", "wanted", "batching")
+    __slots__ = ("batch_topic", "batching", "encode", "max_payload_bytes", "topic", "wanted")
 
     def __init__(self, topic: str, batch_topic: str | None, encode: Callable[[Entry], bytes], max_message_bytes: int) -> None:
         self.topic = topic.encode()
