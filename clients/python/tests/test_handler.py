@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import zmq
+from test_loss import Upstream
 
 from aixcl_logging import BusHandler, registry
-from test_loss import Upstream
 
 
 @pytest.fixture

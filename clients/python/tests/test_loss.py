@@ -17,7 +17,6 @@ import zmq
 from aixcl_logging import BusHandler
 from aixcl_logging._proto import log_entry_pb2
 from aixcl_logging.fit import MAX_MESSAGE_BYTES, fit_entry, truncation_marker
-from aixcl_logging.publisher import Publisher
 from aixcl_logging.sendqueue import SendQueue
 from aixcl_logging.throttle import Throttle
 from aixcl_logging.wire import Entry, encode_log_entry
