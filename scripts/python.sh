@@ -8,7 +8,8 @@
 #                              package's sources or the .proto files changed
 #   scripts/python.sh --fresh  the same from a new venv (CI: proves the install works in a fresh venv)
 #   scripts/python.sh --path   print the venv's python, reinstalling first if the sources changed (offline: the
-#                              build requirements are in the venv); exit 3, saying why, when there is no venv
+#                              build requirements are in the venv; the network only for a test requirement added
+#                              since); exit 3, saying why, when there is no venv
 #
 # Needs Python 3.10+ (AIXCL_PYTHON, default python3) with venv, and PyPI for the first install.
 set -euo pipefail
@@ -53,6 +54,8 @@ create() {
 # A changed checkout: rebuild with the build requirements already in the venv, so no network is needed.
 reinstall() {
   say "clients/python or packages/shared/proto changed: reinstalling aixcl-logging"
+  # Needs the network only when requirements-test.txt names something the venv does not have yet.
+  "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
   "$VENV/bin/python" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall "$PACKAGE"
   verify
   sources_hash >"$STAMP"

@@ -16,11 +16,12 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Callable
 
 from aixcl_logging import BusHandler
 
 
-def wait(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

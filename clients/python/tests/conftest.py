@@ -19,7 +19,7 @@ from aixcl_logging import BusHandler
 
 
 STACK_COMMAND = "npx vitest run --project main test/clients/python.test.ts"
-UNIT_TESTS = "pytest --ignore=tests/test_bus.py"
+UNIT_TESTS = "pytest --ignore-glob='tests/test_bus*'"
 
 
 def stack_env(name: str) -> str:

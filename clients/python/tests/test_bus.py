@@ -35,7 +35,8 @@ def test_every_field_arrives(make_logger: MakeLogger, loki: Loki, bus_endpoint: 
         line = sys._getframe().f_lineno - 1
     log.log(25, "custom level between INFO and WARNING")
     log.critical("critical")
-    assert handler.flush()
+    handler.flush()
+    assert handler.stats().buffered == 0
 
     entries = loki.wait_for('{service="py_fields"}', 3)
     failed = next(e for e in entries if e.line.startswith("charging"))
@@ -72,7 +73,7 @@ def test_aico_wire_format_arrives_through_the_envelope(make_logger: MakeLogger, 
 
 
 def test_10000_records_from_4_threads_none_lost(make_logger: MakeLogger, loki: Loki, bus_endpoint: str) -> None:
-    log, handler = make_logger("py_threads", "load", endpoint=bus_endpoint)
+    log, handler = make_logger("py_threads", "load", endpoint=bus_endpoint, close_timeout=10)
     wait_until(lambda: handler.connected, what="subscription")
     start = threading.Barrier(4)
 
@@ -86,7 +87,7 @@ def test_10000_records_from_4_threads_none_lost(make_logger: MakeLogger, loki: L
         t.start()
     for t in threads:
         t.join()
-    assert handler.flush(10)
+    handler.flush()
     assert handler.stats().published == 10_000
     for thread in range(4):
         entries = loki.wait_for(f'{{service="py_threads"}} | extra_worker="{thread}"', 2500, timeout=30)
@@ -120,11 +121,14 @@ def test_broker_down_at_start_held_records_arrive_once_it_is_up(make_logger: Mak
     time.sleep(0.3)
     assert not handler.connected
     assert (handler.stats().buffered, handler.stats().published) == (100, 0)
-    assert not handler.flush(), "flush returns at once while nobody subscribes"
+    started = time.monotonic()
+    handler.flush()
+    assert time.monotonic() - started < 0.5, "flush returns at once while nobody subscribes"
 
     late_broker()
     wait_until(lambda: handler.connected, timeout=20, what="the broker to start and the consumer to subscribe through it")
-    assert handler.flush()
+    handler.flush()
+    assert handler.stats().buffered == 0
     entries = loki.wait_for('{service="py_late"}', 100)
     assert [e.line for e in entries] == [f"held {i}" for i in range(100)]
 
@@ -187,7 +191,7 @@ def test_a_closed_handler_drops_and_counts_and_close_says_what_it_could_not_send
     assert time.monotonic() - started < 1
     log.warning("after close")
     assert handler.stats() == type(handler.stats())(published=0, buffered=0, dropped_buffer_full=3, dropped_closed=6, dropped_too_large=0, truncated=0)
-    report = "aixcl_logging: 8 log records for logs.py_nowhere.main not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full, 0 too large for the bus; 0 delivered\n"
+    report = "aixcl_logging: 8 log records for tcp://127.0.0.1:1 not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full, 0 too large for the bus; 0 delivered\n"
     assert capsys.readouterr().err == report
     # logging.shutdown() closes it again at exit: no second report.
     handler.close()

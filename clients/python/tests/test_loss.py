@@ -17,7 +17,6 @@ import zmq
 from aixcl_logging import BusHandler
 from aixcl_logging._proto import log_entry_pb2
 from aixcl_logging.fit import MAX_MESSAGE_BYTES, fit_entry, truncation_marker
-from aixcl_logging.publisher import Publisher
 from aixcl_logging.sendqueue import SendQueue
 from aixcl_logging.throttle import Throttle
 from aixcl_logging.wire import Entry, encode_log_entry
@@ -85,33 +84,45 @@ def counted(q: SendQueue) -> int:
 
 
 def test_the_queue_is_bounded_in_bytes_as_well_as_entries() -> None:
-    q = SendQueue(100, 1000)
+    q: SendQueue[str] = SendQueue(100, 1000)
     for i in range(10):
-        q.push(bytes([i]) * 300)
+        q.push(bytes([i]) * 300, "r")
     assert (len(q), q.bytes, q.evicted) == (3, 900, 7)
     q = SendQueue(3, 1_000_000)
     for i in range(5):
-        q.push(bytes([i]))
+        q.push(bytes([i]), "r")
     assert (len(q), q.evicted, q.take(10, 100)) == (3, 2, [b"\x02", b"\x03", b"\x04"])
 
 
+def test_a_send_takes_only_the_oldest_entries_of_the_oldest_ones_route() -> None:
+    """One batch carries one topic: entries of another module wait for the next send."""
+    q: SendQueue[str] = SendQueue(10, 1000)
+    for payload, route in ((b"1", "a"), (b"2", "a"), (b"3", "b"), (b"4", "a")):
+        q.push(payload, route)
+    assert (q.head(), q.take(10, 1000)) == ("a", [b"1", b"2"])
+    q.settle(True)
+    assert (q.head(), q.take(10, 1000)) == ("b", [b"3"])
+    q.settle(True)
+    assert (q.head(), q.take(10, 1000)) == ("a", [b"4"])
+
+
 def test_an_entry_evicted_during_its_send_counts_as_sent_when_the_send_succeeds() -> None:
-    q = SendQueue(2, 1000)
-    q.push(b"1")
-    q.push(b"2")
+    q: SendQueue[str] = SendQueue(2, 1000)
+    q.push(b"1", "r")
+    q.push(b"2", "r")
     assert q.take(2, 1000) == [b"1", b"2"]
-    q.push(b"3")  # evicts 1, which is being sent
-    q.push(b"4")  # evicts 2
+    q.push(b"3", "r")  # evicts 1, which is being sent
+    q.push(b"4", "r")  # evicts 2
     q.settle(True)
     assert (q.sent, q.evicted, q.take(5, 1000), counted(q)) == (2, 0, [b"3", b"4"], 4)
 
 
 def test_an_entry_evicted_during_its_send_counts_as_evicted_when_the_send_fails() -> None:
-    q = SendQueue(3, 1000)
+    q: SendQueue[str] = SendQueue(3, 1000)
     for p in (b"1", b"2", b"3"):
-        q.push(p)
+        q.push(p, "r")
     assert q.take(2, 1000) == [b"1", b"2"]
-    q.push(b"4")  # evicts 1
+    q.push(b"4", "r")  # evicts 1
     q.settle(False)
     assert (q.sent, q.evicted, len(q), q.bytes) == (0, 1, 3, 3)
     q.take(1, 1000)
@@ -135,9 +146,12 @@ def test_the_throttle_says_the_first_at_once_then_once_per_interval_what_happene
 class Upstream:
     """A ZeroMQ XSUB where the broker's is, with the broker's maxMessageSize: what the handler sends, it receives."""
 
-    def __init__(self, max_message_size: int = -1) -> None:
+    def __init__(self, max_message_size: int = -1, curve_secret_key: bytes | None = None) -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XSUB)
+        if curve_secret_key is not None:
+            self.socket.curve_server = True
+            self.socket.curve_secretkey = curve_secret_key
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_size)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind("tcp://127.0.0.1:*")

@@ -59,6 +59,15 @@ def load_client_keys(directory: str | os.PathLike[str], name: str) -> ClientKeys
     )
 
 
+def load_client_key_files(broker_key_file: str | os.PathLike[str], public_key_file: str | os.PathLike[str], secret_key_file: str | os.PathLike[str]) -> ClientKeys:
+    """A key pair and the broker's key from files anywhere (a secrets mount), checked as in a keys folder."""
+    return ClientKeys(
+        server_key=_read_key(Path(broker_key_file), secret=False),
+        public_key=_read_key(Path(public_key_file), secret=False),
+        secret_key=_read_key(Path(secret_key_file), secret=True),
+    )
+
+
 def client_keys_from_env(env: Mapping[str, str] = os.environ) -> ClientKeys | None:
     """MESSAGE_BUS_KEYS_DIR holding broker.pub turns CURVE on; MESSAGE_BUS_CLIENT_NAME picks the key pair.
 

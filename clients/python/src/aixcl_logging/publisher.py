@@ -1,16 +1,18 @@
 """The thread that owns the ZeroMQ socket: it sends queued entries while the bus wants them and holds them while not.
 
 Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
-- The socket is an XPUB, so the subscriptions that reach the broker reach us too. Entries are sent only while some
-  subscription covers our topic and nobody holds HOLD_TOPIC; otherwise they wait in a bounded queue (the oldest
-  dropped first, counted) instead of being dropped unseen by ZeroMQ.
+- One publisher per process serves every handler with the same endpoint, keys and limits (registry.py): each entry
+  carries its route (topic, batch topic), so one socket carries every module's topic.
+- The socket is an XPUB, so the subscriptions that reach the broker reach us too. Entries are sent in order while some
+  subscription covers the oldest one's topic and nobody holds HOLD_TOPIC; otherwise they wait in a bounded queue (the
+  oldest dropped first, counted) instead of being dropped unseen by ZeroMQ.
 - XPUB_NODROP makes a full pipe answer EAGAIN instead of discarding; the entry stays queued and is retried after
   a short wait. IMMEDIATE keeps nothing in a pipe to a broker that is not there.
 - Subscription changes that arrive together are applied together: a broker going away drops all of them at once.
 - put() encodes the entry, so that the queue is bounded in bytes as well as entries and nothing is queued that the
   broker would refuse (max_message_bytes): an entry too large is cut, or dropped, there and counted.
 - While a subscriber takes the batch topic (aixcl.batch.<subsystem>.<module>; the log consumer does), what is
-  queued goes as one LogBatch message of up to BATCH_MAX_ENTRIES entries and BATCH_MAX_BYTES bytes instead of one
+  queued for one topic goes as one LogBatch message of up to BATCH_MAX_ENTRIES entries and BATCH_MAX_BYTES bytes instead of one
   message each: the bus' per-message costs are then paid once per batch.
 """
 
@@ -46,6 +48,35 @@ MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 _instances = itertools.count()
 
 
+class Route:
+    """Where entries go: their topic and, in our wire format, their batch topic (None in AICO's); and whether the bus
+    takes them now, which the publisher's thread updates as subscriptions come and go."""
+
+    __slots__ = ("batch_topic", "batching", "encode", "max_payload_bytes", "topic", "wanted")
+
+    def __init__(self, topic: str, batch_topic: str | None, encode: Callable[[Entry], bytes], max_message_bytes: int) -> None:
+        self.topic = topic.encode()
+        self.batch_topic = batch_topic.encode() if batch_topic is not None else None
+        self.encode = encode
+        # The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
+        # its payload behind a tag and a length; without batches, as it is.
+        framing = len(self.batch_topic) + 1 + varint_size(max_message_bytes) if self.batch_topic is not None else len(self.topic)
+        self.max_payload_bytes = max_message_bytes - framing
+        #: Someone takes our single entries (the topic) / our batches (the batch topic).
+        self.wanted = False
+        self.batching = False
+
+    @property
+    def sending(self) -> bool:
+        return self.wanted or self.batching
+
+    def follow(self, prefixes: set[bytes]) -> None:
+        hold = HOLD_TOPIC in prefixes
+        self.wanted = not hold and any(self.topic.startswith(p) for p in prefixes)
+        batch_topic = self.batch_topic
+        self.batching = not hold and batch_topic is not None and any(batch_topic.startswith(p) for p in prefixes)
+
+
 @dataclass(frozen=True)
 class Stats:
     """Every entry put is counted once: published, buffered or dropped. published: handed to the socket. buffered:
@@ -65,12 +96,9 @@ class Stats:
 class Publisher:
     def __init__(
         self,
-        topic: str,
-        encode: Callable[[Entry], bytes],
         endpoint: str,
-        max_buffered: int,
         curve: ClientKeys | None = None,
-        batch_topic: str | None = None,
+        max_buffered: int = 10_000,
         batch_window: float = BATCH_WINDOW,
         max_buffered_bytes: int = MAX_BUFFERED_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
@@ -81,33 +109,26 @@ class Publisher:
             raise ValueError(
                 f"max_buffered_bytes ({max_buffered_bytes}) must be at least max_message_bytes ({max_message_bytes}), or the largest entries could never be held"
             )
-        self._queue = SendQueue(max_buffered, max_buffered_bytes)
-        self._topic = topic.encode()
-        self._batch_topic = batch_topic.encode() if batch_topic is not None else None
+        self._queue: SendQueue[Route] = SendQueue(max_buffered, max_buffered_bytes)
         self._batch_window = batch_window
         #: When the oldest queued entry was queued (time.monotonic()): a batch waits for company from then on.
         self._first_queued_at = 0.0
-        self._encode = encode
         self._endpoint = endpoint
         self._curve = curve
         self._max_message_bytes = max_message_bytes
-        # The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
-        # its payload behind a tag and a length; without batches, as it is.
-        framing = len(self._batch_topic) + 1 + varint_size(max_message_bytes) if self._batch_topic is not None else len(self._topic)
-        self._max_payload_bytes = max_message_bytes - framing
         self._oversized = Throttle()
-        # Guards the queue, the counters and the flags below, between application threads and ours.
+        # Guards the queue, the counters, the routes and the flags below, between application threads and ours.
         self._lock = threading.Lock()
         self._dropped_closed = 0
         self._dropped_too_large = 0
         self._truncated = 0
         self._closing = False
         self._stopping = False
-        # True while our thread sleeps with nothing to send although the bus wants entries: put() then wakes it.
+        # True while our thread sleeps with nothing queued: put() of an entry the bus wants then wakes it.
         self._idle = False
-        #: Someone takes our single entries (the topic) / our batches (the batch topic).
-        self._wanted = False
-        self._batching = False
+        self._routes: dict[tuple[str, str | None], Route] = {}
+        #: The subscriptions the bus has passed us (our thread's, read by route() under the lock).
+        self._prefixes: set[bytes] = set()
         self._drained = threading.Condition(self._lock)
         self._linger_ms = 0
 
@@ -119,13 +140,21 @@ class Publisher:
         self._wake_tx = self._context.socket(zmq.PAIR)
         self._wake_tx.setsockopt(zmq.SNDHWM, 1)
         self._wake_tx.connect(address)
-        self._thread = threading.Thread(target=self._run, name=f"aixcl-logging {topic}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"aixcl-logging {endpoint}", daemon=True)
         self._thread.start()
 
     @property
-    def connected(self) -> bool:
-        """True while entries are being delivered: a subscriber wants our topic and none is leaving."""
-        return self._sending
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def route(self, topic: str, batch_topic: str | None, encode: Callable[[Entry], bytes]) -> Route:
+        """The route of a topic, made once: our thread keeps every route's flags in step with the subscriptions."""
+        with self._lock:
+            route = self._routes.get((topic, batch_topic))
+            if route is None:
+                route = self._routes[(topic, batch_topic)] = Route(topic, batch_topic, encode, self._max_message_bytes)
+                route.follow(self._prefixes)
+            return route
 
     def stats(self) -> Stats:
         with self._lock:
@@ -135,36 +164,41 @@ class Publisher:
         queue = self._queue
         return Stats(queue.sent, len(queue), queue.evicted, self._dropped_closed, self._dropped_too_large, self._truncated)
 
-    def put(self, entry: Entry) -> None:
+    def put(self, entry: Entry, route: Route) -> None:
         """Encodes and queues an entry; never blocks on the bus. Called from application threads."""
-        fitted = fit_entry(entry, self._encode, self._max_payload_bytes)
+        fitted = fit_entry(entry, route.encode, route.max_payload_bytes)
         with self._lock:
             if self._closing:
                 self._dropped_closed += 1
                 return
             if fitted is None:
                 self._dropped_too_large += 1
-                self._report_oversized(truncated=False)
+                self._report_oversized(entry.topic, truncated=False)
                 return
             payload, truncated = fitted
             if truncated:
                 self._truncated += 1
-                self._report_oversized(truncated=True)
+                self._report_oversized(entry.topic, truncated=True)
             if not self._queue:
                 self._first_queued_at = time.monotonic()
-            self._queue.push(payload)
-            if self._idle:
+            self._queue.push(payload, route)
+            if self._idle and route.sending:
                 self._idle = False
                 self._wake()
 
-    def _report_oversized(self, truncated: bool) -> None:
+    def discard(self) -> None:
+        """Counts an entry that a closed handler did not put: this publisher may still serve other handlers."""
+        with self._lock:
+            self._dropped_closed += 1
+
+    def _report_oversized(self, topic: str, truncated: bool) -> None:
         """A line on stderr at once, then at most one per 10 s saying how many since the last. Called with the lock held."""
         since = self._oversized.note(time.monotonic(), truncated=int(truncated), dropped=int(not truncated))
         if since is None:
             return
         times = since["times"]
         sys.stderr.write(
-            f"aixcl_logging ({self._topic.decode()}): {times} log {'record' if times == 1 else 'records'} over max_message_bytes "
+            f"aixcl_logging ({topic}): {times} log {'record' if times == 1 else 'records'} over max_message_bytes "
             f"({self._max_message_bytes} bytes, the bus' max_message_bytes) since the last such line: {since['truncated']} sent with "
             f'their longest texts cut ("truncated by aixcl-logging"), {since["dropped"]} dropped (too large even so); log less per '
             "record or raise both limits\n"
@@ -175,7 +209,7 @@ class Publisher:
         subscriber); waiting for one is close()'s job."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._queue and self._sending:
+            while self._head_sending():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -211,6 +245,11 @@ class Publisher:
         self._context.term()
         return stats
 
+    def abandon(self) -> None:
+        """Lets go of a publisher a forked child inherited, without touching the parent's connection: pyzmq closes
+        sockets and contexts only in the process that made them, and the thread that used them is not in the child."""
+        self._context.destroy()
+
     def _wake(self) -> None:
         """Called with the lock held, which also serializes the application threads' use of this socket."""
         try:
@@ -230,54 +269,57 @@ class Publisher:
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
-        prefixes: set[bytes] = set()
         try:
             while True:
                 full = False
                 delay = self._batch_delay()
-                if self._sending and delay <= 0:
+                if delay <= 0:
                     full = self._send_queued(socket)
                 with self._lock:
                     if self._stopping:
                         break
-                    if self._sending and not full and self._queue and delay <= 0:
+                    if self._head_sending() and not full and delay <= 0:
                         continue  # put() queued more after we looked, without waking us
-                    # Waiting out a batch window needs no wake-up for each entry; close() wakes us anyway.
-                    self._idle = self._sending and not full and delay <= 0
+                    # Waiting out a batch window needs no wake-up for each entry, nor does an entry queued behind one
+                    # nobody takes; close() and subscriptions wake us anyway.
+                    self._idle = not self._queue
                 timeout = FULL_QUEUE_RETRY_MS if full else (max(1, int(delay * 1000)) if delay > 0 else None)
                 for ready, _ in poller.poll(timeout):
                     if ready is self._wake_rx:
                         while self._wake_rx.poll(0):
                             self._wake_rx.recv()
                     elif ready is socket:
-                        self._apply_subscriptions(socket, prefixes)
+                        self._apply_subscriptions(socket)
         finally:
             socket.close(linger=self._linger_ms)
             self._wake_rx.close(linger=0)
 
-    @property
-    def _sending(self) -> bool:
-        return self._wanted or self._batching
+    def _head_sending(self) -> bool:
+        """The oldest queued entry can go: the bus takes its route. Called with the lock held."""
+        head = self._queue.head()
+        return head is not None and head.sending
 
     def _batch_delay(self) -> float:
         """Seconds the oldest queued entry still waits for company before a batch goes; 0 or less: send now."""
         with self._lock:
-            if not self._batching or self._closing or not self._queue or len(self._queue) >= BATCH_MAX_ENTRIES:
+            head = self._queue.head()
+            if head is None or not head.batching or self._closing or len(self._queue) >= BATCH_MAX_ENTRIES:
                 return 0.0
             return self._first_queued_at + self._batch_window - time.monotonic()
 
     def _send_queued(self, socket: zmq.Socket[bytes]) -> bool:
-        """Sends queued entries in order until the queue is empty (False) or the socket is full (True): the oldest
-        entry, or the oldest entries as one batch while the batch topic is taken and more than one waits (or only
-        batches are taken)."""
+        """Sends queued entries in order until the queue is empty or the oldest one's route is not taken (False), or the
+        socket is full (True): the oldest entry, or the oldest entries of one route as one batch while its batch topic
+        is taken and more than one waits (or only batches are taken)."""
         while True:
             with self._lock:
-                batch = self._batching and (len(self._queue) > 1 or not self._wanted)
-                payloads = self._queue.take(BATCH_MAX_ENTRIES if batch else 1, BATCH_MAX_BYTES)
-                if not payloads:
+                route = self._queue.head()
+                if route is None or not route.sending:
                     self._drained.notify_all()
                     return False
-            frames = (self._batch_topic or b"", encode_log_batch(payloads)) if batch else (self._topic, payloads[0])
+                payloads = self._queue.take(BATCH_MAX_ENTRIES if route.batching else 1, BATCH_MAX_BYTES)
+            batch = route.batch_topic is not None and route.batching and (len(payloads) > 1 or not route.wanted)
+            frames = (route.batch_topic or b"", encode_log_batch(payloads)) if batch else (route.topic, payloads[0])
             sent = False
             try:
                 socket.send_multipart(frames, zmq.NOBLOCK)
@@ -289,7 +331,8 @@ class Publisher:
                 with self._lock:
                     self._queue.settle(sent)
 
-    def _apply_subscriptions(self, socket: zmq.Socket[bytes], prefixes: set[bytes]) -> None:
+    def _apply_subscriptions(self, socket: zmq.Socket[bytes]) -> None:
+        prefixes = set(self._prefixes)
         while True:
             try:
                 frame = socket.recv(zmq.NOBLOCK)
@@ -299,7 +342,7 @@ class Publisher:
                 prefixes.add(frame[1:])
             elif frame[:1] == b"\x00":
                 prefixes.discard(frame[1:])
-        hold = HOLD_TOPIC in prefixes
-        self._wanted = not hold and any(self._topic.startswith(p) for p in prefixes)
-        batch_topic = self._batch_topic
-        self._batching = not hold and batch_topic is not None and any(batch_topic.startswith(p) for p in prefixes)
+        with self._lock:
+            self._prefixes = prefixes
+            for route in self._routes.values():
+                route.follow(prefixes)

@@ -1,5 +1,6 @@
 """The publisher's queue: encoded entries waiting for the bus, bounded in entries and in bytes, the oldest evicted
-first. A send takes the oldest entries and is then settled; an entry evicted while its send is under way is counted by
+first. Each entry travels with its route (where it goes); a send takes the oldest entries that share one and is then
+settled; an entry evicted while its send is under way is counted by
 how that send ends, so that every entry is counted exactly once, as sent or as evicted.
 
 Mirrors SendQueue in packages/shared/src/logger/queue.ts. Not thread-safe: the publisher's lock guards it.
@@ -8,9 +9,12 @@ Mirrors SendQueue in packages/shared/src/logger/queue.ts. Not thread-safe: the p
 from __future__ import annotations
 
 import collections
+from typing import Generic, TypeVar
+
+Route = TypeVar("Route")
 
 
-class SendQueue:
+class SendQueue(Generic[Route]):
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         if max_entries < 1:
             raise ValueError(f"max_buffered must be at least 1, got {max_entries}")
@@ -19,6 +23,7 @@ class SendQueue:
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._payloads: collections.deque[bytes] = collections.deque()
+        self._routes: collections.deque[Route] = collections.deque()
         self.bytes = 0
         #: How many of the oldest entries the send under way carries, and how many of those were evicted meanwhile.
         self._taken = 0
@@ -30,27 +35,33 @@ class SendQueue:
     def __len__(self) -> int:
         return len(self._payloads)
 
-    def push(self, payload: bytes) -> None:
+    def head(self) -> Route | None:
+        """The oldest entry's route: what the next take() sends, and where."""
+        return self._routes[0] if self._routes else None
+
+    def push(self, payload: bytes, route: Route) -> None:
         """Queues an entry, evicting the oldest until both bounds hold (an entry above max_bytes stays alone)."""
         while self._payloads and (len(self._payloads) >= self._max_entries or self.bytes + len(payload) > self._max_bytes):
             self.bytes -= len(self._payloads.popleft())
+            self._routes.popleft()
             if self._taken:
                 self._taken -= 1
                 self._taken_evicted += 1
             else:
                 self.evicted += 1
         self._payloads.append(payload)
+        self._routes.append(route)
         self.bytes += len(payload)
 
     def take(self, max_entries: int, max_bytes: int) -> list[bytes]:
-        """The oldest entries for one send: at most `max_entries`, and beyond the first at most `max_bytes` of them.
-        They stay queued until settle(); one send at a time."""
+        """The oldest entries for one send, all of the oldest one's route: at most `max_entries`, and beyond the first
+        at most `max_bytes` of them. They stay queued until settle(); one send at a time."""
         if self._taken or self._taken_evicted:
             raise RuntimeError("take() while a send is under way: settle() it first")
         out: list[bytes] = []
         size = 0
-        for payload in self._payloads:
-            if len(out) >= max_entries or (out and size + len(payload) > max_bytes):
+        for payload, route in zip(self._payloads, self._routes):
+            if len(out) >= max_entries or (out and (size + len(payload) > max_bytes or route is not self._routes[0])):
                 break
             out.append(payload)
             size += len(payload)
@@ -64,6 +75,7 @@ class SendQueue:
             self.sent += self._taken + self._taken_evicted
             for _ in range(self._taken):
                 self.bytes -= len(self._payloads.popleft())
+                self._routes.popleft()
         else:
             self.evicted += self._taken_evicted
         self._taken = 0
@@ -75,5 +87,6 @@ class SendQueue:
             raise RuntimeError("clear() while a send is under way: settle() it first")
         count = len(self._payloads)
         self._payloads.clear()
+        self._routes.clear()
         self.bytes = 0
         return count

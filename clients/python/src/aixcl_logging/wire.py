@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from aixcl_logging._proto import log_entry_pb2, message_pb2
 
@@ -86,7 +86,7 @@ class Entry:
 
 def encode_log_entry(entry: Entry) -> bytes:
     message = log_entry_pb2.LogEntry(
-        level=entry.level,  # type: ignore[arg-type]  # an aico.core.LogLevel number
+        level=cast("log_entry_pb2.LogLevel", entry.level),  # records.aico_level gives only LogLevel's numbers
         subsystem=entry.subsystem,
         module=entry.module,
         function=entry.function,
