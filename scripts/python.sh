@@ -3,9 +3,9 @@
 # $AIXCL_CACHE/python (default ~/.cache/aixcl/python), with pip's cache beside it, holding the package installed
 # from this checkout and clients/python/requirements-test.txt.
 #
-#   scripts/python.sh          create the venv if missing (`pip install ./clients/python`, as a user would: pip
-#                              builds it in isolation, fetching the build requirements); reinstall when the
-#                              package's sources or the .proto files changed
+#   scripts/python.sh          create the venv if missing: build the sdist, the wheel from it (isolated, fetching
+#                              the build requirements) and install the wheel, as a package index would serve it;
+#                              rebuild and reinstall when the package's sources or the .proto files changed
 #   scripts/python.sh --fresh  the same from a new venv (CI: proves the install works in a fresh venv)
 #   scripts/python.sh --path   print the venv's python, reinstalling first if the sources changed (offline: the
 #                              build requirements are in the venv; the network only for a test requirement added
@@ -29,11 +29,12 @@ version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || die "$PYTHON is Python $version; aixcl-logging needs 3.10 or newer"
 VENV="$CACHE_DIR/python/venv-$version"
 STAMP="$VENV/.aixcl-sources"
+DIST="$CACHE_DIR/python/dist-$version"
 
 # What the installed package was built from: its sources, the .proto files and the test requirements.
 sources_hash() {
   (cd "$ROOT" && find clients/python/pyproject.toml clients/python/hatch_build.py clients/python/README.md "${REQUIREMENTS#"$ROOT/"}" \
-      clients/python/src packages/shared/proto -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
+      clients/python/CHANGELOG.md clients/python/src packages/shared/proto -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
 }
 
 create() {
@@ -44,8 +45,10 @@ create() {
   "$PYTHON" -m venv "$VENV"
   say "pip install -r clients/python/requirements-test.txt"
   "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
-  say "pip install ./clients/python (isolated build: protobuf code generated from packages/shared/proto)"
-  "$VENV/bin/python" -m pip install --quiet "$PACKAGE"
+  say "building the sdist and, from it, the wheel (isolated: protobuf code generated from packages/shared/proto)"
+  build_dist
+  say "pip install $(basename "$(wheel)")"
+  "$VENV/bin/python" -m pip install --quiet "$(wheel)"
   verify
   sources_hash >"$STAMP"
   say "venv ready in $((SECONDS - started)) s"
@@ -56,9 +59,24 @@ reinstall() {
   say "clients/python or packages/shared/proto changed: reinstalling aixcl-logging"
   # Needs the network only when requirements-test.txt names something the venv does not have yet.
   "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
-  "$VENV/bin/python" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall "$PACKAGE"
+  build_dist --no-isolation
+  "$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall "$(wheel)"
   verify
   sources_hash >"$STAMP"
+}
+
+# The sdist, then the wheel built from the unpacked sdist (python -m build's default): a file the sdist forgot fails
+# here, not on a user's machine. Both land in $DIST, which holds nothing else.
+build_dist() {
+  rm -rf "$DIST"
+  "$VENV/bin/python" -m build --outdir "$DIST" "$@" "$PACKAGE" >"$DIST.log" 2>&1 || { cat "$DIST.log" >&2; die "building the package failed (log above)"; }
+  ls "$DIST"/*.tar.gz >/dev/null && wheel >/dev/null
+}
+
+wheel() {
+  local found=("$DIST"/aixcl_logging-*.whl)
+  [[ -f ${found[0]} ]] || die "no wheel in $DIST"
+  echo "${found[0]}"
 }
 
 # Importing runs the generated code's protobuf version check against the installed protobuf.

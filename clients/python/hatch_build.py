@@ -48,12 +48,22 @@ def generate(root: Path, out: Path) -> None:
         module.write_text(code)
 
 
+def license_file(project: Path) -> Path:
+    """The repository's LICENSE in a checkout; the sdist's own copy (made by this hook) in an sdist."""
+    for candidate in (project / "LICENSE", project.parent.parent / "LICENSE"):
+        if candidate.is_file():
+            return candidate
+    raise RuntimeError(f"aixcl-logging: no LICENSE in {project} or the repository around it")
+
+
 class ProtoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         project = Path(self.root)
         root = proto_root(project)
+        # The licence travels with both artifacts: at the sdist's root, and inside the package in the wheel.
+        build_data["force_include"][str(license_file(project))] = "LICENSE" if self.target_name == "sdist" else "aixcl_logging/LICENSE"
         if self.target_name == "sdist":
             for name in PROTOS:
                 build_data["force_include"][str(root / name)] = f"proto/{name}"

@@ -4,7 +4,7 @@
 // @aixcl/shared instead, which works there and nowhere else.
 //
 //   node scripts/bundle.mjs           bundle into this package's dist/ (prepack)
-//   node scripts/bundle.mjs <dir>     write the whole package (package.json, README.md, dist/) to <dir>, leaving
+//   node scripts/bundle.mjs <dir>     write the whole package (package.json, README.md, CHANGELOG.md, LICENSE, dist/) to <dir>, leaving
 //                                     this folder alone, so tests can pack it while others use the tsc output
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -59,6 +59,8 @@ const declarations = generateDtsBundle(
 entries.forEach((e, i) => writeFileSync(`${target}dist/${e}.d.ts`, declarations[i]));
 if (target !== dir) {
   mkdirSync(target, { recursive: true });
-  for (const file of ["package.json", "README.md"]) copyFileSync(`${dir}${file}`, `${target}${file}`);
+  for (const file of ["package.json", "README.md", "CHANGELOG.md"]) copyFileSync(`${dir}${file}`, `${target}${file}`);
 }
+// The repository's licence, which npm ships only from the package's own folder (git ignores the copy there).
+copyFileSync(`${root}LICENSE`, `${target}LICENSE`);
 log(`${target}dist/: ${entries.map((e) => `${e}.js, ${e}.d.ts`).join(", ")}`);

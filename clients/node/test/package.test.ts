@@ -5,7 +5,7 @@
  * applications people run with them: a fastify app (its logger is pino) and an express app logging with winston,
  * each with one transport for the whole app and a module per component.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BusHandle, LokiHandle, NodeClientProject } from "@aixcl/testkit";
@@ -148,7 +148,20 @@ describe.skipIf(need.skip !== undefined)("@aixcl/logging from npm pack, in a pro
   });
 
   it("ships the bundle and its declarations only, and depends on nothing from the repository", () => {
-    expect(project.files.sort()).toEqual(["README.md", "dist/index.d.ts", "dist/index.js", "dist/pino.d.ts", "dist/pino.js", "dist/winston.d.ts", "dist/winston.js", "package.json", ...project.files.filter((f) => /^dist\/chunk-[A-Z0-9]+\.js$/.test(f))].sort());
+    expect(project.files.sort()).toEqual(["CHANGELOG.md", "LICENSE", "README.md", "dist/index.d.ts", "dist/index.js", "dist/pino.d.ts", "dist/pino.js", "dist/winston.d.ts", "dist/winston.js", "package.json", ...project.files.filter((f) => /^dist\/chunk-[A-Z0-9]+\.js$/.test(f))].sort());
+  });
+
+  it("carries the metadata a registry shows: licence, repository, homepage, issues, keywords, engines", () => {
+    const installed = JSON.parse(readFileSync(join(project.dir, "node_modules/@aixcl/logging/package.json"), "utf8")) as Record<string, unknown>;
+    expect(installed).toMatchObject({
+      license: "Apache-2.0",
+      repository: { type: "git", url: expect.stringMatching(/^git\+https:\/\/github\.com\//) as unknown, directory: "clients/node" },
+      homepage: expect.stringMatching(/^https:\/\//) as unknown,
+      bugs: { url: expect.stringMatching(/^https:\/\//) as unknown },
+      engines: { node: expect.any(String) as unknown },
+    });
+    expect((installed.keywords as string[]).length).toBeGreaterThan(0);
+    expect(readFileSync(join(project.dir, "node_modules/@aixcl/logging/LICENSE"), "utf8")).toContain("Apache License");
   });
 
   it("imported as ESM: the logger, the pino transport by name and the winston transport reach Loki", async () => {
