@@ -1,7 +1,7 @@
 import { decodeLogMessage } from "@aixcl/shared";
 import { describe, expect, it } from "vitest";
 import { Batcher } from "../../services/log-consumer/src/batch.js";
-import { pushBuilder } from "../../services/log-consumer/src/encode.js";
+import { pushBuilder } from "../../services/log-consumer/src/push-builder.js";
 import { EntryMapper } from "../../services/log-consumer/src/mapping.js";
 import { scanPush } from "../src/push-scan.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "../src/tally.js";

@@ -1,4 +1,4 @@
-import { ProtobufPushBuilder } from "./encode-protobuf.js";
+/** What an encoded push is; the encoders are encode-json.ts and encode-protobuf.ts, chosen by push-builder.ts. */
 import type { LokiEntry, StreamKey } from "./mapping.js";
 
 export type PushEncoding = "protobuf" | "json";
@@ -21,29 +21,6 @@ export interface EncodedPush {
 export interface PushBuilder {
   add(stream: number, entry: LokiEntry): void;
   build(streams: readonly StreamKey[], compress: boolean): EncodedPush;
-}
-
-export function pushBuilder(encoding: PushEncoding): PushBuilder {
-  return encoding === "protobuf" ? new ProtobufPushBuilder() : new JsonPushBuilder();
-}
-
-type JsonValue = [string, string] | [string, string, Record<string, string>];
-
-/** The JSON push body: values are [ns timestamp as string, line, structured metadata object]. */
-class JsonPushBuilder implements PushBuilder {
-  private values: JsonValue[][] = [];
-
-  add(stream: number, entry: LokiEntry): void {
-    const value: JsonValue =
-      entry.metadata.length === 0 ? [entry.timestampNs.toString(), entry.line] : [entry.timestampNs.toString(), entry.line, Object.fromEntries(entry.metadata)];
-    (this.values[stream] ??= []).push(value);
-  }
-
-  build(streams: readonly StreamKey[]): EncodedPush {
-    const body = { streams: streams.map((key, k) => ({ stream: Object.fromEntries(key.labels), values: this.values[k] ?? [] })) };
-    this.values = [];
-    return { body: Buffer.from(JSON.stringify(body)), contentType: "application/json" };
-  }
 }
 
 export interface StreamSummary {

@@ -2,7 +2,7 @@ import { LogThrottle, decodeLogBatch, decodeLogMessage, isBatchTopic } from "@ai
 import type { DecodeErrorReason, LogEntry, ServiceLog } from "@aixcl/shared";
 import { Batcher } from "./batch.js";
 import type { PushCompression, PushEncoding, SealedBatch } from "./encode.js";
-import { pushBuilder } from "./encode.js";
+import { pushBuilder } from "./push-builder.js";
 import type { EntryMapper } from "./mapping.js";
 import type { ConsumerMetrics } from "./metrics.js";
 import { DROP_REASONS } from "./metrics.js";

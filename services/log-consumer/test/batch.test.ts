@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fullEntry } from "@aixcl/testkit";
 import { Batcher } from "../src/batch.js";
-import { pushBuilder } from "../src/encode.js";
+import { pushBuilder } from "../src/push-builder.js";
 import { MemoryQueue } from "../src/queue.js";
 import { lokiEntries, sealedOf } from "./helpers.js";
 

@@ -1,7 +1,7 @@
 import type { LogEntry } from "@aixcl/shared";
 import { Batcher } from "../src/batch.js";
 import type { PushEncoding, SealedBatch } from "../src/encode.js";
-import { pushBuilder } from "../src/encode.js";
+import { pushBuilder } from "../src/push-builder.js";
 import type { LokiEntry } from "../src/mapping.js";
 import { EntryMapper } from "../src/mapping.js";
 
