@@ -7,7 +7,7 @@ import type { LogEntry } from "../wire/entry.js";
 import { nowNs } from "../wire/entry.js";
 import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, varintSize } from "../wire/encode.js";
 import type { LogLevelName } from "../wire/level.js";
-import { BATCH_TOPIC_PREFIX, batchTopic, HOLD_TOPIC, sanitizeName } from "../wire/topic.js";
+import { aicoTopic, BATCH_TOPIC_PREFIX, batchTopic, HOLD_TOPIC, logTopic, sanitizeName } from "../wire/topic.js";
 // The throttle alone, not ops/index.js: the services' modules beside it need dependencies this package does not carry.
 import { LogThrottle } from "../ops/throttle.js";
 import { extraTexts } from "./extra.js";
@@ -203,7 +203,7 @@ export function createLogger(options: LoggerOptions): Logger {
     let found = routes.get(name);
     if (!found) {
       const module = sanitizeName(name);
-      const topic = format === "aico" ? `logs/${subsystem}/${module}/v1` : `logs.${subsystem}.${module}`;
+      const topic = format === "aico" ? aicoTopic(subsystem, module) : logTopic(subsystem, module);
       // Batches only in our own wire format: AICO's consumers know nothing of them.
       const batchTopicFrame = format === "aico" ? undefined : Buffer.from(batchTopic(subsystem, module));
       // The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
