@@ -1,21 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pinoLevel, pinoRecord, recordModuleKey, winstonLevel, winstonRecord } from "../src/records.js";
-
-describe("pino levels", () => {
-  it.each([
-    [10, "debug"],
-    [20, "debug"],
-    [30, "info"],
-    [35, "info"],
-    [40, "warning"],
-    [50, "error"],
-    [59, "error"],
-    [60, "critical"],
-    [5, "debug"],
-  ])("%i -> %s (custom levels: the nearest standard level below)", (value, level) => {
-    expect(pinoLevel(value)).toBe(level);
-  });
-});
+import { pinoRecord, recordModuleKey, winstonLevel, winstonRecord } from "../src/records.js";
 
 describe("winston levels", () => {
   it.each([
