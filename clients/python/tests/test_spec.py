@@ -12,7 +12,7 @@ import pytest
 
 from aixcl_logging import fit, records
 from aixcl_logging._proto import log_entry_pb2
-from aixcl_logging.publisher import BATCH_MAX_BYTES, BATCH_MAX_ENTRIES, BATCH_WINDOW
+from aixcl_logging.publisher import BATCH_MAX_BYTES, BATCH_MAX_ENTRIES, BATCH_WINDOW, Route
 from aixcl_logging.wire import (
     BATCH_TOPIC_PREFIX,
     HOLD_TOPIC,
@@ -91,6 +91,11 @@ def test_fit_limit_and_marker() -> None:
     fits = spec("fit.json")
     assert fit.MAX_MESSAGE_BYTES == fits["max_message_bytes"]
     assert fit.truncation_marker(1234) == fits["truncation_marker"].replace("{bytes}", "1234")
+
+
+@cases("fit.json", "payload_limits")
+def test_payload_limits(case: dict[str, Any]) -> None:
+    assert Route(case["topic"], case["batch_topic"], encode_log_entry, case["max_message_bytes"]).max_payload_bytes == case["max_payload_bytes"]
 
 
 @cases("fit.json")

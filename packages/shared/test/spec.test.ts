@@ -17,6 +17,7 @@ import {
   levelNumber,
   logTopic,
   MAX_MESSAGE_BYTES,
+  maxPayloadBytes,
   MAX_NAME_LENGTH,
   sanitizeName,
   truncationMarker,
@@ -67,11 +68,21 @@ interface FitCase extends Named {
 
 const texts = (map: Record<string, SpecText>): Record<string, string> => Object.fromEntries(Object.entries(map).map(([k, v]) => [k, specText(v)]));
 
+interface PayloadLimit extends Named {
+  topic: string;
+  batch_topic: string | null;
+  max_message_bytes: number;
+  max_payload_bytes: number;
+}
+
 describe("spec/wire/fit.json", () => {
-  const spec = readSpec<{ max_message_bytes: number; truncation_marker: string; cases: FitCase[] }>("fit.json");
+  const spec = readSpec<{ max_message_bytes: number; truncation_marker: string; payload_limits: PayloadLimit[]; cases: FitCase[] }>("fit.json");
   it("limit and marker", () => {
     expect(MAX_MESSAGE_BYTES).toBe(spec.max_message_bytes);
     expect(truncationMarker(1234)).toBe(spec.truncation_marker.replace("{bytes}", "1234"));
+  });
+  it.each(spec.payload_limits.map((c) => [c.name, c] as const))("payload limit: %s", (_, c) => {
+    expect(maxPayloadBytes(c.max_message_bytes, c.topic, c.batch_topic ?? undefined)).toBe(c.max_payload_bytes);
   });
   it.each(spec.cases.map((c) => [c.name, c] as const))("%s", (_, c) => {
     const entry: LogEntry = {
