@@ -72,17 +72,19 @@ function errorText(value: unknown): string | undefined {
 }
 
 /**
- * Everything but the `consumed` fields goes to `extra`, except trace_id, session_id and user_uuid. A field whose
- * getter throws goes as a placeholder: the record is the application's own object (winston's info).
+ * Everything but the `consumed` fields goes to `extra`, except trace_id, session_id and user_uuid, which fill their
+ * fields as text whatever their type. A null field is no field, as a None attribute is none to the Python handler
+ * (spec/wire/records.json). A field whose getter throws goes as a placeholder: the record is the application's own
+ * object (winston's info).
  */
 function fields(record: Record<string, unknown>, consumed: ReadonlySet<string>, context: LogContext): Extra {
   const extra: Extra = {};
   for (const key of Object.keys(record)) {
     if (consumed.has(key)) continue;
     const value = readField(record, key);
-    if (value === undefined) continue;
+    if (value === undefined || value === null) continue;
     const field = CONTEXT_FIELDS[key as keyof typeof CONTEXT_FIELDS];
-    if (field && typeof value === "string") context[field] = value;
+    if (field) context[field] = extraText(value);
     else extra[key] = value;
   }
   return extra;

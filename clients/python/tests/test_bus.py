@@ -56,7 +56,7 @@ def test_every_field_arrives(make_logger: MakeLogger, loki: Loki, bus_endpoint: 
         "user_uuid": "5b0c3f0e",
         "meta_logger": log.name,
         "extra_invoice": "1234",
-        "extra_lines": '["a", "b"]',
+        "extra_lines": '["a","b"]',
     }
     # The record's own time, to the microsecond.
     assert abs(failed.ts - records[0].created * 1e9) < 1000

@@ -60,7 +60,7 @@ def test_loguru_example(loki: Loki, bus_endpoint: str) -> None:
     run_example("loguru_app.py", bus_endpoint)
     assert lines_by_module(loki, "example_loguru", 2) == [("__main__", "charging invoice 1001 failed"), ("__main__", "order 1001 placed")]
     [placed] = loki.query_range('{service="example_loguru"} |= "placed"')
-    assert (placed.labels["level"], placed.metadata["extra_extra"]) == ("info", '{"order_id": 1001}')
+    assert (placed.labels["level"], placed.metadata["extra_extra"]) == ("info", '{"order_id":1001}')
     [failed] = loki.query_range('{service="example_loguru"} |= "charging"')
     assert "ZeroDivisionError: division by zero" in failed.line and failed.labels["level"] == "error"
 

@@ -16,20 +16,11 @@ import zmq
 
 from aixcl_logging import BusHandler
 from aixcl_logging._proto import log_entry_pb2
-from aixcl_logging.fit import MAX_MESSAGE_BYTES, fit_entry, truncation_marker
+from aixcl_logging.fit import MAX_MESSAGE_BYTES, truncation_marker
 from aixcl_logging.sendqueue import SendQueue
 from aixcl_logging.throttle import Throttle
-from aixcl_logging.wire import Entry, encode_log_entry
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "message_bus.yaml"
-
-
-def entry(message: str, extra: dict[str, str] | None = None) -> Entry:
-    return Entry(timestamp_ns=1, level=20, subsystem="s", module="m", topic="logs.s.m", message=message, extra=extra or {})
-
-
-def decoded(payload: bytes) -> log_entry_pb2.LogEntry:
-    return log_entry_pb2.LogEntry.FromString(payload)
 
 
 # --- fit_entry -------------------------------------------------------------------------------------------------------
@@ -41,39 +32,7 @@ def test_the_default_limit_is_the_brokers_default_max_message_bytes() -> None:
     assert MAX_MESSAGE_BYTES == int(match.group(1)) * 1024 * 1024
 
 
-def test_an_entry_that_fits_is_left_as_it_is_to_the_byte() -> None:
-    e = entry("x" * 1000)
-    payload = encode_log_entry(e)
-    assert fit_entry(e, encode_log_entry, len(payload)) == (payload, False)
-
-
-def test_the_message_of_one_that_does_not_is_cut_and_marked() -> None:
-    fitted = fit_entry(entry("x" * (2 * 1024 * 1024)), encode_log_entry, 1024 * 1024)
-    assert fitted is not None
-    payload, truncated = fitted
-    assert truncated and 1024 * 1024 - 16 < len(payload) <= 1024 * 1024
-    message = decoded(payload).message
-    assert message.startswith("xxx") and message.endswith(truncation_marker(2 * 1024 * 1024))
-
-
-def test_a_cut_never_splits_a_character() -> None:
-    fitted = fit_entry(entry("é€😀" * 50_000), encode_log_entry, 64 * 1024)
-    assert fitted is not None
-    assert len(fitted[0]) <= 64 * 1024
-    assert decoded(fitted[0]).message.endswith(" bytes]")  # decoding would fail on a split character
-
-
-def test_the_longest_texts_are_cut_first_extra_values_too_short_ones_kept() -> None:
-    fitted = fit_entry(entry("short message", {"body": "b" * 300_000, "small": "kept", "other": "o" * 200_000}), encode_log_entry, 100_000)
-    assert fitted is not None and fitted[1]
-    got = decoded(fitted[0])
-    assert (got.message, got.extra["small"], got.extra["body"]) == ("short message", "kept", truncation_marker(300_000))
-    assert got.extra["other"].endswith(truncation_marker(200_000))
-
-
-def test_an_entry_too_large_even_cut_is_none() -> None:
-    many = {f"k{i}": "v" * 20 for i in range(5000)}
-    assert fit_entry(entry("m", many), encode_log_entry, 64 * 1024) is None
+# How an entry is cut to fit, or dropped: spec/wire/fit.json (test_spec.py).
 
 
 # --- SendQueue -------------------------------------------------------------------------------------------------------

@@ -2,10 +2,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from aixcl_logging._proto import log_entry_pb2, message_pb2
-from aixcl_logging.wire import LOG_ENTRY_TYPE_URL, Entry, encode, log_topic, sanitize_name
+from aixcl_logging.wire import LOG_ENTRY_TYPE_URL, Entry, encode
 
 
 def full_entry() -> Entry:
@@ -42,19 +40,6 @@ def test_the_aico_format_packs_the_entry_into_aicos_envelope() -> None:
     assert (envelope.metadata.source, envelope.metadata.message_type, envelope.metadata.version) == ("api_gateway", "aico.core.LogEntry", "v1")
     assert len(envelope.metadata.message_id) == 36
     assert log_entry_pb2.LogEntry.FromString(envelope.any_payload.value).message == "token expired ✓"
-
-
-@pytest.mark.parametrize(
-    ("raw", "clean"),
-    [("api_gateway", "api_gateway"), ("Voice Engine", "voice_engine"), ('x",evil="1', "x_evil_1"), ("../../etc", "_etc"), ("", "unknown"), ("   ", "unknown"), ("日本語", "unknown"), ("a" * 100, "a" * 64)],
-)
-def test_names_are_sanitized_as_the_typescript_client_does(raw: str, clean: str) -> None:
-    assert sanitize_name(raw) == clean
-
-
-def test_topics() -> None:
-    assert log_topic("api", "auth") == "logs.api.auth"
-    assert log_topic("api", "auth", "aico") == "logs/api/auth/v1"
 
 
 def test_importable_next_to_aicos_own_aico_core_log_entry_in_the_default_pool() -> None:

@@ -20,3 +20,5 @@ export { WIRE_FORMATS, fullEntry, logMessage, messageText, wireTopic } from "./w
 export type { WireFormat } from "./wire.js";
 export { startUpstream, until } from "./upstream.js";
 export type { Upstream } from "./upstream.js";
+export { readSpec, specText } from "./spec.js";
+export type { SpecText } from "./spec.js";

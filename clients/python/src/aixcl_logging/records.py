@@ -41,15 +41,15 @@ def unserializable(error: BaseException) -> str:
 
 
 def text(value: Any) -> str:
-    """Strings as they are; numbers, booleans, None, lists and dicts as JSON (what the TypeScript logger does);
-    any other object as str() (a UUID, a Path, a datetime read best that way). A value whose str() or repr() raises
-    becomes a placeholder saying why: the record still goes, and emit() does not fail."""
+    """Strings as they are; numbers, booleans, None, lists and dicts as compact JSON, as the TypeScript logger writes
+    them (spec/wire/records.json); any other object as str() (a UUID, a Path, a datetime read best that way). A value
+    whose str() or repr() raises becomes a placeholder saying why: the record still goes, and emit() does not fail."""
     if isinstance(value, str):
         return value
     try:
         if value is None or isinstance(value, (int, float, bool, list, tuple, dict)):
             try:
-                return json.dumps(value, ensure_ascii=False, default=str)
+                return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
             except (TypeError, ValueError):
                 pass  # circular: str() below marks the cycle
         return str(value)

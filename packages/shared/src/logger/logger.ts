@@ -7,7 +7,7 @@ import type { LogEntry } from "../wire/entry.js";
 import { nowNs } from "../wire/entry.js";
 import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, varintSize } from "../wire/encode.js";
 import type { LogLevelName } from "../wire/level.js";
-import { BATCH_TOPIC_PREFIX, batchTopic, HOLD_TOPIC, sanitizeName } from "../wire/topic.js";
+import { aicoTopic, BATCH_TOPIC_PREFIX, batchTopic, HOLD_TOPIC, logTopic, sanitizeName } from "../wire/topic.js";
 // The throttle alone, not ops/index.js: the services' modules beside it need dependencies this package does not carry.
 import { LogThrottle } from "../ops/throttle.js";
 import { extraTexts } from "./extra.js";
@@ -134,6 +134,15 @@ interface Queued {
  */
 export const BATCH_LIMITS = { maxEntries: 1000, maxBytes: 32 * 1024, windowMs: 100 } as const;
 
+/**
+ * The largest payload an entry on `topic` can have within the bus' max_message_bytes. With a batch topic, the largest
+ * message it can travel in is alone in a batch (whose topic is longer than the entry's own), behind a tag and a
+ * length; without one (AICO's format), as it is beside its topic.
+ */
+export function maxPayloadBytes(maxMessageBytes: number, topic: string, batchTopic: string | undefined): number {
+  return maxMessageBytes - (batchTopic === undefined ? Buffer.byteLength(topic) : Buffer.byteLength(batchTopic) + 1 + varintSize(maxMessageBytes));
+}
+
 /** The module of an entry that names none, from a logger created without LoggerOptions.module. */
 export const DEFAULT_MODULE = "main";
 
@@ -203,13 +212,11 @@ export function createLogger(options: LoggerOptions): Logger {
     let found = routes.get(name);
     if (!found) {
       const module = sanitizeName(name);
-      const topic = format === "aico" ? `logs/${subsystem}/${module}/v1` : `logs.${subsystem}.${module}`;
+      const topic = format === "aico" ? aicoTopic(subsystem, module) : logTopic(subsystem, module);
       // Batches only in our own wire format: AICO's consumers know nothing of them.
-      const batchTopicFrame = format === "aico" ? undefined : Buffer.from(batchTopic(subsystem, module));
-      // The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
-      // its payload behind a tag and a length; in AICO's format, as it is.
-      const maxPayloadBytes = maxMessageBytes - (batchTopicFrame ? batchTopicFrame.length + 1 + varintSize(maxMessageBytes) : Buffer.byteLength(topic));
-      found = { module, topic, topicFrame: Buffer.from(topic), batchTopicFrame, maxPayloadBytes };
+      const batch = format === "aico" ? undefined : batchTopic(subsystem, module);
+      const batchTopicFrame = batch === undefined ? undefined : Buffer.from(batch);
+      found = { module, topic, topicFrame: Buffer.from(topic), batchTopicFrame, maxPayloadBytes: maxPayloadBytes(maxMessageBytes, topic, batch) };
       if (routes.size >= MODULE_CACHE_LIMIT) routes.clear();
       routes.set(name, found);
     }

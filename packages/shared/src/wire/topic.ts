@@ -56,6 +56,11 @@ export function logTopic(subsystem: string, module: string): string {
   return `logs.${sanitizeName(subsystem)}.${sanitizeName(module)}`;
 }
 
+/** Topic of a client in AICO's wire format, as AICO's own producers publish: `logs/<subsystem>/<module>/v1`. */
+export function aicoTopic(subsystem: string, module: string): string {
+  return `logs/${sanitizeName(subsystem)}/${sanitizeName(module)}/v1`;
+}
+
 /**
  * Parses both topic styles found in the wild: ours, `logs.<subsystem>.<module>`, and AICO's,
  * `logs/<subsystem>/<module>/v1`. Missing parts become "unknown"; names come back sanitized.
