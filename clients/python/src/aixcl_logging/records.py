@@ -72,12 +72,9 @@ def capture(record: logging.LogRecord, message: str) -> Captured:
     """What the application's thread keeps of a record: cheap (no text conversion of plain values, no Entry), and
     holding neither the record nor its traceback's frames. `message` is the formatted record."""
     attributes = record.__dict__
-    names = attributes.keys() - STANDARD_ATTRIBUTES
-    fields = (
-        [(key, value if type(value) in _IMMUTABLE else text(value)) for key, value in attributes.items() if key in names and value is not None]
-        if names
-        else []
-    )
+    # A set difference and the few names left, not a test of each of the record's twenty-odd attributes; sorted, so
+    # that an entry's fields do not come in an order that changes with each process' string hashing.
+    fields = [(key, value if type(value) in _IMMUTABLE else text(value)) for key in sorted(attributes.keys() - STANDARD_ATTRIBUTES) if (value := attributes[key]) is not None]
     return (record.created, record.levelno, record.funcName, record.pathname, record.lineno, record.name, message, fields)
 
 
