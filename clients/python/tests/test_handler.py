@@ -17,7 +17,7 @@ import pytest
 import zmq
 from test_loss import Upstream
 
-from aixcl_logging import BusHandler, registry
+from aixcl_logging import BusHandler, publisher, records, registry, wire
 
 
 @pytest.fixture
@@ -73,6 +73,29 @@ def test_records_are_as_at_call_time_and_as_the_formatter_would_write_them(upstr
         assert third.message.startswith("stack\nStack (most recent call last):")
     finally:
         handler.close()
+
+
+def test_a_record_that_cannot_become_an_entry_is_counted_once_and_the_others_go_on(upstream: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    real = publisher.entry_from_captured
+
+    def poisoned(captured: records.Captured, subsystem: str, module: str, topic: str) -> wire.Entry:
+        if "poison" in captured:
+            raise ValueError("cannot encode this one")
+        return real(captured, subsystem, module, topic)
+
+    monkeypatch.setattr(publisher, "entry_from_captured", poisoned)
+    handler = BusHandler("py_app", "poison", upstream.endpoint, close_timeout=0.5)
+    try:
+        upstream.subscribe(b"logs.", handler)
+        log = fresh_logger("encodable", handler)
+        for message in ("before", "poison", "after"):
+            log.info(message)
+        assert [e.message for e in upstream.receive(2)] == ["before", "after"]
+        stats = handler.stats()
+        assert (stats.published, stats.dropped_unencodable, stats.buffered) == (2, 1, 0)
+    finally:
+        handler.close()
+    assert "could not be encoded, not sent: ValueError('cannot encode this one')" in capsys.readouterr().err
 
 
 def test_handlers_of_one_endpoint_share_one_socket_and_thread_until_the_last_closes(upstream: Upstream) -> None:

@@ -231,11 +231,12 @@ class BusHandler(logging.Handler):
             self._closed = True
             budget = max(0.0, self.close_timeout - self._waited)
             stats = registry.release(self._lease, budget)
-            lost = stats.dropped_closed + stats.dropped_buffer_full + stats.dropped_too_large if stats is not None else 0
+            lost = stats.dropped_closed + stats.dropped_buffer_full + stats.dropped_too_large + stats.dropped_unencodable if stats is not None else 0
             if stats is not None and lost:
                 sys.stderr.write(
                     f"aixcl_logging: {lost} log records for {self.endpoint} not delivered: {stats.dropped_closed} still held at "
                     f"close (no subscriber on the bus within {budget:g} s), {stats.dropped_buffer_full} dropped "
-                    f"earlier because the queue was full, {stats.dropped_too_large} too large for the bus; {stats.published} delivered\n"
+                    f"earlier because the queue was full, {stats.dropped_too_large} too large for the bus, {stats.dropped_unencodable} not "
+                    f"encodable; {stats.published} delivered\n"
                 )
         super().close()

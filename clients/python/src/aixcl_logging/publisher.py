@@ -93,7 +93,8 @@ class Stats:
     waiting for a subscriber. dropped_buffer_full: the oldest, dropped while the queue was full (max_buffered or
     max_buffered_bytes). dropped_closed: emitted after close, or still held when close's deadline passed.
     dropped_too_large: over max_message_bytes even with its texts cut. truncated: entries whose longest texts were
-    cut to fit max_message_bytes (counted as published, buffered or dropped too)."""
+    cut to fit max_message_bytes (counted as published, buffered or dropped too). dropped_unencodable: records the
+    background thread could not turn into a LogEntry (said on stderr)."""
 
     published: int
     buffered: int
@@ -101,6 +102,8 @@ class Stats:
     dropped_closed: int
     dropped_too_large: int
     truncated: int
+    # Last, with a default: code that builds a Stats by position keeps working.
+    dropped_unencodable: int = 0
 
 
 class Publisher:
@@ -132,6 +135,7 @@ class Publisher:
         self._dropped_closed = 0
         self._dropped_too_large = 0
         self._truncated = 0
+        self._dropped_unencodable = 0
         self._closing = False
         self._stopping = False
         # True while our thread sleeps with nothing queued: put() of an entry the bus wants then wakes it.
@@ -177,7 +181,7 @@ class Publisher:
 
     def _stats(self) -> Stats:
         queue = self._queue
-        return Stats(queue.sent, len(queue), queue.evicted, self._dropped_closed, self._dropped_too_large, self._truncated)
+        return Stats(queue.sent, len(queue), queue.evicted, self._dropped_closed, self._dropped_too_large, self._truncated, self._dropped_unencodable)
 
     def put_record(self, captured: Captured, subsystem: str, module: str, route: Route) -> None:
         """Hands a record over to be encoded and queued; never blocks on the bus. Called from application threads."""
@@ -206,6 +210,8 @@ class Publisher:
                 try:
                     fitted.append((topic, fit_entry(entry_from_captured(captured, subsystem, module, topic), route.encode, route.max_payload_bytes), route))
                 except Exception as error:
+                    with self._lock:
+                        self._dropped_unencodable += 1
                     # What Handler.handleError says when emit() fails: here after emit() returned, on whichever thread.
                     if logging.raiseExceptions:
                         sys.stderr.write(f"aixcl_logging: a log record for {topic} could not be encoded, not sent: {error!r}\n")
