@@ -191,7 +191,7 @@ def test_a_closed_handler_drops_and_counts_and_close_says_what_it_could_not_send
     assert time.monotonic() - started < 1
     log.warning("after close")
     assert handler.stats() == type(handler.stats())(published=0, buffered=0, dropped_buffer_full=3, dropped_closed=6, dropped_too_large=0, truncated=0)
-    report = "aixcl_logging: 8 log records for tcp://127.0.0.1:1 not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full, 0 too large for the bus; 0 delivered\n"
+    report = "aixcl_logging: 8 log records for tcp://127.0.0.1:1 not delivered: 5 still held at close (no subscriber on the bus within 0.2 s), 3 dropped earlier because the queue was full, 0 too large for the bus, 0 not encodable; 0 delivered\n"
     assert capsys.readouterr().err == report
     # logging.shutdown() closes it again at exit: no second report.
     handler.close()
