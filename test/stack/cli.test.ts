@@ -353,6 +353,21 @@ describe("start", () => {
     expect(r.stderr).toContain("Grafana      http://127.0.0.1:3300");
   });
 
+  it("a setting in the shell's environment wins over .env, as it does for Compose: the port it prints and checks", async () => {
+    writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\nGRAFANA_PORT=3300\n");
+    expect(aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, GRAFANA_PORT: "3301" }).stderr).toContain("Grafana      http://127.0.0.1:3301");
+    const server = createServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, GRAFANA_PORT: String(port) });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(`127.0.0.1:${port} (GRAFANA_PORT, grafana) is in use`);
+    } finally {
+      server.close();
+    }
+  });
+
   it.each([
     ["GRAFANA_ADMIN_PASSWORD=\n", ".env has no GRAFANA_ADMIN_PASSWORD. Set one (12 characters or more), or delete .env"],
     ["# no password line\n", ".env has no GRAFANA_ADMIN_PASSWORD."],
