@@ -84,6 +84,12 @@ verify() {
   (cd "$VENV" && "$VENV/bin/python" -W error -c 'import aixcl_logging, aixcl_logging.wire as w, google.protobuf as p, zmq; print("python.sh: aixcl_logging imports; protobuf", p.__version__, "pyzmq", zmq.__version__, "libzmq", zmq.zmq_version())' >&2)
 }
 
+# One python.sh at a time per cache: a second one (a test run beside a set-up) would remove the venv or the wheel
+# the first is installing. The lock goes with the process.
+mkdir -p "$CACHE_DIR/python"
+exec 9>"$CACHE_DIR/python/.lock"
+flock 9
+
 case ${1:-} in
   --path)
     [[ -x $VENV/bin/python ]] || die "no Python test venv at $VENV; create it with: bash scripts/python.sh" 3
