@@ -17,7 +17,7 @@ import pytest
 import zmq
 from test_loss import Upstream
 
-from aixcl_logging import BusHandler, publisher, records, registry, wire
+from aixcl_logging import BusHandler, Stats, publisher, records, registry, wire
 
 
 @pytest.fixture
@@ -29,6 +29,15 @@ def upstream() -> Iterator[Upstream]:
 
 def io_threads() -> int:
     return sum(t.name.startswith("aixcl-logging") for t in threading.enumerate())
+
+
+def stats_once_published(handler: BusHandler, count: int, timeout: float = 5.0) -> Stats:
+    """The handler's stats once `count` records are counted published, or at the timeout: a message can reach the
+    subscriber before the I/O thread has counted its send."""
+    deadline = time.monotonic() + timeout
+    while (stats := handler.stats()).published < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return stats
 
 
 def fresh_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -91,10 +100,7 @@ def test_a_record_that_cannot_become_an_entry_is_counted_once_and_the_others_go_
         for message in ("before", "poison", "after"):
             log.info(message)
         assert [e.message for e in upstream.receive(2)] == ["before", "after"]
-        # A message can reach the subscriber before the I/O thread has counted its send.
-        deadline = time.monotonic() + 5
-        while (stats := handler.stats()).published < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        stats = stats_once_published(handler, 2)
         assert (stats.published, stats.dropped_unencodable, stats.buffered) == (2, 1, 0)
     finally:
         handler.close()
@@ -137,10 +143,7 @@ def test_repeated_forks_keep_one_publisher_and_every_child_still_sends(upstream:
             if (registry.lease_count(), io_threads()) != (1, 1):
                 status = 3
             log.info("%s", name)
-            deadline = time.monotonic() + 5
-            while handler.stats().published < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if handler.stats().published != 1:
+            if stats_once_published(handler, 1).published != 1:
                 status = status or 4
             if depth and not status:
                 status = fork_and_wait(f"{name}.grandchild", depth - 1)
