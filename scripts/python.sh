@@ -34,7 +34,7 @@ DIST="$CACHE_DIR/python/dist-$version"
 # What the installed package was built from: its sources, the .proto files and the test requirements.
 sources_hash() {
   (cd "$ROOT" && find clients/python/pyproject.toml clients/python/hatch_build.py clients/python/README.md "${REQUIREMENTS#"$ROOT/"}" \
-      clients/python/CHANGELOG.md clients/python/src packages/shared/proto -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
+      clients/python/CHANGELOG.md clients/python/src packages/wire/proto -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
 }
 
 create() {
@@ -45,7 +45,7 @@ create() {
   "$PYTHON" -m venv "$VENV"
   say "pip install -r clients/python/requirements-test.txt"
   "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
-  say "building the sdist and, from it, the wheel (isolated: protobuf code generated from packages/shared/proto)"
+  say "building the sdist and, from it, the wheel (isolated: protobuf code generated from packages/wire/proto)"
   build_dist
   say "pip install $(basename "$(wheel)")"
   "$VENV/bin/python" -m pip install --quiet "$(wheel)"
@@ -56,7 +56,7 @@ create() {
 
 # A changed checkout: rebuild with the build requirements already in the venv, so no network is needed.
 reinstall() {
-  say "clients/python or packages/shared/proto changed: reinstalling aixcl-logging"
+  say "clients/python or packages/wire/proto changed: reinstalling aixcl-logging"
   # Needs the network only when requirements-test.txt names something the venv does not have yet.
   "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
   build_dist --no-isolation

@@ -17,7 +17,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createLogger } from "@aixcl/shared";
+import { createLogger } from "@aixcl/client-logger";
 import { cpuMicros } from "./proc.js";
 
 interface Options {
@@ -75,12 +75,13 @@ const pct = (values: number[], p: number) => [...values].sort((a, b) => a - b)[M
 async function main(): Promise<void> {
   const opts = options();
   const testkit = await import("@aixcl/testkit");
+  const { startBus } = await import("@aixcl/bus-harness");
   const need = testkit.requireComponents("loki", "alertmanager");
   if (need.skip) throw new Error(need.skip);
   console.log(`Log alert benchmark${opts.quick ? " (quick)" : ""}: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}; background ${opts.load} lines/s`);
   const alertmanager = await testkit.startAlertmanager();
   const loki = await testkit.startLoki({ rulesDir: testkit.shippedConfig.lokiRules, alertmanagerUrl: alertmanager.url });
-  const bus = await testkit.startBus({ lokiUrl: loki.url });
+  const bus = await startBus({ lokiUrl: loki.url });
   const lokiPid = findPid(need.paths.loki, loki.dataDir);
   let stopLoad = false;
   const loadDone = (async () => {

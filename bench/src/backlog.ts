@@ -16,8 +16,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Publisher, Subscriber } from "zeromq";
 import { startBroker } from "@aixcl/broker";
-import type { MessageBusConfig } from "@aixcl/shared";
-import { BATCH_LIMITS, BATCH_TOPIC_PREFIX, batchTopic, emptyLogEntry, encodeLogBatch, encodeLogEntry, loadMessageBusConfig, receiveEach, serviceLog } from "@aixcl/shared";
+import { BATCH_TOPIC_PREFIX, batchTopic, emptyLogEntry, encodeLogBatch, encodeLogEntry, receiveEach } from "@aixcl/wire";
+import { BATCH_LIMITS } from "@aixcl/client-logger";
+import type { MessageBusConfig } from "@aixcl/service-runtime";
+import { loadMessageBusConfig, serviceLog } from "@aixcl/service-runtime";
 import { cpuMicros, formatRate, peakRssBytes, role } from "./proc.js";
 import { subscribedPublisher } from "./xpub.js";
 

@@ -10,8 +10,8 @@ import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Subscriber } from "zeromq";
-import { defaultsOf, messageBusSchema } from "@aixcl/shared";
-import type { MessageBusConfig } from "@aixcl/shared";
+import type { MessageBusConfig } from "@aixcl/service-runtime";
+import { defaultsOf, messageBusSchema } from "@aixcl/service-runtime";
 import { cpuMicros, formatRate, peakRssBytes, role } from "./proc.js";
 import { subscribedPublisher } from "./xpub.js";
 

@@ -16,7 +16,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { Subscriber } from "zeromq";
-import { createLogger, receiveEach } from "@aixcl/shared";
+import { receiveEach } from "@aixcl/wire";
+import { createLogger } from "@aixcl/client-logger";
 import { repoRoot, startBrokerProcess } from "@aixcl/testkit";
 
 /** What one kind of log call costs the application's thread, in µs: the mean flat out, and paced calls' p50 and p99. */

@@ -6,7 +6,8 @@
  * one logger per service. Without, one message per entry, as AICO's plain PUB publishers send them.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { BATCH_LIMITS, BATCH_TOPIC_PREFIX, batchTopic, encodeLogBatch } from "@aixcl/shared";
+import { BATCH_TOPIC_PREFIX, batchTopic, encodeLogBatch } from "@aixcl/wire";
+import { BATCH_LIMITS } from "@aixcl/client-logger";
 import type { PublisherReport } from "./harness.js";
 import { checkEncoding, EntryEncoder, nowMs, SERVICES, shapeOf } from "./workload.js";
 import { subscribedPublisher } from "./xpub.js";

@@ -8,8 +8,8 @@
  * cores with what is being measured; `checkEncoding` proves the bytes decode to the intended entry with the
  * consumer's own decoder before a run starts.
  */
-import type { LogEntry, LogLevelName } from "@aixcl/shared";
-import { decodeLogMessage, levelNumber } from "@aixcl/shared";
+import type { LogEntry, LogLevelName } from "@aixcl/wire";
+import { decodeLogMessage, levelNumber } from "@aixcl/wire";
 
 export const SERVICES = [
   "api_gateway", "auth", "billing", "catalog", "checkout", "chat", "embeddings", "frontend", "inference", "ingest",

@@ -1,4 +1,4 @@
-import { decodeLogMessage } from "@aixcl/shared";
+import { decodeLogMessage } from "@aixcl/wire";
 import { describe, expect, it } from "vitest";
 import { Batcher } from "../../services/log-consumer/src/batch.js";
 import { pushBuilder } from "../../services/log-consumer/src/push-builder.js";

@@ -21,8 +21,8 @@ OWN_POOL = "_POOL.AddSerializedFile("
 
 
 def proto_root(project: Path) -> Path:
-    """packages/shared/proto in a checkout; proto/ in an sdist, which carries a copy made by this hook."""
-    for candidate in (project / "proto", project.parent.parent / "packages" / "shared" / "proto"):
+    """packages/wire/proto in a checkout; proto/ in an sdist, which carries a copy made by this hook."""
+    for candidate in (project / "proto", project.parent.parent / "packages" / "wire" / "proto"):
         if all((candidate / name).is_file() for name in PROTOS):
             return candidate
     raise RuntimeError(

@@ -1,6 +1,6 @@
 /**
  * The shipped log alert rules in the real Loki ruler, sending to the real Alertmanager (its shipped config),
- * with application logs arriving through the real broker and consumer (testkit's startBus).
+ * with application logs arriving through the real broker and consumer (bus-harness's startBus).
  *
  * What is evaluated is the shipped rule file itself: Loki reads loki/rules (its rules folder set by the same
  * flag the tests use for every path), so the expressions, the 5-minute windows and the thresholds are exactly
@@ -12,21 +12,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUS_TEST_SUBSYSTEM, runAlerts } from "@aixcl/cli";
-import { createLogger } from "@aixcl/shared";
+import { createLogger } from "@aixcl/client-logger";
 import {
   metricSample,
   printComponentLogsOnFailure,
   requireComponents,
   shippedConfig,
   startAlertmanager,
-  startBus,
   startLoki,
   type AlertmanagerAlert,
   type AlertmanagerHandle,
-  type BusHandle,
   type LokiHandle,
   type LokiStream,
 } from "@aixcl/testkit";
+import { startBus, type BusHandle } from "@aixcl/bus-harness";
 import { lokiRule, stackProject, stackServices } from "./shipped.js";
 
 const need = requireComponents("loki", "alertmanager");

@@ -7,20 +7,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { XPublisher } from "zeromq";
-import { encodeLogEntry } from "@aixcl/shared";
+import { encodeLogEntry } from "@aixcl/wire";
 import {
   printComponentLogsOnFailure,
   requireComponents,
   shippedConfig,
   startAlertmanager,
-  startBus,
   startLoki,
   startPrometheus,
   type AlertmanagerHandle,
-  type BusHandle,
   type LokiHandle,
   type PrometheusHandle,
 } from "@aixcl/testkit";
+import { startBus, type BusHandle } from "@aixcl/bus-harness";
 
 const need = requireComponents("loki", "prometheus", "alertmanager");
 if (need.skip) console.warn(`[skipped] pipeline alerts on a real fault: ${need.skip}`);

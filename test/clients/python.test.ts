@@ -1,6 +1,6 @@
 /**
  * The Python client's tests (clients/python/tests, pytest) against the real parts: this file starts Loki from the
- * shipped config, the broker and the log consumer (testkit), plus the brokers some tests need of their own, and
+ * shipped config, the broker and the log consumer (bus-harness), plus the brokers some tests need of their own, and
  * runs pytest in the clients/python venv (scripts/python.sh) with their endpoints in the environment. pytest's
  * output is printed; the test passes when pytest does.
  */
@@ -9,9 +9,11 @@ import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "@aixcl/log-consumer";
-import { generateKeys, stackKeyDirs } from "@aixcl/shared";
-import type { BrokerProcess, BusHandle, LokiHandle } from "@aixcl/testkit";
-import { freePort, printComponentLogsOnFailure, repoRoot, requireComponent, requirePythonClient, startBrokerProcess, startBus, startLoki, startShippedConsumer, tempDir } from "@aixcl/testkit";
+import { generateKeys, stackKeyDirs } from "@aixcl/service-runtime";
+import type { BrokerProcess, LokiHandle } from "@aixcl/testkit";
+import { freePort, printComponentLogsOnFailure, repoRoot, requireComponent, requirePythonClient, startBrokerProcess, startLoki, tempDir } from "@aixcl/testkit";
+import type { BusHandle } from "@aixcl/bus-harness";
+import { startBus, startShippedConsumer } from "@aixcl/bus-harness";
 
 const loki = requireComponent("loki");
 const python = loki.skip === undefined ? requirePythonClient() : { skip: loki.skip };

@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "@aixcl/cli";
-import { createLogger } from "@aixcl/shared";
-import type { BusHandle, LokiHandle, PrometheusHandle } from "@aixcl/testkit";
-import { printComponentLogsOnFailure, requireComponents, startBus, startLoki, startPrometheus } from "@aixcl/testkit";
+import { createLogger } from "@aixcl/client-logger";
+import type { LokiHandle, PrometheusHandle } from "@aixcl/testkit";
+import { printComponentLogsOnFailure, requireComponents, startLoki, startPrometheus } from "@aixcl/testkit";
+import type { BusHandle } from "@aixcl/bus-harness";
+import { startBus } from "@aixcl/bus-harness";
 
 printComponentLogsOnFailure();
 const need = requireComponents("loki", "prometheus");

@@ -13,8 +13,10 @@ import { spawn } from "node:child_process";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BusHandle, LokiHandle, NodeClientProject, ScriptResult } from "@aixcl/testkit";
-import { installNodeClient, printComponentLogsOnFailure, requireComponent, requirePythonClient, startBus, startLoki, tempDir } from "@aixcl/testkit";
+import type { LokiHandle, NodeClientProject, ScriptResult } from "@aixcl/testkit";
+import { installNodeClient, printComponentLogsOnFailure, requireComponent, requirePythonClient, startLoki, tempDir } from "@aixcl/testkit";
+import type { BusHandle } from "@aixcl/bus-harness";
+import { startBus } from "@aixcl/bus-harness";
 import { DOCS, fencedBlocks, root } from "./markdown.js";
 
 interface Snippet {

@@ -14,9 +14,11 @@ import { SeverityNumber } from "@opentelemetry/api-logs";
 import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
-import { createLogger } from "@aixcl/shared";
-import { startBus, startLoki } from "@aixcl/testkit";
-import type { BusHandle, LokiHandle, LokiStream } from "@aixcl/testkit";
+import { createLogger } from "@aixcl/client-logger";
+import type { LokiHandle, LokiStream } from "@aixcl/testkit";
+import { startLoki } from "@aixcl/testkit";
+import type { BusHandle } from "@aixcl/bus-harness";
+import { startBus } from "@aixcl/bus-harness";
 
 /** AIXCL's own compose project, whose containers the fixture's api and db stand for. */
 export const PROJECT = "aixcl";

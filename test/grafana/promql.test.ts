@@ -8,7 +8,8 @@ import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { XPublisher } from "zeromq";
-import { createLogger, encodeLogEntry } from "@aixcl/shared";
+import { encodeLogEntry } from "@aixcl/wire";
+import { createLogger } from "@aixcl/client-logger";
 import {
   printComponentLogsOnFailure,
   requireComponents,
@@ -16,14 +17,13 @@ import {
   startLoki,
   startPrometheus,
   startPromtail,
-  startBus,
   tempDir,
   type AlertmanagerHandle,
-  type BusHandle,
   type LokiHandle,
   type PrometheusHandle,
   type PromtailHandle,
 } from "@aixcl/testkit";
+import { startBus, type BusHandle } from "@aixcl/bus-harness";
 import { checkedInDashboards, panelQueries, renderQuery, type PanelQuery } from "./provisioning.js";
 
 const need = requireComponents("prometheus", "loki", "promtail", "alertmanager");

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { LOG_LEVELS } from "@aixcl/shared";
+import { LOG_LEVELS } from "@aixcl/wire";
 import { dashboardFiles, renderDashboard } from "@aixcl/grafana";
 import {
   checkedInDashboards,

@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import { freePort, tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const distBuilt = ["packages/shared", "packages/cli", "services/broker", "services/log-consumer"].every((p) => existsSync(join(root, p, "dist")));
+const distBuilt = ["packages/wire", "packages/client-logger", "packages/service-runtime", "packages/cli", "services/broker", "services/log-consumer"].every((p) => existsSync(join(root, p, "dist")));
 if (!distBuilt && process.env.CI === "true") throw new Error("CI=true and the workspaces are not built: npm test runs tsc -b first");
 if (!distBuilt) console.warn("SKIPPED test/stack/dockerfile-runtime.test.ts: run `npm run build` first (the final stages copy tsc output)");
 

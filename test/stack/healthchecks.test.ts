@@ -11,20 +11,10 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { RunningBroker } from "@aixcl/broker";
-import type { ServiceLog } from "@aixcl/shared";
+import type { ServiceLog } from "@aixcl/service-runtime";
 import type { LokiHandle } from "@aixcl/testkit";
-import {
-  componentBinary,
-  freePort,
-  requireComponent,
-  startAlertmanager,
-  startLoki,
-  startPrometheus,
-  startPromtail,
-  startShippedConsumer,
-  startTestBroker,
-  tempDir,
-} from "@aixcl/testkit";
+import { componentBinary, freePort, requireComponent, startAlertmanager, startLoki, startPrometheus, startPromtail, tempDir } from "@aixcl/testkit";
+import { startShippedConsumer, startTestBroker } from "@aixcl/bus-harness";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as {

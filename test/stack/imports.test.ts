@@ -1,7 +1,8 @@
 /**
  * The architecture as the imports draw it: which package may import which (lower floors never import higher ones),
- * no module cycle inside a package, and the entry point the npm client bundles (@aixcl/shared/client) free of what
- * only the services need. Read from the sources' `import/export ... from "..."` statements and `import("...")` calls.
+ * no module cycle inside a package, and what the npm client bundles (@aixcl/client-logger and the @aixcl/wire under
+ * it) free of what only the services need. Read from the sources' `import/export ... from "..."` statements and
+ * `import("...")` calls.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -11,15 +12,22 @@ const root = resolve(import.meta.dirname, "../..");
 
 /** Each package's folder and the @aixcl packages it may import. */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
-  "packages/shared": [],
-  "clients/node": ["@aixcl/shared"],
-  "services/broker": ["@aixcl/shared"],
-  "services/log-consumer": ["@aixcl/shared"],
-  "packages/cli": ["@aixcl/shared"],
-  // The one arrow left upward: the testkit starts the real services in-process (issue 24 names it).
-  "packages/testkit": ["@aixcl/shared", "@aixcl/broker", "@aixcl/log-consumer"],
-  bench: ["@aixcl/shared", "@aixcl/broker", "@aixcl/testkit"],
+  "packages/wire": [],
+  "packages/client-logger": ["@aixcl/wire"],
+  "packages/service-runtime": ["@aixcl/wire", "@aixcl/client-logger"],
+  "clients/node": ["@aixcl/wire", "@aixcl/client-logger"],
+  "services/broker": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
+  "services/log-consumer": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
+  "packages/cli": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
+  "packages/testkit": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
+  "packages/bus-harness": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime", "@aixcl/broker", "@aixcl/log-consumer", "@aixcl/testkit"],
+  bench: ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime", "@aixcl/broker", "@aixcl/testkit", "@aixcl/bus-harness"],
 };
+
+/** Where each package's sources start, by the name the others import it by. */
+const ENTRY = new Map(
+  Object.keys(ALLOWED).map((pkg) => [(JSON.parse(readFileSync(join(root, pkg, "package.json"), "utf8")) as { name: string }).name, join(root, pkg, "src/index.ts")]),
+);
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -79,18 +87,27 @@ describe("imports", () => {
     expect(cycles()).toEqual([]);
   });
 
-  it("what @aixcl/shared/client pulls in uses none of the services' dependencies (the npm package does not carry them)", () => {
+  it("what @aixcl/client-logger pulls in, the wire included, uses none of the services' dependencies (the npm package does not carry them)", () => {
     const seen = new Set<string>();
+    const packages = new Set<string>();
     const visit = (file: string) => {
       if (seen.has(file)) return;
       seen.add(file);
-      for (const next of modules.get(file)?.relative ?? []) visit(next);
+      const m = modules.get(file);
+      for (const next of m?.relative ?? []) visit(next);
+      for (const spec of m?.packages ?? []) {
+        packages.add(spec);
+        const entry = ENTRY.get(spec);
+        if (entry) visit(entry);
+      }
     };
-    visit(join(root, "packages/shared/src/client.ts"));
+    visit(join(root, "packages/client-logger/src/index.ts"));
+    // The logger may lean on the wire alone, and the wire on nothing of ours: the bundle holds these two packages.
+    expect([...packages]).toEqual(["@aixcl/wire"]);
     const services = ["yaml", "prom-client"];
     const used = [...seen].flatMap((file) => (modules.get(file)?.external ?? []).filter((spec) => services.includes(spec)).map((spec) => `${shown(file)}: ${spec}`));
     expect(used).toEqual([]);
-    // It must still see the logger itself, or this test reads nothing.
-    expect([...seen].map(shown)).toContain("packages/shared/src/logger/logger.ts");
+    // It must still see the logger and the wire's encoder, or this test reads nothing.
+    expect([...seen].map(shown)).toEqual(expect.arrayContaining(["packages/client-logger/src/logger.ts", "packages/wire/src/encode.ts"]));
   });
 });

@@ -1,7 +1,7 @@
-// Builds the package as `npm pack` ships it: dist/ holds index.js, pino.js and winston.js with the logger from
-// @aixcl/shared/client bundled in (the repository's one implementation; @aixcl/shared is not on any registry) and
-// a .d.ts for each. Runs as `prepack`; in the repository, `tsc -b` writes an unbundled dist/ that imports
-// @aixcl/shared instead, which works there and nowhere else.
+// Builds the package as `npm pack` ships it: dist/ holds index.js, pino.js and winston.js with the logger of
+// @aixcl/client-logger and the wire format of @aixcl/wire bundled in (the repository's one implementation; neither
+// is on any registry) and a .d.ts for each. Runs as `prepack`; in the repository, `tsc -b` writes an unbundled
+// dist/ that imports those packages instead, which works there and nowhere else.
 //
 //   node scripts/bundle.mjs           bundle into this package's dist/ (prepack)
 //   node scripts/bundle.mjs <dir>     write the whole package (package.json, README.md, CHANGELOG.md, LICENSE, dist/) to <dir>, leaving
@@ -20,9 +20,10 @@ const entries = ["index", "pino", "winston"];
 const target = process.argv[2] ? `${resolve(process.argv[2])}/` : dir;
 const log = (message) => process.stderr.write(`bundle: ${message}\n`);
 
-// Declarations come from tsc's output for @aixcl/shared, so it must be built.
-log("tsc -b (for @aixcl/shared's declarations)");
-execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-b", `${root}packages/shared`], { stdio: "inherit" });
+// Declarations come from tsc's output for the bundled packages, so they must be built (client-logger's build
+// builds the wire first, its reference).
+log("tsc -b (for @aixcl/client-logger's and @aixcl/wire's declarations)");
+execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-b", `${root}packages/client-logger`], { stdio: "inherit" });
 
 rmSync(`${target}dist`, { recursive: true, force: true });
 // tsc -b would otherwise think its own dist/ still there and never write it again.
@@ -46,14 +47,17 @@ const result = await build({
 });
 
 // Only our own sources may end up inside: anything else must be a declared dependency.
-const foreign = Object.keys(result.metafile.inputs).filter((input) => !/^(src\/|\.\.\/\.\.\/packages\/shared\/src\/)/.test(input));
+const bundled = ["client-logger", "wire"];
+const foreign = Object.keys(result.metafile.inputs).filter((input) => !input.startsWith("src/") && !bundled.some((p) => input.startsWith(`../../packages/${p}/src/`)));
 if (foreign.length > 0) throw new Error(`bundled files that are neither ours nor declared dependencies: ${foreign.join(", ")}`);
-const shared = Object.keys(result.metafile.inputs).filter((input) => input.startsWith("../../packages/shared/src/"));
-log(`bundled ${shared.length} modules of @aixcl/shared: ${shared.map((s) => relative("../../packages/shared/src", s)).join(", ")}`);
+for (const p of bundled) {
+  const modules = Object.keys(result.metafile.inputs).filter((input) => input.startsWith(`../../packages/${p}/src/`));
+  log(`bundled ${modules.length} modules of @aixcl/${p}: ${modules.map((m) => relative(`../../packages/${p}/src`, m)).join(", ")}`);
+}
 
 log("dts-bundle-generator: declarations");
 const declarations = generateDtsBundle(
-  entries.map((e) => ({ filePath: `${dir}src/${e}.ts`, libraries: { inlinedLibraries: ["@aixcl/shared"] }, output: { noBanner: true, exportReferencedTypes: false } })),
+  entries.map((e) => ({ filePath: `${dir}src/${e}.ts`, libraries: { inlinedLibraries: bundled.map((p) => `@aixcl/${p}`) }, output: { noBanner: true, exportReferencedTypes: false } })),
   { preferredConfigPath: `${dir}tsconfig.json` },
 );
 entries.forEach((e, i) => writeFileSync(`${target}dist/${e}.d.ts`, declarations[i]));

@@ -1,6 +1,6 @@
 import build from "pino-abstract-transport";
-import type { LoggerOptions } from "@aixcl/shared/client";
-import { createLogger } from "@aixcl/shared/client";
+import type { LoggerOptions } from "@aixcl/client-logger";
+import { createLogger } from "@aixcl/client-logger";
 import type { ModuleOptions } from "./records.js";
 import { pinoRecord, recordModuleKey } from "./records.js";
 import { reportUndelivered } from "./undelivered.js";

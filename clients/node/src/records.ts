@@ -1,5 +1,6 @@
-import type { Extra, LogContext, LogLevelName } from "@aixcl/shared/client";
-import { extraText, readField } from "@aixcl/shared/client";
+import type { LogLevelName } from "@aixcl/wire";
+import type { Extra, LogContext } from "@aixcl/client-logger";
+import { extraText, readField } from "@aixcl/client-logger";
 
 /** A pino or winston record as the logger's log() takes it (context.module: the record's own, see moduleKey). */
 export interface MappedRecord {

@@ -1,5 +1,5 @@
 import { writeSync } from "node:fs";
-import type { LoggerStats } from "@aixcl/shared/client";
+import type { LoggerStats } from "@aixcl/client-logger";
 
 /**
  * A transport's close() has nobody to return its stats to (pino and winston call it themselves), so what the

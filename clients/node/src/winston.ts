@@ -1,6 +1,6 @@
 import TransportStream from "winston-transport";
-import type { Logger, LoggerOptions, LoggerStats } from "@aixcl/shared/client";
-import { createLogger } from "@aixcl/shared/client";
+import type { Logger, LoggerOptions, LoggerStats } from "@aixcl/client-logger";
+import { createLogger } from "@aixcl/client-logger";
 import type { ModuleOptions } from "./records.js";
 import { recordModuleKey, winstonRecord } from "./records.js";
 import { reportUndelivered } from "./undelivered.js";

@@ -8,8 +8,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BusHandle, LokiHandle, NodeClientProject } from "@aixcl/testkit";
-import { installNodeClient, printComponentLogsOnFailure, repoRoot, requireComponent, startBus, startLoki } from "@aixcl/testkit";
+import type { LokiHandle, NodeClientProject } from "@aixcl/testkit";
+import { installNodeClient, printComponentLogsOnFailure, repoRoot, requireComponent, startLoki } from "@aixcl/testkit";
+import type { BusHandle } from "@aixcl/bus-harness";
+import { startBus } from "@aixcl/bus-harness";
 
 const need = requireComponent("loki");
 if (need.skip) console.warn(`[skipped] clients/node package: ${need.skip}`);

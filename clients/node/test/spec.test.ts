@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { extraTexts } from "@aixcl/shared/client";
+import { extraTexts } from "@aixcl/client-logger";
 import { readSpec } from "@aixcl/testkit";
 import type { MappedRecord } from "../src/records.js";
 import { pinoLevel, pinoRecord, winstonLevel, winstonRecord } from "../src/records.js";

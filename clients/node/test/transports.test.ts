@@ -10,7 +10,8 @@ import winston from "winston";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "@aixcl/log-consumer";
 import type { BrokerProcess, LokiHandle } from "@aixcl/testkit";
-import { printComponentLogsOnFailure, requireComponent, startBrokerProcess, startLoki, startShippedConsumer } from "@aixcl/testkit";
+import { printComponentLogsOnFailure, requireComponent, startBrokerProcess, startLoki } from "@aixcl/testkit";
+import { startShippedConsumer } from "@aixcl/bus-harness";
 import { AixclTransport } from "../src/winston.js";
 
 /**

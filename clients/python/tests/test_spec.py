@@ -1,5 +1,5 @@
 """The protocol's cases in spec/wire (read from the checkout, not the installed package), shared with the TypeScript
-suites (packages/shared/test/spec.test.ts, clients/node/test/spec.test.ts); what they mean: spec/wire/README.md."""
+suites (packages/client-logger/test/spec.test.ts, clients/node/test/spec.test.ts); what they mean: spec/wire/README.md."""
 
 from __future__ import annotations
 

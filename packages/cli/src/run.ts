@@ -1,6 +1,6 @@
 import { parseArgs, UsageError, USAGE } from "./args.js";
 import type { CliIO } from "./commands.js";
-import { KeyFileError } from "@aixcl/shared";
+import { KeyFileError } from "@aixcl/client-logger";
 import { AlertmanagerError } from "./alertmanager.js";
 import { runAlerts, runBusTest, runKeys, runKeysList, runKeysRegister, runKeysRevoke, runQuery, runTail } from "./commands.js";
 import { LokiError } from "./loki.js";

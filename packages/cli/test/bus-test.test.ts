@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningBroker } from "@aixcl/broker";
 import type { RunningConsumer } from "@aixcl/log-consumer";
-import type { ServiceLog } from "@aixcl/shared";
+import type { ServiceLog } from "@aixcl/service-runtime";
 import type { LokiHandle } from "@aixcl/testkit";
-import { freePort, requireComponent, startLoki, startShippedConsumer, startTestBroker } from "@aixcl/testkit";
+import { freePort, requireComponent, startLoki } from "@aixcl/testkit";
+import { startShippedConsumer, startTestBroker } from "@aixcl/bus-harness";
 import { BUS_TEST_MODULE, BUS_TEST_SUBSYSTEM } from "../src/index.js";
 import { runCli } from "./helpers.js";
 

@@ -1,7 +1,8 @@
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { brokerKeyFiles, clientKeyFiles, generateKeys, loadBrokerKeys, loadClientKeys, stackKeyDirs } from "@aixcl/shared";
+import { clientKeyFiles, loadClientKeys } from "@aixcl/client-logger";
+import { brokerKeyFiles, generateKeys, loadBrokerKeys, stackKeyDirs } from "@aixcl/service-runtime";
 import { tempDir } from "@aixcl/testkit";
 import { parseArgs, run, UsageError } from "../src/index.js";
 

@@ -1,6 +1,6 @@
 import { XSubscriber } from "zeromq";
-import type { LogEntry } from "@aixcl/shared";
-import { decodeLogBatch, decodeLogMessage } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
+import { decodeLogBatch, decodeLogMessage } from "@aixcl/wire";
 
 /**
  * A ZeroMQ XSUB standing where the broker's is, for testing loggers without one: the subscriptions it sends

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { LogEntry } from "@aixcl/shared";
-import { decodeLogMessage, emptyLogEntry, encodeAicoMessage, encodeLogEntry, logTopic, sanitizeName } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
+import { decodeLogMessage, emptyLogEntry, encodeAicoMessage, encodeLogEntry, logTopic, sanitizeName } from "@aixcl/wire";
 
 /** The two wire formats on the bus: ours (`logs.<subsystem>.<module>`, a bare LogEntry) and AICO's (`logs/<subsystem>/<module>/v1`, an AicoMessage envelope). */
 export type WireFormat = "aixcl" | "aico";

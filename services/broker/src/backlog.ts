@@ -1,5 +1,5 @@
-import type { ServiceLog, SpoolDropReason, SpoolMetrics } from "@aixcl/shared";
-import { FileSpool } from "@aixcl/shared";
+import type { ServiceLog, SpoolDropReason, SpoolMetrics } from "@aixcl/service-runtime";
+import { FileSpool } from "@aixcl/service-runtime";
 import type { Chunk } from "./chunk.js";
 import { OpenChunk, chunkCodec, readMessage, restOf } from "./chunk.js";
 import type { Lane, LaneName } from "./lanes.js";

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { XPublisher, XSubscriber } from "zeromq";
-import type { MessageBusConfig, OpsServer, ServiceLog, SpoolMetrics } from "@aixcl/shared";
-import { HOLD_TOPIC, bindAddress, createSpoolMetrics, curveEnabled, loadBrokerKeys, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
+import { HOLD_TOPIC, tcpEndpoint, untilQuiet } from "@aixcl/wire";
+import type { MessageBusConfig, OpsServer, ServiceLog, SpoolMetrics } from "@aixcl/service-runtime";
+import { bindAddress, createSpoolMetrics, curveEnabled, loadBrokerKeys, serviceLog, startOpsServer } from "@aixcl/service-runtime";
 import { Backlog } from "./backlog.js";
 import { Forwarder } from "./forwarder.js";
 import type { Lane } from "./lanes.js";

@@ -1,4 +1,4 @@
-import type { SpoolCodec, SpoolItem } from "@aixcl/shared";
+import type { SpoolCodec, SpoolItem } from "@aixcl/service-runtime";
 import type { LaneName } from "./lanes.js";
 import { LANES } from "./lanes.js";
 

@@ -1,6 +1,6 @@
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import type { XPublisher, XSubscriber } from "zeromq";
-import { receiveEach } from "@aixcl/shared";
+import { receiveEach } from "@aixcl/wire";
 import type { Backlog } from "./backlog.js";
 import type { Lane } from "./lanes.js";
 import { LANE_INDEXES, laneOf } from "./lanes.js";

@@ -1,4 +1,4 @@
-import { BATCH_TOPIC_PREFIX, isBatchTopic } from "@aixcl/shared";
+import { BATCH_TOPIC_PREFIX, isBatchTopic } from "@aixcl/wire";
 
 /**
  * The log topic families the broker holds apart when no subscriber takes them: ours, `logs.<subsystem>.<module>`

@@ -1,4 +1,4 @@
-import { loadMessageBusConfig, runService, serviceLog } from "@aixcl/shared";
+import { loadMessageBusConfig, runService, serviceLog } from "@aixcl/service-runtime";
 import { startBroker } from "./broker.js";
 
 const log = serviceLog("broker");

@@ -1,4 +1,4 @@
-import { HOLD_TOPIC } from "@aixcl/shared";
+import { HOLD_TOPIC } from "@aixcl/wire";
 import { LANE_INDEXES, LANE_PREFIXES } from "./lanes.js";
 import type { Lane } from "./lanes.js";
 

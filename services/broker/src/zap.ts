@@ -1,5 +1,5 @@
 import { Router } from "zeromq";
-import type { AllowedClient } from "@aixcl/shared";
+import type { AllowedClient } from "@aixcl/service-runtime";
 
 /** libzmq asks for authentication here (ZMQ RFC 27); one handler per context serves every broker in the process. */
 const ZAP_ENDPOINT = "inproc://zeromq.zap.01";

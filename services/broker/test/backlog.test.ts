@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { createSpoolMetrics } from "@aixcl/shared";
+import { createSpoolMetrics } from "@aixcl/service-runtime";
 import { tempDir } from "@aixcl/testkit";
 import type { BacklogOptions } from "../src/backlog.js";
 import { Backlog } from "../src/backlog.js";

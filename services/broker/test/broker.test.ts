@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
-import type { LogEntry, Logger } from "@aixcl/shared";
-import { HOLD_TOPIC, createLogger, decodeLogMessage, encodeAicoMessage, encodeLogEntry } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
+import { HOLD_TOPIC, decodeLogMessage, encodeAicoMessage, encodeLogEntry } from "@aixcl/wire";
+import type { Logger } from "@aixcl/client-logger";
+import { createLogger } from "@aixcl/client-logger";
 import type { RunningBroker } from "../src/index.js";
 import { busFixture, Collector, portOf, testBroker, until, untilSubscribed } from "./bus.js";
 

@@ -1,8 +1,8 @@
 import { afterEach } from "vitest";
 import { Publisher, Subscriber, XPublisher } from "zeromq";
 import { metricSample } from "@aixcl/testkit";
-import type { MessageBusConfig } from "@aixcl/shared";
-import { defaultsOf, messageBusSchema } from "@aixcl/shared";
+import type { MessageBusConfig } from "@aixcl/service-runtime";
+import { defaultsOf, messageBusSchema } from "@aixcl/service-runtime";
 import type { RunningBroker } from "../src/index.js";
 import { startBroker } from "../src/index.js";
 

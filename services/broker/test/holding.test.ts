@@ -5,8 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { Subscriber, XPublisher } from "zeromq";
-import type { Logger } from "@aixcl/shared";
-import { HOLD_TOPIC, createLogger, decodeLogBatch, encodeLogBatch, isBatchTopic } from "@aixcl/shared";
+import { HOLD_TOPIC, decodeLogBatch, encodeLogBatch, isBatchTopic } from "@aixcl/wire";
+import type { Logger } from "@aixcl/client-logger";
+import { createLogger } from "@aixcl/client-logger";
 import type { WireFormat } from "@aixcl/testkit";
 import { WIRE_FORMATS, logMessage, messageText, metricSample, tempDir } from "@aixcl/testkit";
 import type { RunningBroker } from "../src/index.js";

@@ -1,12 +1,13 @@
 import { readFileSync } from "node:fs";
-import type { ClientKeys, ConfigOf, Field } from "@aixcl/shared";
+import { BATCH_TOPIC_PREFIX } from "@aixcl/wire";
+import type { ClientKeys } from "@aixcl/client-logger";
+import { clientKeysFromEnv } from "@aixcl/client-logger";
+import type { ConfigOf, Field } from "@aixcl/service-runtime";
 import {
-  BATCH_TOPIC_PREFIX,
   ConfigError,
   InvalidValue,
   boolean,
   bytes,
-  clientKeysFromEnv,
   duration,
   host,
   httpUrl,
@@ -18,7 +19,7 @@ import {
   string,
   stringList,
   stringMap,
-} from "@aixcl/shared";
+} from "@aixcl/service-runtime";
 import { MAX_LABEL_VALUE_LENGTH } from "./labels.js";
 import type { LokiCredentials } from "./loki-auth.js";
 import { LokiAuthError, lokiCredentials, redactUrls } from "./loki-auth.js";

@@ -1,8 +1,10 @@
 import type { Registry } from "prom-client";
 import { Counter } from "prom-client";
 import { Subscriber } from "zeromq";
-import type { OpsServer, ServiceLog } from "@aixcl/shared";
-import { HOLD_TOPIC, LogThrottle, curveClientOptions, receiveEach, serviceLog, startOpsServer, tcpEndpoint, untilQuiet } from "@aixcl/shared";
+import { HOLD_TOPIC, receiveEach, tcpEndpoint, untilQuiet } from "@aixcl/wire";
+import { LogThrottle, curveClientOptions } from "@aixcl/client-logger";
+import type { OpsServer, ServiceLog } from "@aixcl/service-runtime";
+import { serviceLog, startOpsServer } from "@aixcl/service-runtime";
 import type { ConsumerConfig } from "./config.js";
 import { consumerCurveKeys, consumerLokiCa, consumerLokiCredentials } from "./config.js";
 import { redactUrls } from "./loki-auth.js";

@@ -1,4 +1,4 @@
-import { varintSize } from "@aixcl/shared";
+import { varintSize } from "@aixcl/wire";
 import type { EncodedPush, PushBuilder } from "./encode.js";
 import type { LabelPair } from "./labels.js";
 import type { LokiEntry, StreamKey } from "./mapping.js";

@@ -1,4 +1,4 @@
-import { runService, serviceLog } from "@aixcl/shared";
+import { runService, serviceLog } from "@aixcl/service-runtime";
 import { loadConsumerConfig } from "./config.js";
 import { startConsumer } from "./consumer.js";
 

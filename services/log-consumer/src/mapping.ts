@@ -1,4 +1,4 @@
-import type { LogEntry } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
 import type { LabelPair } from "./labels.js";
 import { formatLabels, labelNameProblem, sanitizeLabelName, toWellFormed } from "./labels.js";
 

@@ -1,5 +1,7 @@
-import { LogThrottle, decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
-import type { DecodeErrorReason, LogEntry, ServiceLog } from "@aixcl/shared";
+import type { DecodeErrorReason, LogEntry } from "@aixcl/wire";
+import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/wire";
+import { LogThrottle } from "@aixcl/client-logger";
+import type { ServiceLog } from "@aixcl/service-runtime";
 import { Batcher } from "./batch.js";
 import type { PushCompression, PushEncoding, SealedBatch } from "./encode.js";
 import { pushBuilder } from "./push-builder.js";

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ServiceLog } from "@aixcl/shared";
+import type { ServiceLog } from "@aixcl/service-runtime";
 import type { SealedBatch } from "./encode.js";
 import type { PushClient } from "./loki-client.js";
 import type { ConsumerMetrics } from "./metrics.js";

@@ -5,7 +5,7 @@
  * ten alive took a process to 515 MB). Same algorithm as the reference: 64 KiB blocks, a hash table of 4-byte
  * sequences, literals until a match, matches as copies, and ever longer skips through incompressible input.
  */
-import { varintSize } from "@aixcl/shared";
+import { varintSize } from "@aixcl/wire";
 
 const BLOCK_BYTES = 1 << 16;
 const MAX_TABLE_BITS = 14;

@@ -1,5 +1,5 @@
-import type { ServiceLog, SpoolCodec, SpoolMetrics, SpoolNaming, SpoolOptions } from "@aixcl/shared";
-import { FileSpool, createSpoolMetrics as createMetrics, decodeSpoolRecord, encodeSpoolRecord } from "@aixcl/shared";
+import type { ServiceLog, SpoolCodec, SpoolMetrics, SpoolNaming, SpoolOptions } from "@aixcl/service-runtime";
+import { FileSpool, createSpoolMetrics as createMetrics, decodeSpoolRecord, encodeSpoolRecord } from "@aixcl/service-runtime";
 import type { Counter, Registry } from "prom-client";
 import type { SealedBatch } from "./encode.js";
 import type { BatchQueue } from "./queue.js";
@@ -18,7 +18,7 @@ import type { BatchQueue } from "./queue.js";
  */
 
 export type { SpoolOptions, SpoolMetrics };
-export { SpoolDirError } from "@aixcl/shared";
+export { SpoolDirError } from "@aixcl/service-runtime";
 
 /** Drop reasons of the spool (the consumer's dropped_entries_total{reason}). */
 export const SPOOL_DROP_REASONS = {

@@ -8,21 +8,10 @@ import { join } from "node:path";
 import protobuf from "protobufjs";
 import type { RunningBroker } from "@aixcl/broker";
 import { startBroker } from "@aixcl/broker";
-import type { MessageBusConfig } from "@aixcl/shared";
-import {
-  DECODE_ERROR_REASONS,
-  KeyFileError,
-  createLogger,
-  decodeLogMessage,
-  defaultsOf,
-  encodeAicoMessage,
-  encodeLogEntry,
-  generateKeys,
-  loadClientKeys,
-  messageBusSchema,
-  serviceLog,
-  stackKeyDirs,
-} from "@aixcl/shared";
+import { DECODE_ERROR_REASONS, decodeLogMessage, encodeAicoMessage, encodeLogEntry } from "@aixcl/wire";
+import { KeyFileError, createLogger, loadClientKeys } from "@aixcl/client-logger";
+import type { MessageBusConfig } from "@aixcl/service-runtime";
+import { defaultsOf, generateKeys, messageBusSchema, serviceLog, stackKeyDirs } from "@aixcl/service-runtime";
 import type { LokiHandle } from "@aixcl/testkit";
 import { fullEntry, metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { ConfigError } from "@aixcl/shared";
+import { ConfigError } from "@aixcl/service-runtime";
 import { describe, expect, it } from "vitest";
 import { consumerSchema, loadConsumerConfig } from "../src/index.js";
 import { consumerConfig } from "./support.js";

@@ -1,4 +1,4 @@
-import type { LogEntry } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
 import { Batcher } from "../src/batch.js";
 import type { PushEncoding, SealedBatch } from "../src/encode.js";
 import { pushBuilder } from "../src/push-builder.js";

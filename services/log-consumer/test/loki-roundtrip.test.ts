@@ -3,8 +3,10 @@
  * Loki binary; LogQL must return every entry with the right labels, structured metadata and timestamps.
  */
 import { fileURLToPath } from "node:url";
-import type { LogEntry } from "@aixcl/shared";
-import { createLogger, encodeAicoMessage, encodeLogEntry, loadMessageBusConfig, serviceLog } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
+import { encodeAicoMessage, encodeLogEntry } from "@aixcl/wire";
+import { createLogger } from "@aixcl/client-logger";
+import { loadMessageBusConfig, serviceLog } from "@aixcl/service-runtime";
 import type { RunningBroker } from "@aixcl/broker";
 import { startBroker } from "@aixcl/broker";
 import type { LokiHandle, LokiStream } from "@aixcl/testkit";

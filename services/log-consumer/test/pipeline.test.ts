@@ -1,4 +1,5 @@
-import { encodeAicoMessage, encodeLogBatch, encodeLogEntry, serviceLog } from "@aixcl/shared";
+import { encodeAicoMessage, encodeLogBatch, encodeLogEntry } from "@aixcl/wire";
+import { serviceLog } from "@aixcl/service-runtime";
 import { describe, expect, it } from "vitest";
 import { uncompressSync } from "snappy";
 import { fullEntry } from "@aixcl/testkit";

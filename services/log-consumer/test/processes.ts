@@ -13,8 +13,8 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Publisher } from "zeromq";
-import type { Logger } from "@aixcl/shared";
-import { createLogger } from "@aixcl/shared";
+import type { Logger } from "@aixcl/client-logger";
+import { createLogger } from "@aixcl/client-logger";
 import type { LokiHandle, LokiStream, WireFormat } from "@aixcl/testkit";
 import { freePort, logMessage, queryAll, queryInstant, startLoki, tempDir } from "@aixcl/testkit";
 

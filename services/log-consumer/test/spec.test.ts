@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { LogEntry } from "@aixcl/shared";
-import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
+import { decodeLogBatch, decodeLogMessage, isBatchTopic } from "@aixcl/wire";
 import { readSpec } from "@aixcl/testkit";
 import { EntryMapper } from "../src/mapping.js";
 

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { serviceLog } from "@aixcl/shared";
+import { serviceLog } from "@aixcl/service-runtime";
 import { fullEntry, tempDir } from "@aixcl/testkit";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";

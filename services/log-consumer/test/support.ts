@@ -1,7 +1,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LogEntry } from "@aixcl/shared";
-import { encodeLogEntry, serviceLog } from "@aixcl/shared";
+import type { LogEntry } from "@aixcl/wire";
+import { encodeLogEntry } from "@aixcl/wire";
+import { serviceLog } from "@aixcl/service-runtime";
 import { fullEntry, tempDir } from "@aixcl/testkit";
 import { XPublisher } from "zeromq";
 import type { ConsumerConfig, RunningConsumer } from "../src/index.js";

@@ -1,6 +1,6 @@
 """An entry within the bus' message size: what the broker would refuse is cut, or dropped, here. Pure functions.
 
-Mirrors packages/shared/src/logger/fit.ts.
+Mirrors packages/client-logger/src/fit.ts.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The thread that owns the ZeroMQ socket: it sends queued entries while the bus wants them and holds them while not.
 
-Mirrors the TypeScript logger (packages/shared/src/logger/logger.ts):
+Mirrors the TypeScript logger (packages/client-logger/src/logger.ts):
 - One publisher per process serves every handler with the same endpoint, keys and limits (registry.py): each entry
   carries its route (topic, batch topic), so one socket carries every module's topic.
 - The socket is an XPUB, so the subscriptions that reach the broker reach us too. Entries are sent in order while some

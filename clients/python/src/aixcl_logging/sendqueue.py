@@ -3,7 +3,7 @@ first. Each entry travels with its route (where it goes); a send takes the oldes
 settled; an entry evicted while its send is under way is counted by
 how that send ends, so that every entry is counted exactly once, as sent or as evicted.
 
-Mirrors SendQueue in packages/shared/src/logger/queue.ts. Not thread-safe: the publisher's lock guards it.
+Mirrors SendQueue in packages/client-logger/src/queue.ts. Not thread-safe: the publisher's lock guards it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One stderr line per interval for a problem that can repeat many times a second, so stderr stays readable: the
 first occurrence at once, then what happened since the last line. As LogThrottle in
-packages/shared/src/ops/throttle.ts."""
+packages/client-logger/src/throttle.ts."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What travels on the bus: topics and AICO's LogEntry, bare or in AICO's AicoMessage envelope.
 
-The same rules as the TypeScript client's (packages/shared/src/wire): names sanitized to [a-z0-9_-], at most 64
+The same rules as the TypeScript client's (packages/wire/src): names sanitized to [a-z0-9_-], at most 64
 characters; topic logs.<subsystem>.<module> ("aixcl"), or logs/<subsystem>/<module>/v1 with the envelope ("aico").
 """
 

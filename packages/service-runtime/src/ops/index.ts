@@ -1,0 +1,3 @@
+export * from "./log.js";
+export * from "./run.js";
+export * from "./server.js";

@@ -1,4 +1,0 @@
-export * from "./log.js";
-export * from "./run.js";
-export * from "./server.js";
-export * from "./throttle.js";
