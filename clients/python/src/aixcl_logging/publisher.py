@@ -33,6 +33,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,7 +76,7 @@ class Route:
     """Where entries go: their topic and, in our wire format, their batch topic (None in AICO's); and whether the bus
     takes them now, which the publisher's thread updates as subscriptions come and go."""
 
-    __slots__ = ("batch_topic", "batching", "encode", "max_payload_bytes", "topic", "topic_text", "wanted")
+    __slots__ = ("__weakref__", "batch_topic", "batching", "encode", "max_payload_bytes", "topic", "topic_text", "wanted")
 
     def __init__(self, topic: str, batch_topic: str | None, encode: Callable[[Entry], bytes], max_message_bytes: int) -> None:
         self.topic = topic.encode()
@@ -156,7 +157,9 @@ class Publisher:
         self._stopping = False
         # True while our thread sleeps with nothing queued: put() of an entry the bus wants then wakes it.
         self._idle = False
-        self._routes: dict[tuple[str, str | None], Route] = {}
+        #: The routes in use: a handler remembers up to ROUTE_CACHE_SIZE (handler.py) and each held record its own;
+        #: the others go, so that module names made per request do not accumulate.
+        self._routes: weakref.WeakValueDictionary[tuple[str, str | None], Route] = weakref.WeakValueDictionary()
         #: Records put_record() handed over, encoded and queued by _convert(), and the sum of their size estimates;
         #: guarded by the lock, as is the count of records handed over (our thread's sign that the application logs).
         self._intake: collections.deque[tuple[Captured, str, str, Route]] = collections.deque()
@@ -192,6 +195,11 @@ class Publisher:
                 route = self._routes[(topic, batch_topic)] = Route(topic, batch_topic, encode, self._max_message_bytes)
                 route.follow(self._prefixes)
             return route
+
+    def route_count(self) -> int:
+        """How many routes the publisher keeps."""
+        with self._lock:
+            return len(self._routes)
 
     def stats(self) -> Stats:
         self._convert()
