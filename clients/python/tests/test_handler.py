@@ -18,6 +18,7 @@ import zmq
 from test_loss import Upstream
 
 from aixcl_logging import BusHandler, Stats, publisher, records, registry, wire
+from aixcl_logging.handler import ROUTE_CACHE_SIZE
 
 
 @pytest.fixture
@@ -212,6 +213,21 @@ def test_an_unreachable_broker_with_held_records_shuts_down_within_close_timeout
     logging.shutdown([weakref.ref(handler)])
     assert time.monotonic() - started < 0.3 + 0.2
     assert handler.stats().dropped_closed == 100
+
+
+def test_logger_names_made_per_request_leave_the_publishers_routes_bounded() -> None:
+    """A route per module name: the publisher keeps only those a handler remembers or a held record goes by, however
+    many names come and go (logger names with a request id in them, say)."""
+    handler = BusHandler("py_names", endpoint="tcp://127.0.0.1:1", max_buffered=100, close_timeout=0)
+    try:
+        for i in range(100_000):
+            handler.handle(logging.makeLogRecord({"name": f"request.{i}", "msg": "handled", "levelno": logging.INFO, "levelname": "INFO"}))
+        held = handler.stats()
+        routes = handler._lease.publisher.route_count()
+        assert (held.buffered, held.dropped_buffer_full) == (100, 99_900)
+        assert routes <= ROUTE_CACHE_SIZE + 100, routes
+    finally:
+        handler.close()
 
 
 def write_keys(root: Path, name: str) -> tuple[bytes, bytes]:

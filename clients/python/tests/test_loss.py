@@ -59,9 +59,9 @@ def test_a_send_takes_only_the_oldest_entries_of_the_oldest_ones_route() -> None
     for payload, route in ((b"1", "a"), (b"2", "a"), (b"3", "b"), (b"4", "a")):
         q.push(payload, route)
     assert (q.head(), q.take(10, 1000)) == ("a", [b"1", b"2"])
-    q.settle(True)
+    q.settle(2)
     assert (q.head(), q.take(10, 1000)) == ("b", [b"3"])
-    q.settle(True)
+    q.settle(1)
     assert (q.head(), q.take(10, 1000)) == ("a", [b"4"])
 
 
@@ -72,7 +72,7 @@ def test_an_entry_evicted_during_its_send_counts_as_sent_when_the_send_succeeds(
     assert q.take(2, 1000) == [b"1", b"2"]
     q.push(b"3", "r")  # evicts 1, which is being sent
     q.push(b"4", "r")  # evicts 2
-    q.settle(True)
+    q.settle(2)
     assert (q.sent, q.evicted, q.take(5, 1000), counted(q)) == (2, 0, [b"3", b"4"], 4)
 
 
@@ -82,13 +82,30 @@ def test_an_entry_evicted_during_its_send_counts_as_evicted_when_the_send_fails(
         q.push(p, "r")
     assert q.take(2, 1000) == [b"1", b"2"]
     q.push(b"4", "r")  # evicts 1
-    q.settle(False)
+    q.settle(0)
     assert (q.sent, q.evicted, len(q), q.bytes) == (0, 1, 3, 3)
     q.take(1, 1000)
     with pytest.raises(RuntimeError, match="settle"):
         q.clear()
-    q.settle(False)
+    q.settle(0)
     assert (q.clear(), len(q), counted(q)) == (3, 0, 1)
+
+
+def test_single_sends_take_the_oldest_entries_of_any_taken_route_and_settle_what_went() -> None:
+    """Entries sent one by one go many per look at the queue, up to the first whose route nobody takes; a send that
+    stops part way keeps the rest queued, and of the entries evicted meanwhile those that went count as sent."""
+    q: SendQueue[str] = SendQueue(4, 1000)
+    for payload, route in ((b"1", "a"), (b"2", "b"), (b"3", "a"), (b"4", "off")):
+        q.push(payload, route)
+    assert q.take_each(10, lambda route: route != "off") == [(b"1", "a"), (b"2", "b"), (b"3", "a")]
+    q.push(b"5", "a")  # evicts 1
+    q.push(b"6", "a")  # evicts 2
+    with pytest.raises(ValueError, match="took 3"):
+        q.settle(4)
+    q.settle(1)  # 1 went, 2 was evicted unsent, 3 stays
+    assert (q.sent, q.evicted, q.take_each(2, lambda route: True), counted(q)) == (1, 1, [(b"3", "a"), (b"4", "off")], 6)
+    q.settle(2)
+    assert (q.sent, len(q), q.bytes, q.take_each(5, lambda route: True)) == (3, 2, 2, [(b"5", "a"), (b"6", "a")])
 
 
 def test_the_throttle_says_the_first_at_once_then_once_per_interval_what_happened_since() -> None:

@@ -10,10 +10,16 @@ Mirrors the TypeScript logger (packages/client-logger/src/logger.ts):
   a short wait. IMMEDIATE keeps nothing in a pipe to a broker that is not there.
 - Subscription changes that arrive together are applied together: a broker going away drops all of them at once.
 - Encoding an entry is the publisher's: an application thread's put_record() only appends what the record was at call
-  time (records.capture) to an intake list, and our thread (or whoever asks for the counts first: stats(), flush(),
+  time (records.capture) to an intake, and our thread (or whoever asks for the counts first: stats(), flush(),
   close()) builds, encodes and queues it, so that the queue is bounded in bytes as well as entries and nothing is
   queued that the broker would refuse (max_message_bytes): an entry too large is cut, or dropped, there and counted.
-  The intake is bounded too (INTAKE_LIMIT): past it the application thread encodes what waits itself.
+  The intake and the queue together hold at most max_buffered records and about max_buffered_bytes (the intake's
+  records by their texts' lengths): past that the application thread encodes the oldest waiting records itself.
+- Our thread needs the GIL for encoding and sending, which takes it from the application's threads: while they log
+  and less than half of those limits is held, it works in rounds of ROUND_ENTRIES and leaves the GIL to them for
+  YIELD_MS between rounds, so that a burst costs the application little more than the hand-over and is encoded and sent
+  once it pauses. Past half the limits it works without pausing, so that a lasting flood is sent rather than dropped.
+- Single entries go ROUND_ENTRIES at a time between two looks at the queue, not one send per lock and look.
 - While a subscriber takes the batch topic (aixcl.batch.<subsystem>.<module>; the log consumer does), what is
   queued for one topic goes as one LogBatch message of up to BATCH_MAX_ENTRIES entries and BATCH_MAX_BYTES bytes instead of one
   message each: the bus' per-message costs are then paid once per batch.
@@ -21,11 +27,13 @@ Mirrors the TypeScript logger (packages/client-logger/src/logger.ts):
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,18 +58,25 @@ BATCH_WINDOW = 0.1
 #: Default of max_buffered_bytes: the 10,000 entries of max_buffered at up to 1.6 KiB each (the TypeScript logger's).
 MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 
-#: Records handed over but not yet encoded, at most: the application thread that reaches it encodes them (in order)
-#: itself, so a thread logging faster than ours encodes holds no unbounded list outside max_buffered_bytes.
-INTAKE_LIMIT = 256
+#: The most records our thread encodes, or single entries it sends, in one round: between rounds it looks whether to
+#: leave the GIL to the application's threads, and one that reaches the limits encodes this many itself.
+ROUND_ENTRIES = 64
+#: How long our thread leaves the GIL to application threads that are logging, between rounds: once it asks for it back,
+#: a thread running Python keeps it for up to sys.getswitchinterval() (5 ms) more.
+YIELD_MS = 1
 
 _instances = itertools.count()
+
+
+def _wanted(route: Route) -> bool:
+    return route.wanted
 
 
 class Route:
     """Where entries go: their topic and, in our wire format, their batch topic (None in AICO's); and whether the bus
     takes them now, which the publisher's thread updates as subscriptions come and go."""
 
-    __slots__ = ("batch_topic", "batching", "encode", "max_payload_bytes", "topic", "topic_text", "wanted")
+    __slots__ = ("__weakref__", "batch_topic", "batching", "encode", "max_payload_bytes", "topic", "topic_text", "wanted")
 
     def __init__(self, topic: str, batch_topic: str | None, encode: Callable[[Entry], bytes], max_message_bytes: int) -> None:
         self.topic = topic.encode()
@@ -123,6 +138,8 @@ class Publisher:
                 f"max_buffered_bytes ({max_buffered_bytes}) must be at least max_message_bytes ({max_message_bytes}), or the largest entries could never be held"
             )
         self._queue: SendQueue[Route] = SendQueue(max_buffered, max_buffered_bytes)
+        self._max_buffered = max_buffered
+        self._max_buffered_bytes = max_buffered_bytes
         self._batch_window = batch_window
         #: When the oldest queued entry was queued (time.monotonic()): a batch waits for company from then on.
         self._first_queued_at = 0.0
@@ -140,9 +157,14 @@ class Publisher:
         self._stopping = False
         # True while our thread sleeps with nothing queued: put() of an entry the bus wants then wakes it.
         self._idle = False
-        self._routes: dict[tuple[str, str | None], Route] = {}
-        #: Records put_record() handed over, encoded and queued by _convert(); guarded by the lock.
-        self._intake: list[tuple[Captured, str, str, Route]] = []
+        #: The routes in use: a handler remembers up to ROUTE_CACHE_SIZE (handler.py) and each held record its own;
+        #: the others go, so that module names made per request do not accumulate.
+        self._routes: weakref.WeakValueDictionary[tuple[str, str | None], Route] = weakref.WeakValueDictionary()
+        #: Records put_record() handed over, encoded and queued by _convert(), and the sum of their size estimates;
+        #: guarded by the lock, as is the count of records handed over (our thread's sign that the application logs).
+        self._intake: collections.deque[tuple[Captured, str, str, Route]] = collections.deque()
+        self._intake_bytes = 0
+        self._handed_over = 0
         # One _convert() at a time, so that entries reach the queue in the order they were logged.
         self._converting = threading.Lock()
         #: The subscriptions the bus has passed us (our thread's, read by route() under the lock).
@@ -174,6 +196,11 @@ class Publisher:
                 route.follow(self._prefixes)
             return route
 
+    def route_count(self) -> int:
+        """How many routes the publisher keeps."""
+        with self._lock:
+            return len(self._routes)
+
     def stats(self) -> Stats:
         self._convert()
         with self._lock:
@@ -190,20 +217,34 @@ class Publisher:
                 self._dropped_closed += 1
                 return
             self._intake.append((captured, subsystem, module, route))
-            backlog = len(self._intake) >= INTAKE_LIMIT
-            if not backlog and self._idle and route.sending:
+            self._intake_bytes += captured[-1]
+            self._handed_over += 1
+            full = self._held(1)
+            if not full and self._idle and route.sending:
                 self._idle = False
                 self._wake()
-        if backlog:
-            self._convert()
+        if full:
+            self._convert(ROUND_ENTRIES)
 
-    def _convert(self) -> None:
-        """Builds, encodes and queues what put_record() handed over, in order. Any thread."""
+    def _held(self, fraction: int) -> bool:
+        """The intake and the queue hold 1/fraction of max_buffered records or of max_buffered_bytes, or more. Called
+        with the lock held."""
+        queue = self._queue
+        return (len(self._intake) + len(queue)) * fraction >= self._max_buffered or (self._intake_bytes + queue.bytes) * fraction >= self._max_buffered_bytes
+
+    def _convert(self, most: int | None = None) -> None:
+        """Builds, encodes and queues what put_record() handed over, in order: all of it, or the `most` oldest. Any
+        thread."""
         with self._converting:
             with self._lock:
                 if not self._intake:
                     return
-                intake, self._intake = self._intake, []
+                if most is None or most >= len(self._intake):
+                    intake, self._intake = list(self._intake), collections.deque()
+                    self._intake_bytes = 0
+                else:
+                    intake = [self._intake.popleft() for _ in range(most)]
+                    self._intake_bytes -= sum([item[0][-1] for item in intake])
             fitted: list[tuple[str, tuple[bytes, bool] | None, Route]] = []
             for captured, subsystem, module, route in intake:
                 topic = route.topic_text
@@ -323,20 +364,26 @@ class Publisher:
         poller.register(self._wake_rx, zmq.POLLIN)
         try:
             while True:
-                full = False
-                self._convert()
+                handed_over = self._handed_over
+                self._convert(ROUND_ENTRIES)
                 delay = self._batch_delay()
-                if delay <= 0:
-                    full = self._send_queued(socket)
+                full = delay <= 0 and self._send_round(socket)
                 with self._lock:
                     if self._stopping:
                         break
-                    if (self._head_sending() or self._intake) and not full and delay <= 0:
+                    sending = self._head_sending()
+                    if not sending:
+                        self._drained.notify_all()
+                    more = bool(self._intake) or (delay <= 0 and not full and sending)
+                    # The application logged during the round: its threads get the GIL for a while, unless what is
+                    # held grows towards the limits.
+                    pause = more and self._handed_over != handed_over and not self._held(2)
+                    if more and not pause:
                         continue  # put_record() handed more over after we looked, without waking us
                     # Waiting out a batch window needs no wake-up for each entry, nor does an entry queued behind one
                     # nobody takes; close() and subscriptions wake us anyway.
                     self._idle = not self._queue and not self._intake
-                timeout = FULL_QUEUE_RETRY_MS if full else (max(1, int(delay * 1000)) if delay > 0 else None)
+                timeout = FULL_QUEUE_RETRY_MS if full else YIELD_MS if pause else (max(1, int(delay * 1000)) if delay > 0 else None)
                 for ready, _ in poller.poll(timeout):
                     if ready is self._wake_rx:
                         while self._wake_rx.poll(0):
@@ -360,30 +407,39 @@ class Publisher:
                 return 0.0
             return self._first_queued_at + self._batch_window - time.monotonic()
 
-    def _send_queued(self, socket: zmq.Socket[bytes]) -> bool:
-        """Sends queued entries in order until the queue is empty or the oldest one's route is not taken (False), or the
-        socket is full (True): the oldest entry, or the oldest entries of one route as one batch while its batch topic
-        is taken and more than one waits (or only batches are taken)."""
-        while True:
-            self._convert()
+    def _send_round(self, socket: zmq.Socket[bytes]) -> bool:
+        """Sends the oldest queued entries, in order, while their routes are taken: the oldest entries of one route as
+        one batch while its batch topic is taken and more than one waits (or only batches are taken), else up to
+        ROUND_ENTRIES entries one by one. True when the socket is full."""
+        with self._lock:
+            route = self._queue.head()
+            if route is None or not route.sending:
+                self._drained.notify_all()
+                return False
+            if route.batching:
+                payloads = self._queue.take(BATCH_MAX_ENTRIES, BATCH_MAX_BYTES)
+                messages = [(route.topic, payloads[0])] if len(payloads) == 1 and route.wanted else None
+            else:
+                messages = [(entry_route.topic, payload) for payload, entry_route in self._queue.take_each(ROUND_ENTRIES, _wanted)]
+        if messages is None:
+            messages = [(route.batch_topic or b"", encode_log_batch(payloads))]
+            sent_entries = len(payloads)
+        else:
+            sent_entries = 1
+        sent = 0
+        try:
+            for topic, payload in messages:
+                # Once the first frame is in, libzmq takes the rest of the message.
+                socket.send(topic, zmq.NOBLOCK | zmq.SNDMORE)
+                socket.send(payload, zmq.NOBLOCK)
+                sent += sent_entries
+        except zmq.Again:
+            return True
+        finally:
+            # Entries evicted by put() while we sent are counted by how the send ended.
             with self._lock:
-                route = self._queue.head()
-                if route is None or not route.sending:
-                    self._drained.notify_all()
-                    return False
-                payloads = self._queue.take(BATCH_MAX_ENTRIES if route.batching else 1, BATCH_MAX_BYTES)
-            batch = route.batch_topic is not None and route.batching and (len(payloads) > 1 or not route.wanted)
-            frames = (route.batch_topic or b"", encode_log_batch(payloads)) if batch else (route.topic, payloads[0])
-            sent = False
-            try:
-                socket.send_multipart(frames, zmq.NOBLOCK)
-                sent = True
-            except zmq.Again:
-                return True
-            finally:
-                # Entries evicted by put() while we sent are counted by how the send ended.
-                with self._lock:
-                    self._queue.settle(sent)
+                self._queue.settle(sent)
+        return False
 
     def _apply_subscriptions(self, socket: zmq.Socket[bytes]) -> None:
         prefixes = set(self._prefixes)

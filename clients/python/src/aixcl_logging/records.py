@@ -63,9 +63,15 @@ def text(value: Any) -> str:
 #: other value (a dict, a list, an object) is converted at call time, as the application may change it afterwards.
 _IMMUTABLE = frozenset({str, int, float, bool})
 
+#: What an entry takes beside its message and extra texts, about: the other fields (the file's path, the topic, the
+#: time, the logger's name).
+CAPTURED_OVERHEAD = 128
+
 #: A record as at call time, everything an Entry needs: created, levelno, funcName, pathname, lineno, name, the
-#: formatted message, and the `extra=` and OpenTelemetry attributes (name, value), immutable values as they are.
-Captured = tuple[float, int, str, str, int, str, str, list[tuple[str, Any]]]
+#: formatted message, and the `extra=` and OpenTelemetry attributes (name, value), immutable values as they are; last,
+#: about how many bytes it will take encoded (its texts' lengths and CAPTURED_OVERHEAD), which bounds what waits to be
+#: encoded.
+Captured = tuple[float, int, str, str, int, str, str, list[tuple[str, Any]], int]
 
 
 def capture(record: logging.LogRecord, message: str) -> Captured:
@@ -75,11 +81,12 @@ def capture(record: logging.LogRecord, message: str) -> Captured:
     # A set difference and the few names left, not a test of each of the record's twenty-odd attributes; sorted, so
     # that an entry's fields do not come in an order that changes with each process' string hashing.
     fields = [(key, value if type(value) in _IMMUTABLE else text(value)) for key in sorted(attributes.keys() - STANDARD_ATTRIBUTES) if (value := attributes[key]) is not None]
-    return (record.created, record.levelno, record.funcName, record.pathname, record.lineno, record.name, message, fields)
+    size = CAPTURED_OVERHEAD + len(message) + sum([len(value) for _, value in fields if type(value) is str])
+    return (record.created, record.levelno, record.funcName, record.pathname, record.lineno, record.name, message, fields, size)
 
 
 def entry_from_captured(captured: Captured, subsystem: str, module: str, topic: str) -> Entry:
-    created, levelno, function, path, line, logger, message, fields = captured
+    created, levelno, function, path, line, logger, message, fields, _ = captured
     entry = Entry(
         timestamp_ns=round(created * 1_000_000) * 1000,
         level=aico_level(levelno),

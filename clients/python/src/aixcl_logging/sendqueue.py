@@ -1,6 +1,6 @@
 """The publisher's queue: encoded entries waiting for the bus, bounded in entries and in bytes, the oldest evicted
-first. Each entry travels with its route (where it goes); a send takes the oldest entries that share one and is then
-settled; an entry evicted while its send is under way is counted by
+first. Each entry travels with its route (where it goes); a send takes the oldest entries that share one (a batch) or
+the oldest whose routes are taken (entries sent one by one) and is then settled with how many went; an entry evicted while its send is under way is counted by
 how that send ends, so that every entry is counted exactly once, as sent or as evicted.
 
 Mirrors SendQueue in packages/client-logger/src/queue.ts. Not thread-safe: the publisher's lock guards it.
@@ -9,6 +9,8 @@ Mirrors SendQueue in packages/client-logger/src/queue.ts. Not thread-safe: the p
 from __future__ import annotations
 
 import collections
+import itertools
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Route = TypeVar("Route")
@@ -68,16 +70,31 @@ class SendQueue(Generic[Route]):
         self._taken = len(out)
         return out
 
-    def settle(self, sent: bool) -> None:
-        """Ends the send under way: sent, its entries leave the queue (those evicted meanwhile went too); not sent,
-        they stay queued, and those evicted meanwhile are lost."""
-        if sent:
-            self.sent += self._taken + self._taken_evicted
-            for _ in range(self._taken):
-                self.bytes -= len(self._payloads.popleft())
-                self._routes.popleft()
-        else:
-            self.evicted += self._taken_evicted
+    def take_each(self, max_entries: int, sendable: Callable[[Route], bool]) -> list[tuple[bytes, Route]]:
+        """The oldest entries for sends of one entry each, with their routes: at most `max_entries`, up to the first
+        whose route is not `sendable`. They stay queued until settle(); one send at a time."""
+        if self._taken or self._taken_evicted:
+            raise RuntimeError("take_each() while a send is under way: settle() it first")
+        out: list[tuple[bytes, Route]] = []
+        for entry in itertools.islice(zip(self._payloads, self._routes), max_entries):
+            if not sendable(entry[1]):
+                break
+            out.append(entry)
+        self._taken = len(out)
+        return out
+
+    def settle(self, sent: int) -> None:
+        """Ends the send under way: the oldest `sent` of the entries taken went (those evicted meanwhile too) and leave
+        the queue; the rest stay queued, and those of them evicted meanwhile are lost."""
+        taken = self._taken + self._taken_evicted
+        if not 0 <= sent <= taken:
+            raise ValueError(f"settle({sent}) of a send that took {taken} entries")
+        # Eviction takes the oldest first: the first _taken_evicted of those taken left the queue already.
+        self.sent += sent
+        self.evicted += max(0, self._taken_evicted - sent)
+        for _ in range(max(0, sent - self._taken_evicted)):
+            self.bytes -= len(self._payloads.popleft())
+            self._routes.popleft()
         self._taken = 0
         self._taken_evicted = 0
 
