@@ -11,13 +11,14 @@
  *   (<data>/tsdb-shipper-active/wal/...), and index files are built from the head only when it rotates, on Loki's
  *   own schedule, and then uploaded to <data>/chunks/index/. So the figure for the index is the WAL's growth, an
  *   entry per chunk rather than per line; index files appear only if a rotation lands in a run (they then hold
- *   earlier runs' index too, and the compactor may rewrite them), and are reported apart.
+ *   earlier runs' index too, and the compactor may rewrite them), and are reported apart, in bytes.
  * - Received bytes: `loki_distributor_bytes_received_total` (line and structured metadata, as the distributor
  *   counts them after decoding the push) and `loki_distributor_structured_metadata_bytes_received_total` (names and
  *   values), Loki's own streams left out.
- * - The flush's CPU: Loki's utime+stime from the POST until the flush has landed, apart from its CPU while the
- *   lines came in (the run's). Every line is flushed once at some point (chunk full, idle or old), so it belongs
- *   to the whole path; here it is paid at once instead of spread over the run.
+ * - The flush's CPU: Loki's utime+stime from the POST until the flush has landed (its answers to the polls of
+ *   /metrics included), apart from its CPU while the lines came in (the run's). Every line is flushed once at
+ *   some point (chunk full, idle or old), so it belongs to the whole path; here it is paid at once instead of
+ *   spread over the run.
  */
 import { readdirSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
@@ -93,8 +94,11 @@ export function receivedIn(metricsText: string): Received {
 export interface LokiStorePerLine {
   chunksBytesPerLine: number;
   indexWalBytesPerLine: number;
-  /** Non-zero only when a head rotation landed in the run (see the header). */
-  indexFilesBytesPerLine: number;
+  /**
+   * Bytes, not per line: non-zero only when a head rotation landed in the run, and then they index earlier runs'
+   * lines too (see the header).
+   */
+  indexFilesBytes: number;
   receivedBytesPerLine: number;
   structuredMetadataBytesPerLine: number;
   /** Lines the distributor counted, per line the run delivered: above 1 when a shipper resent what Loki had. */
@@ -107,7 +111,7 @@ export function storePerLine(before: { disk: LokiDisk; received: Received }, aft
   return {
     chunksBytesPerLine: (after.disk.chunks - before.disk.chunks) / lines,
     indexWalBytesPerLine: (after.disk.indexWal - before.disk.indexWal) / lines,
-    indexFilesBytesPerLine: (after.disk.indexFiles - before.disk.indexFiles) / lines,
+    indexFilesBytes: after.disk.indexFiles - before.disk.indexFiles,
     receivedBytesPerLine: (after.received.bytes - before.received.bytes) / lines,
     structuredMetadataBytesPerLine: (after.received.structuredMetadataBytes - before.received.structuredMetadataBytes) / lines,
     receivedLinesPerLine: (after.received.lines - before.received.lines) / lines,

@@ -101,7 +101,7 @@ export function lokiDetail(r: RunResult): string | undefined {
   if (!loki) return undefined;
   if (!loki.store) return `Loki: flush not measured (${loki.storeError ?? "no flush"})`;
   const st = loki.store;
-  const index = st.indexFilesBytesPerLine > 0 ? `index files ${fmt(st.indexFilesBytesPerLine, 2)} B/line (a TSDB head rotation landed in this run: earlier runs' index too)` : "index: in the TSDB WAL until its head rotates, files not measured";
+  const index = st.indexFilesBytes !== 0 ? `index files ${st.indexFilesBytes > 0 ? "+" : ""}${fmt(st.indexFilesBytes)} bytes (a TSDB head rotation or compaction landed in this run: not this run's alone)` : "index: in the TSDB WAL until its head rotates, files not measured";
   return `Loki received ${fmt(st.receivedBytesPerLine)} B/line (structured metadata ${fmt(st.structuredMetadataBytesPerLine)}), ${fmt(st.receivedLinesPerLine, 3)} lines per line; stored ${fmt(st.chunksBytesPerLine, 1)} B/line in chunks, ${fmt(st.indexWalBytesPerLine, 2)} B/line in the index WAL; ${index}; flush ${fmt(loki.flushCpuMicrosPerLine, 1)} µs/line, ${fmt(st.flushSeconds, 1)} s`;
 }
 

@@ -34,7 +34,7 @@ describe("Loki's disk, before and after a run", () => {
     put(data, "wal/00000001", 9000);
     const received = (lines: number, bytes: number, meta: number) => ({ lines, bytes, structuredMetadataBytes: meta });
     const perLine = storePerLine({ disk: before, received: received(10, 5000, 2000) }, { disk: lokiDisk(data), received: received(110, 45_000, 22_000) }, 100, 1.5);
-    expect(perLine).toEqual({ chunksBytesPerLine: 40, indexWalBytesPerLine: 2, indexFilesBytesPerLine: 0, receivedBytesPerLine: 400, structuredMetadataBytesPerLine: 200, receivedLinesPerLine: 1, flushSeconds: 1.5 });
+    expect(perLine).toEqual({ chunksBytesPerLine: 40, indexWalBytesPerLine: 2, indexFilesBytes: 0, receivedBytesPerLine: 400, structuredMetadataBytesPerLine: 200, receivedLinesPerLine: 1, flushSeconds: 1.5 });
   });
 
   it("reads the distributor's counters summed over their series, Loki's own streams left out", () => {

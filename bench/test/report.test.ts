@@ -47,7 +47,7 @@ describe("ours against each reference shipper", () => {
 });
 
 describe("the whole path", () => {
-  const store = { chunksBytesPerLine: 95, indexWalBytesPerLine: 0.13, indexFilesBytesPerLine: 0, receivedBytesPerLine: 448, structuredMetadataBytesPerLine: 208, receivedLinesPerLine: 1, flushSeconds: 0.7 };
+  const store = { chunksBytesPerLine: 95, indexWalBytesPerLine: 0.13, indexFilesBytes: 0, receivedBytesPerLine: 448, structuredMetadataBytesPerLine: 208, receivedLinesPerLine: 1, flushSeconds: 0.7 };
   const ours = result("loki-max", "consumer", 11, { broker: { cpuMicrosPerLine: 2, peakRssMB: 50 }, loki: { cpuMicrosPerLine: 20, flushCpuMicrosPerLine: 4, store } });
   const theirs = result("otelcol-meta-max", "otelcol-meta", 15, { loki: { cpuMicrosPerLine: 13, flushCpuMicrosPerLine: 2, store } });
 
@@ -68,8 +68,10 @@ describe("the whole path", () => {
 
   it("says what Loki stored and received, and that the index is not measured unless its files were written", () => {
     expect(lokiDetail(ours)).toBe("Loki received 448 B/line (structured metadata 208), 1.000 lines per line; stored 95.0 B/line in chunks, 0.13 B/line in the index WAL; index: in the TSDB WAL until its head rotates, files not measured; flush 4.0 µs/line, 0.7 s");
-    const rotated = result("loki-max", "consumer", 11, { loki: { cpuMicrosPerLine: 20, flushCpuMicrosPerLine: 4, store: { ...store, indexFilesBytesPerLine: 3.5 } } });
-    expect(lokiDetail(rotated)).toContain("index files 3.50 B/line (a TSDB head rotation landed in this run");
+    const rotated = result("loki-max", "consumer", 11, { loki: { cpuMicrosPerLine: 20, flushCpuMicrosPerLine: 4, store: { ...store, indexFilesBytes: 1234 } } });
+    expect(lokiDetail(rotated)).toContain("index files +1,234 bytes (a TSDB head rotation or compaction landed in this run: not this run's alone)");
+    const compacted = result("loki-max", "consumer", 11, { loki: { cpuMicrosPerLine: 20, flushCpuMicrosPerLine: 4, store: { ...store, indexFilesBytes: -50 } } });
+    expect(lokiDetail(compacted)).toContain("index files -50 bytes");
     expect(lokiDetail(result("loki-max", "consumer", 11, { loki: { cpuMicrosPerLine: 20, storeError: "POST /flush answered 500" } }))).toBe("Loki: flush not measured (POST /flush answered 500)");
     expect(lokiDetail(result("decode-max", "consumer", 11))).toBeUndefined();
   });
