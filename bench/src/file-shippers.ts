@@ -6,10 +6,11 @@
  */
 import { appendFileSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ComponentName } from "@aixcl/testkit";
 import type { Ctx, PublisherReport, RunResult } from "./harness.js";
-import { blockSizeFor, countInLoki, ensureLoki, MB, runId, safeCpu, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
+import { blockSizeFor, countInLoki, ensureLoki, lokiFigures, markLoki, MB, runId, safeCpu, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
 import { peakRssBytes } from "./proc.js";
 import { jsonLine, nowMs, SERVICES, shapeOf } from "./workload.js";
 
@@ -46,7 +47,30 @@ export const OTELCOL: FileShipper = {
   start: async (lokiUrl, dir) => (await import("@aixcl/testkit")).startOtelcol({ lokiUrl, logDir: dir }),
 };
 
-export const FILE_SHIPPERS = [PROMTAIL, OTELCOL];
+export const OTELCOL_ATTRIBUTES_CONFIG = fileURLToPath(new URL("../otelcol/config-attributes.yaml", import.meta.url));
+
+/**
+ * The collector in its other natural setup (bench/otelcol/config-attributes.yaml): each JSON line's fields stay the
+ * record's attributes and its message becomes the body, so Loki's OTLP endpoint stores the fields as structured
+ * metadata, as our consumer stores the same entries' fields.
+ */
+export const OTELCOL_META: FileShipper = {
+  name: "otelcol-meta",
+  title: "OpenTelemetry Collector with attributes",
+  tag: "M",
+  component: "otelcol",
+  selector: OTELCOL.selector,
+  start: async (lokiUrl, dir) => (await import("@aixcl/testkit")).startOtelcol({ lokiUrl, logDir: dir, configFile: OTELCOL_ATTRIBUTES_CONFIG }),
+};
+
+export const FILE_SHIPPERS = [PROMTAIL, OTELCOL, OTELCOL_META];
+
+/** The shipper of a run named <shipper>-max or <shipper>-paced. */
+export function fileShipperOf(run: string): FileShipper {
+  const shipper = FILE_SHIPPERS.find((s) => run === `${s.name}-max` || run === `${s.name}-paced`);
+  if (!shipper) throw new Error(`no file shipper runs ${run}`);
+  return shipper;
+}
 
 /**
  * A shipper from files into the shared Loki through the proxy, with its shipped config, tailing one JSON-lines file
@@ -66,7 +90,8 @@ export async function fileShipperRun(ctx: Ctx, run: string, what: string, shippe
   const proxy = await startRole<{ url: string }>(["receiver", "proxy", String(opts.lines), loki.url], ctx);
   const running = await shipper.start(proxy.ready.url, dir);
   const pid = running.pid();
-  const cpu0 = { shipper: safeCpu(pid), loki: safeCpu(loki.pid) };
+  const lokiMark = await markLoki(loki);
+  const cpu0 = safeCpu(pid);
   let startMs: number;
   let bytes = 0;
   let writing = Promise.resolve();
@@ -98,12 +123,13 @@ export async function fileShipperRun(ctx: Ctx, run: string, what: string, shippe
   const stats = await waitForSink(proxy.ready.url, opts.lines, run, 15_000, () => writerBusy);
   await writing;
   const endMs = stats.lastAcceptMs || nowMs();
-  const cpu = { shipper: safeCpu(pid) - cpu0.shipper, loki: safeCpu(loki.pid) - cpu0.loki };
+  const cpu = { shipper: safeCpu(pid) - cpu0, lokiAtEnd: safeCpu(loki.pid) };
   const rss = pid ? peakRssBytes(pid) : Number.NaN;
   const inLoki = await countInLoki(loki.url, shipper.selector, runTag, blockSize, opts.lines);
   await running.stop();
   await stopChild(proxy.child);
   rmSync(dir, { recursive: true, force: true });
+  const lokiPart = await lokiFigures(loki, lokiMark, cpu.lokiAtEnd, stats.distinct);
   const seconds = (endMs - startMs) / 1000;
   return {
     run,
@@ -115,7 +141,7 @@ export async function fileShipperRun(ctx: Ctx, run: string, what: string, shippe
     mbPerSec: (stats.distinct * (bytes / opts.lines)) / seconds / MB,
     bytesPerLine: bytes / opts.lines,
     shipper: { name: shipper.name, cpuMicrosPerLine: cpu.shipper / stats.distinct, cpuShareOfCore: cpu.shipper / 1e6 / seconds, peakRssMB: rss / MB },
-    loki: { cpuMicrosPerLine: cpu.loki / stats.distinct },
+    loki: lokiPart,
     accepted: sinkSummary(stats),
     latencyMs: stats.latency,
     inLoki,

@@ -6,6 +6,8 @@ import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ProfileSummary } from "./cpuprofile.js";
+import type { LokiDisk, LokiStorePerLine, Received } from "./loki-store.js";
+import { flushLoki, lokiDisk, lokiMetrics, receivedIn, storePerLine } from "./loki-store.js";
 import { cpuMicros, role } from "./proc.js";
 import type { LatencyHistogram, SeqTally } from "./tally.js";
 
@@ -69,7 +71,11 @@ export interface RunResult {
   /** The shipper: our consumer, Promtail or the OpenTelemetry Collector. */
   shipper?: { name: string; cpuMicrosPerLine: number; cpuShareOfCore: number; peakRssMB: number };
   broker?: { cpuMicrosPerLine: number; peakRssMB: number };
-  loki?: { cpuMicrosPerLine: number };
+  /**
+   * Loki's CPU while the lines came in, and flushing them afterwards (bench/src/loki-store.ts), what it stored and
+   * received per line.
+   */
+  loki?: { cpuMicrosPerLine: number; flushCpuMicrosPerLine?: number; store?: LokiStorePerLine; storeError?: string };
   accepted: { distinct: number; lost: number; missing: number[]; duplicated: number; foreign: number; pushes: number; statuses: Record<string, number> };
   latencyMs: { p50: number; p99: number; max: number };
   /** Counted by LogQL in Loki itself. */
@@ -90,7 +96,7 @@ export const MB = 1e6;
 /** What the runs share: the Loki they ship into, the child processes and temp dirs to clean up. */
 export interface Ctx {
   /** Loki shared by the Loki runs (started on first use). */
-  loki?: { url: string; pid: number | undefined; stop(): Promise<void> };
+  loki?: { url: string; pid: number | undefined; dataDir: string; stop(): Promise<void> };
   lokiSkip?: string;
   children: Set<ChildProcess>;
   /** Holds every temp dir of the run, removed when the benchmark exits. */
@@ -186,8 +192,36 @@ export async function ensureLoki(ctx: Ctx): Promise<boolean> {
   }
   console.log("  starting Loki (shipped loki/loki-config.yml)...");
   const loki = await testkit.startLoki();
-  ctx.loki = { url: loki.url, pid: loki.pid(), stop: () => loki.stop() };
+  ctx.loki = { url: loki.url, pid: loki.pid(), dataDir: loki.dataDir, stop: () => loki.stop() };
   return true;
+}
+
+/** Loki just before a run's lines start: its CPU, disk and distributor counters. */
+export interface LokiMark {
+  cpu: number;
+  disk: LokiDisk;
+  received: Received;
+}
+
+export async function markLoki(loki: NonNullable<Ctx["loki"]>): Promise<LokiMark> {
+  return { cpu: safeCpu(loki.pid), disk: lokiDisk(loki.dataDir), received: receivedIn(await lokiMetrics(loki.url)) };
+}
+
+/**
+ * Loki's part of a run whose `lines` are all in Loki (and counted), given its CPU at the end of the run: flushes
+ * and measures what that cost and stored. A flush that fails leaves the run's other figures standing.
+ */
+export async function lokiFigures(loki: NonNullable<Ctx["loki"]>, mark: LokiMark, runEndCpu: number, lines: number): Promise<NonNullable<RunResult["loki"]>> {
+  const cpuMicrosPerLine = (runEndCpu - mark.cpu) / lines;
+  try {
+    const cpu0 = safeCpu(loki.pid);
+    const flushSeconds = await flushLoki(loki.url, loki.dataDir);
+    const flushCpuMicrosPerLine = (safeCpu(loki.pid) - cpu0) / lines;
+    const after = { disk: lokiDisk(loki.dataDir), received: receivedIn(await lokiMetrics(loki.url)) };
+    return { cpuMicrosPerLine, flushCpuMicrosPerLine, store: storePerLine(mark, after, lines, flushSeconds) };
+  } catch (e) {
+    return { cpuMicrosPerLine, storeError: (e as Error).message };
+  }
 }
 
 export function sinkSummary(stats: SinkStats): RunResult["accepted"] {

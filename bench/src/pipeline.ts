@@ -19,6 +19,12 @@
  * - Into Loki, loss and duplication are also counted in Loki itself: count_over_time by block of sequence
  *   numbers (Loki drops an identical resent entry, so a duplicate cannot show there; the proxy counts them).
  * - CPU: utime+stime from /proc over the run / lines; peak RSS: VmHWM. Each run starts fresh processes.
+ * - The whole path, per run into Loki: the shipper's CPU per line (ours: the consumer's and the broker's) plus
+ *   Loki's, while the lines came in and flushing them to chunks afterwards; what Loki stored per line (chunks on
+ *   disk; the index only as far as a flush writes it) and received (structured metadata apart), as differences
+ *   around the run on the one Loki of the invocation (bench/src/loki-store.ts says how).
+ * - Same lines for every shipper: the files hold each entry as a JSON object of its level, service, message and the
+ *   fields our consumer stores as structured metadata, under the same names (bench/src/workload.ts jsonLine).
  */
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
@@ -32,13 +38,13 @@ import { Subscriber } from "zeromq";
 import { formatProfile, summarizeProfile } from "./cpuprofile.js";
 import type { ProfileSummary } from "./cpuprofile.js";
 import type { WriterPlan } from "./file-shippers.js";
-import { fileShipperRun, OTELCOL, PROMTAIL, writerRole } from "./file-shippers.js";
+import { FILE_SHIPPERS, fileShipperOf, fileShipperRun, writerRole } from "./file-shippers.js";
 import type { Ctx, PublisherReport, RunResult, SinkStats } from "./harness.js";
-import { blockSizeFor, countInLoki, ensureLoki, getStats, MB, ROLES_SCRIPT, runId, safeCpu, sinkStats, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
+import { blockSizeFor, countInLoki, ensureLoki, getStats, lokiFigures, markLoki, MB, ROLES_SCRIPT, runId, safeCpu, sinkStats, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
 import { peakRssBytes, role } from "./proc.js";
 import type { SinkMode } from "./receiver.js";
 import { receiverRole } from "./receiver.js";
-import { referenceRatios, fmt, formatRatios, row, table } from "./report.js";
+import { referenceRatios, fmt, formatRatios, lokiDetail, row, table, wholePathCpu } from "./report.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "./tally.js";
 import type { PublisherPlan } from "./publisher.js";
 import { publisherRole } from "./publisher.js";
@@ -55,13 +61,15 @@ const RUNS = {
   "loki-max": "publishers -> broker (no_drop) -> consumer -> Loki: a backlog of --lines, as fast as it goes",
   "promtail-max": "Promtail: the same --lines appended to its files at once -> the same Loki",
   "otelcol-max": "OpenTelemetry Collector: the same --lines appended to its files at once -> the same Loki, over OTLP",
+  "otelcol-meta-max": "OpenTelemetry Collector keeping the lines' fields as attributes (Loki: structured metadata): as otelcol-max",
   "loki-paced": "publishers -> broker (shipped config) -> consumer -> Loki at --loki-rate for --loki-duration",
   "promtail-paced": "Promtail: lines appended to its files at --loki-rate for --loki-duration -> the same Loki",
   "otelcol-paced": "OpenTelemetry Collector: lines appended to its files at --loki-rate for --loki-duration -> the same Loki, over OTLP",
+  "otelcol-meta-paced": "OpenTelemetry Collector keeping the lines' fields as attributes (Loki: structured metadata): as otelcol-paced",
   refusing: "publishers -> consumer -> a sink answering 503 to everything: memory stays bounded (not in the default set)",
 } as const;
 type RunName = keyof typeof RUNS;
-const DEFAULT_RUNS: RunName[] = ["ceiling", "decode-max", "decode-paced", "loki-max", "promtail-max", "otelcol-max", "loki-paced", "promtail-paced", "otelcol-paced"];
+const DEFAULT_RUNS: RunName[] = ["ceiling", "decode-max", "decode-paced", "loki-max", "promtail-max", "otelcol-max", "otelcol-meta-max", "loki-paced", "promtail-paced", "otelcol-paced", "otelcol-meta-paced"];
 
 interface Options {
   quick: boolean;
@@ -105,7 +113,7 @@ function options(): Options {
     },
   });
   if (values.help) {
-    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max, promtail-max, otelcol-max (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced, promtail-paced, otelcol-paced (10000)\n  --loki-duration S    seconds of loki-paced, promtail-paced, otelcol-paced (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
+    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and the file shippers' -max runs (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and the file shippers' -paced runs (10000)\n  --loki-duration S    seconds of loki-paced and the file shippers' -paced runs (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
     process.exit(0);
   }
   const quick = values.quick;
@@ -326,7 +334,8 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   );
   const pubPids = pubs.map((p) => p.child.pid);
   const sumCpu = (pids: (number | undefined)[]) => pids.reduce<number>((n, pid) => n + safeCpu(pid), 0);
-  const cpu0 = { consumer: safeCpu(consumer.pid), broker: safeCpu(broker.child.pid), loki: safeCpu(ctx.loki?.pid), publishers: sumCpu(pubPids), sink: safeCpu(receiver.child.pid) };
+  const lokiMark = intoLoki && ctx.loki ? await markLoki(ctx.loki) : undefined;
+  const cpu0 = { consumer: safeCpu(consumer.pid), broker: safeCpu(broker.child.pid), publishers: sumCpu(pubPids), sink: safeCpu(receiver.child.pid) };
   const startMs = nowMs();
   for (const p of pubs) p.child.send({ go: true });
   let publishing = publishers;
@@ -379,7 +388,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const cpu = {
     consumer: safeCpu(consumer.pid) - cpu0.consumer,
     broker: safeCpu(broker.child.pid) - cpu0.broker,
-    loki: safeCpu(ctx.loki?.pid) - cpu0.loki,
+    lokiAtEnd: safeCpu(ctx.loki?.pid),
     publishers: sumCpu(pubPids) - cpu0.publishers,
     sink: safeCpu(receiver.child.pid) - cpu0.sink,
   };
@@ -391,12 +400,13 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   for (const p of pubs) await stopChild(p.child);
   await stopChild(consumer.child);
   await Promise.all([stopChild(broker.child), stopChild(receiver.child)]);
+  const delivered = opts.sink === "refuse" ? (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) : stats.distinct;
+  const loki = lokiMark && ctx.loki ? await lokiFigures(ctx.loki, lokiMark, cpu.lokiAtEnd, delivered) : undefined;
   const profile = profileOf(consumer, ctx.opts.out.replace(/\.json$/, "") + `-${run}.cpuprofile`);
 
   const sent = reports.reduce((n, r) => n + r.sent, 0);
   const bytes = reports.reduce((n, r) => n + r.bytes, 0);
   const seconds = (endMs - startMs) / 1000;
-  const delivered = opts.sink === "refuse" ? (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) : stats.distinct;
   const result: RunResult = {
     run,
     what: RUNS[run],
@@ -408,7 +418,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
     bytesPerLine: bytes / sent,
     shipper: { name: "consumer", cpuMicrosPerLine: cpu.consumer / delivered, cpuShareOfCore: cpu.consumer / 1e6 / seconds, peakRssMB: rss.consumer / MB },
     broker: { cpuMicrosPerLine: cpu.broker / delivered, peakRssMB: rss.broker / MB },
-    ...(intoLoki && { loki: { cpuMicrosPerLine: cpu.loki / delivered } }),
+    ...(loki && { loki }),
     harnessCpuMicrosPerLine: { publishers: cpu.publishers / delivered, sink: cpu.sink / delivered },
     busMessagesPerLine: (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) / delivered,
     accepted: sinkSummary(stats),
@@ -495,8 +505,40 @@ function promtailVerdicts(get: (run: RunName) => RunResult | undefined): Verdict
   return out;
 }
 
+/**
+ * Against the OpenTelemetry Collector (issue 26), in each of its setups that ran, same lines into the same Loki: the
+ * whole path's CPU per line (shipper, broker for ours, and Loki, flush included), at full rate and at --loki-rate.
+ */
+function otelcolVerdicts(get: (run: string) => RunResult | undefined): Verdict[] {
+  const out: Verdict[] = [];
+  const ratio = (a: number, b: number) => `ratio ${(a / b).toFixed(2)}`;
+  for (const shipper of FILE_SHIPPERS.filter((s) => s.component === "otelcol")) {
+    const vs = `vs ${shipper.title}:`;
+    const [oursMax, theirsMax, oursPaced, theirsPaced] = [get("loki-max"), get(`${shipper.name}-max`), get("loki-paced"), get(`${shipper.name}-paced`)];
+    const missing = (mode: string) => ({ met: undefined, detail: `loki-${mode} or ${shipper.name}-${mode} not run` });
+    const at = `at ${fmt(theirsPaced?.offeredRate)} lines/s`;
+    out.push({ target: `${vs} rate into Loki >= theirs`, ...(oursMax && theirsMax ? { met: oursMax.linesPerSec >= theirsMax.linesPerSec, detail: `${fmt(oursMax.linesPerSec)} vs ${fmt(theirsMax.linesPerSec)} lines/s (${ratio(oursMax.linesPerSec, theirsMax.linesPerSec)})` } : missing("max")) });
+    for (const [mode, ours, theirs] of [["max", oursMax, theirsMax], ["paced", oursPaced, theirsPaced]] as const) {
+      const target = `${vs} whole-path CPU/line <= 0.75x theirs ${mode === "max" ? "at full rate" : at}`;
+      const [a, b] = [ours && wholePathCpu(ours), theirs && wholePathCpu(theirs)];
+      if (!ours || !theirs) out.push({ target, ...missing(mode) });
+      else if (a === undefined || b === undefined) out.push({ target, met: undefined, detail: "Loki's flush not measured" });
+      else out.push({ target, met: a <= 0.75 * b, detail: `${fmt(a, 1)} vs ${fmt(b, 1)} µs/line (${ratio(a, b)})` });
+    }
+    if (!oursPaced?.shipper || !theirsPaced?.shipper) {
+      out.push({ target: `${vs} consumer + broker peak RSS <= 1.5x theirs ${at}`, ...missing("paced") });
+      out.push({ target: `${vs} p99 <= theirs ${at}`, ...missing("paced") });
+      continue;
+    }
+    const rss = oursPaced.shipper.peakRssMB + (oursPaced.broker?.peakRssMB ?? 0);
+    out.push({ target: `${vs} consumer + broker peak RSS <= 1.5x theirs ${at}`, met: rss <= 1.5 * theirsPaced.shipper.peakRssMB, detail: `${fmt(oursPaced.shipper.peakRssMB)} + ${fmt(oursPaced.broker?.peakRssMB)} vs ${fmt(theirsPaced.shipper.peakRssMB)} MB (${ratio(rss, theirsPaced.shipper.peakRssMB)})` });
+    out.push({ target: `${vs} p99 <= theirs ${at}`, met: oursPaced.latencyMs.p99 <= theirsPaced.latencyMs.p99, detail: `${fmt(oursPaced.latencyMs.p99)} vs ${fmt(theirsPaced.latencyMs.p99)} ms (${ratio(oursPaced.latencyMs.p99, theirsPaced.latencyMs.p99)})` });
+  }
+  return out;
+}
+
 function verdicts(results: RunResult[], opts: Options): Verdict[] {
-  const get = (run: RunName) => results.find((r) => r.run === run && !r.skipped);
+  const get = (run: string) => results.find((r) => r.run === run && !r.skipped);
   const out: Verdict[] = [];
   const dmax = get("decode-max");
   out.push(dmax ? { target: "decoding receiver >= 100,000 lines/s", met: dmax.linesPerSec >= 100_000, detail: `${fmt(dmax.linesPerSec)} lines/s` } : { target: "decoding receiver >= 100,000 lines/s", met: undefined, detail: "decode-max not run" });
@@ -509,6 +551,7 @@ function verdicts(results: RunResult[], opts: Options): Verdict[] {
     out.push({ target: zeroLoss, met: full ? clean : undefined, detail: `${fmt(paced.accepted.lost)} lost, ${fmt(paced.accepted.duplicated)} duplicated of ${fmt(paced.lines)} at ${fmt(paced.offeredRate)}/s for ${opts.duration} s${full ? "" : " (not the full check: run without --quick)"}` });
   }
   out.push(...promtailVerdicts(get));
+  out.push(...otelcolVerdicts(get));
   const fullRate = [dmax, paced].filter((r): r is RunResult => r?.shipper !== undefined);
   if (fullRate.length > 0) {
     const peak = Math.max(...fullRate.map((r) => r.shipper?.peakRssMB ?? 0));
@@ -554,14 +597,16 @@ async function main(): Promise<void> {
           break;
         case "promtail-max":
         case "otelcol-max":
-          r = await fileShipperRun(ctx, run, RUNS[run], run === "promtail-max" ? PROMTAIL : OTELCOL, { lines: opts.lokiLines, rate: 0 });
+        case "otelcol-meta-max":
+          r = await fileShipperRun(ctx, run, RUNS[run], fileShipperOf(run), { lines: opts.lokiLines, rate: 0 });
           break;
         case "loki-paced":
           r = await consumerRun(ctx, run, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate, sink: "proxy", noDrop: false });
           break;
         case "promtail-paced":
         case "otelcol-paced":
-          r = await fileShipperRun(ctx, run, RUNS[run], run === "promtail-paced" ? PROMTAIL : OTELCOL, { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate });
+        case "otelcol-meta-paced":
+          r = await fileShipperRun(ctx, run, RUNS[run], fileShipperOf(run), { lines: opts.lokiRate * opts.lokiDuration, rate: opts.lokiRate });
           break;
         case "refusing":
           r = await consumerRun(ctx, run, { lines: opts.lokiLines * 2, rate: 0, sink: "refuse", noDrop: true });
@@ -577,6 +622,8 @@ async function main(): Promise<void> {
       if (r.busMessagesPerLine !== undefined) console.log(`    bus messages per line: ${fmt(r.busMessagesPerLine, 3)}`);
       if (r.consumer?.memoryAtPeakMB) console.log(`    consumer memory at its highest sampled RSS (MB): ${Object.entries(r.consumer.memoryAtPeakMB).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`);
       if (r.accepted.lost > 0 && r.run !== "refusing") console.log(`    never accepted, first: ${r.accepted.missing.join(", ")}`);
+      const lokiLine = lokiDetail(r);
+      if (lokiLine) console.log(`    ${lokiLine}`);
       if (r.note) console.log(`    ${r.note}`);
       if (r.profile) console.log(formatProfile(r.profile));
     }
@@ -585,8 +632,8 @@ async function main(): Promise<void> {
   }
   const machineAfter = { ...machine, loadAfter: loadavg(), freeMemGiB: freemem() / 2 ** 30 };
   console.log(`\n${table(rows)}`);
-  console.log(`ship = the shipper (consumer, or ${[PROMTAIL, OTELCOL].map((s) => `${s.tag} = ${s.title}`).join(", ")}): CPU µs per line and peak RSS; lost = at the sink / counted in Loki.`);
-  const ratios = referenceRatios(results, [PROMTAIL, OTELCOL]);
+  console.log(`ship = the shipper (consumer, or ${FILE_SHIPPERS.map((s) => `${s.tag} = ${s.title}`).join(", ")}): CPU µs per line and peak RSS; Loki = Loki's CPU while the lines came in, flush = flushing them afterwards, whole = ship + broker + Loki + flush; chunks = bytes per line Loki stored in chunks, meta = structured metadata bytes per line it received; lost = at the sink / counted in Loki.`);
+  const ratios = referenceRatios(results, FILE_SHIPPERS);
   if (ratios.length > 0) console.log(`\nOurs against each reference shipper, same lines into the same Loki (below 1: less than theirs):\n${formatRatios(ratios)}`);
   const v = verdicts(results, opts);
   console.log("\nTargets:");

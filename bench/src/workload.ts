@@ -123,6 +123,16 @@ class Writer {
   }
 }
 
+// What every entry carries beside its message, on the bus as LogEntry fields and in the files as JSON fields.
+const MODULE = "handler";
+const FUNCTION = "handle_request";
+const filePathOf = (service: string) => `src/${service}/handler.py`;
+const topicOf = (service: string) => `logs.${service}.${MODULE}`;
+const lineNumberOf = (seq: number) => 100 + (seq % 400);
+const requestIdOf = (seq: number) => `req-${(mix(seq, 5) % 1e8).toString(36)}`;
+const sessionIdOf = (seq: number) => `sess-${mix(seq, 6) % 5000}`;
+const httpStatusOf = (level: LogLevelName) => (level === "error" || level === "critical" ? "500" : "200");
+
 /** Largest payload this workload produces, with room to spare. */
 const MAX_PAYLOAD_BYTES = 2048;
 
@@ -132,9 +142,9 @@ function streamFields(service: string, level: LogLevelName): Buffer {
   w.tag(2, VARINT);
   w.varint(levelNumber(level));
   w.string(3, service);
-  w.string(4, "handler");
-  w.string(5, "handle_request");
-  w.string(9, `src/${service}/handler.py`);
+  w.string(4, MODULE);
+  w.string(5, FUNCTION);
+  w.string(9, filePathOf(service));
   return Buffer.from(w.buf.subarray(0, w.pos));
 }
 
@@ -147,7 +157,7 @@ export class EntryEncoder {
     readonly blockSize: number,
   ) {
     for (const service of SERVICES) {
-      this.topics.set(service, Buffer.from(`logs.${service}.handler`));
+      this.topics.set(service, Buffer.from(topicOf(service)));
       for (const level of LEVELS) this.fixed.set(`${service}/${level}`, streamFields(service, level));
     }
   }
@@ -169,12 +179,12 @@ export class EntryEncoder {
     }
     w.bytes(this.fixed.get(`${service}/${level}`) as Buffer);
     w.string(6, messageOf(this.run, this.blockSize, seq, tMs));
-    w.mapEntry(8, "request_id", `req-${(mix(seq, 5) % 1e8).toString(36)}`);
+    w.mapEntry(8, "request_id", requestIdOf(seq));
     w.tag(10, VARINT);
-    w.varint(100 + (seq % 400));
-    w.string(12, `sess-${mix(seq, 6) % 5000}`);
+    w.varint(lineNumberOf(seq));
+    w.string(12, sessionIdOf(seq));
     w.string(13, traceId(seq));
-    w.mapEntry(14, "http_status", level === "error" || level === "critical" ? "500" : "200");
+    w.mapEntry(14, "http_status", httpStatusOf(level));
     return [this.topics.get(service) as Buffer, w.buf.subarray(0, w.pos)];
   }
 }
@@ -205,9 +215,9 @@ export function checkEncoding(encoder: EntryEncoder): void {
     const expected: Partial<LogEntry> = {
       subsystem: shape.service,
       level: shape.level,
-      module: "handler",
+      module: MODULE,
       message: messageOf(encoder.run, encoder.blockSize, seq, t),
-      lineNumber: 100 + (seq % 400),
+      lineNumber: lineNumberOf(seq),
       traceId: traceId(seq),
     };
     for (const [key, value] of Object.entries(expected)) {
@@ -222,8 +232,28 @@ export function checkEncoding(encoder: EntryEncoder): void {
   }
 }
 
-/** Entry `seq` as the JSON line an application writes to its log file (what Promtail ships). */
+/**
+ * What the consumer makes structured metadata of entry `seq` (its LogEntry fields, `meta_` + its metadata map,
+ * `extra_` + its extra map), under the names it gives them in Loki. The file shippers' lines carry the same fields
+ * under the same names, so a collector that keeps them as attributes hands Loki the same metadata, byte for byte.
+ */
+export function fieldsOf(seq: number): Record<string, string> {
+  const { service, level } = shapeOf(seq);
+  return {
+    module: MODULE,
+    function: FUNCTION,
+    file_path: filePathOf(service),
+    line_number: String(lineNumberOf(seq)),
+    topic: topicOf(service),
+    session_id: sessionIdOf(seq),
+    trace_id: traceId(seq),
+    meta_request_id: requestIdOf(seq),
+    extra_http_status: httpStatusOf(level),
+  };
+}
+
+/** Entry `seq` as the JSON line an application writes to its log file (what the file shippers ship). */
 export function jsonLine(run: string, blockSize: number, seq: number, tMs: number): string {
   const { service, level } = shapeOf(seq);
-  return JSON.stringify({ level, service, msg: messageOf(run, blockSize, seq, tMs) });
+  return JSON.stringify({ level, service, msg: messageOf(run, blockSize, seq, tMs), ...fieldsOf(seq) });
 }

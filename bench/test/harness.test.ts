@@ -5,7 +5,7 @@ import { pushBuilder } from "../../services/log-consumer/src/push-builder.js";
 import { EntryMapper } from "../../services/log-consumer/src/mapping.js";
 import { scanPush } from "../src/push-scan.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "../src/tally.js";
-import { checkEncoding, EntryEncoder, jsonLine, LEVELS, MAX_LINE_BYTES, messageOf, MIN_LINE_BYTES, SERVICES, shapeOf } from "../src/workload.js";
+import { checkEncoding, EntryEncoder, fieldsOf, jsonLine, LEVELS, MAX_LINE_BYTES, messageOf, MIN_LINE_BYTES, SERVICES, shapeOf } from "../src/workload.js";
 
 // The benchmark's own counting must be right for its loss, duplication and latency figures to mean anything.
 
@@ -27,10 +27,25 @@ describe("workload", () => {
     expect(Math.max(...lengths)).toBeLessThanOrEqual(MAX_LINE_BYTES);
   });
 
-  it("Promtail's JSON lines carry the same marks", () => {
+  it("the file shippers' JSON lines carry the same marks", () => {
     const line = Buffer.from(jsonLine("r1", 1000, 4242, 1_763_700_000_000.5));
     expect(JSON.parse(line.toString()).level).toBe(shapeOf(4242).level);
     expect(parseMarks(line, 0, line.length)).toEqual({ seq: 4242, tMs: 1_763_700_000_000.5 });
+  });
+
+  it("the JSON lines carry the message and, under the same names, the fields the consumer stores as structured metadata", () => {
+    const encoder = new EntryEncoder("r3", 1000);
+    const mapper = new EntryMapper({});
+    for (const seq of [0, 1, 77, 4242, 99_999]) {
+      const t = 1_763_700_000_000.25 + seq;
+      const decoded = decodeLogMessage(encoder.frames(seq, t));
+      if (!decoded.ok) throw new Error(decoded.detail);
+      const mapped = mapper.map(decoded.entry);
+      const { level, service, msg, ...fields } = JSON.parse(jsonLine("r3", 1000, seq, t)) as Record<string, string>;
+      expect({ level, service, msg }).toEqual({ level: mapped.stream.labels.get("level"), service: mapped.stream.labels.get("service"), msg: mapped.line });
+      expect(fields).toEqual(Object.fromEntries(mapped.metadata));
+      expect(fieldsOf(seq)).toEqual(fields);
+    }
   });
 });
 
