@@ -125,6 +125,18 @@ describe("the logger: values that cannot be serialized", () => {
   });
 });
 
+describe("the logger: fields without a value", () => {
+  it("a null or undefined extra field is no field, as a None attribute is none to the Python handler", async () => {
+    const u = await upstream();
+    await u.subscribe("logs.");
+    const log = logger(u);
+    await until("the subscriptions", () => log.connected);
+    log.info("login", { user: null, session: undefined, kept: "" });
+    await until("1 entry", () => received(u).length === 1);
+    expect(received(u)[0]?.extra).toEqual({ kept: "" });
+  });
+});
+
 describe("the logger: every entry counted once", () => {
   it("an entry evicted from a full queue while its send is under way is counted published, not dropped as well", async () => {
     const u = await upstream();

@@ -11,6 +11,7 @@ import {
   emptyLogEntry,
   encodeLogBatch,
   encodeLogEntry,
+  extraTexts,
   fitEntry,
   HOLD_TOPIC,
   levelName,
@@ -114,5 +115,14 @@ describe("spec/wire/batch.json", () => {
   });
   it.each(spec.framing.map((c) => [c.name, c] as const))("%s", (_, c) => {
     expect(encodeLogBatch(c.entries_hex.map((hex) => Buffer.from(hex, "hex"))).toString("hex")).toBe(c.batch_hex);
+  });
+});
+
+describe("spec/wire/records.json: the extra of the logger's own log calls", () => {
+  const spec = readSpec<{ cases: (Named & { record: { fields: Record<string, unknown> }; entry: { extra: Record<string, string> } })[] }>("records.json");
+  // log(message, extra) takes every field as extra; the three a record gives the entry's own fields go as LogContext.
+  const context = new Set(["trace_id", "session_id", "user_uuid"]);
+  it.each(spec.cases.map((c) => [c.name, c] as const))("%s", (_, c) => {
+    expect(extraTexts(Object.fromEntries(Object.entries(c.record.fields).filter(([key]) => !context.has(key))))).toEqual(c.entry.extra);
   });
 });
