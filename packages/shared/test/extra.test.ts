@@ -12,6 +12,8 @@ describe("extra values as text", () => {
       nested: '{"id":"9","none":null}',
     });
     expect([extraText(undefined), extraText(Symbol("s"))]).toEqual(["undefined", "Symbol(s)"]);
+    // Numbers as JSON writes them, the ones it has no number for too.
+    expect([-0, 1e21, 0.1 + 0.2, Number.MIN_VALUE, Number.NaN, Infinity, -Infinity, false].map(extraText)).toEqual(["0", "1e+21", "0.30000000000000004", "5e-324", "null", "null", "null", "false"]);
   });
 
   it("a field that is null or undefined is no field, not the text \"null\" (spec/wire/records.json)", () => {
