@@ -123,7 +123,7 @@ async function loggerRole(endpoint: string, records: number, paced: number, rate
     records_per_s: records / total,
     cpu_us_per_record: (cpu.user + cpu.system) / records,
     costs,
-    dropped: stats.dropped.buffer_full + stats.dropped.closed + stats.dropped.too_large,
+    dropped: stats.dropped.buffer_full + stats.dropped.closed + stats.dropped.too_large + stats.dropped.unencodable,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
