@@ -7,12 +7,12 @@ import type { LoggerStats } from "@aixcl/client-logger";
  * is synchronous: pino's worker thread exits right after its close, before an asynchronous one would be passed on.
  */
 export function reportUndelivered(stats: LoggerStats, transport: string): LoggerStats {
-  const { buffer_full: full, closed, too_large: tooLarge } = stats.dropped;
-  if (full + closed + tooLarge > 0) {
+  const { buffer_full: full, closed, too_large: tooLarge, unencodable } = stats.dropped;
+  if (full + closed + tooLarge + unencodable > 0) {
     writeSync(
       2,
-      `@aixcl/logging (${transport}): ${full + closed + tooLarge} log entries not delivered: ${closed} still held at close (no subscriber on the bus in time), ` +
-        `${full} dropped earlier because the buffer was full, ${tooLarge} too large for the bus; ${stats.published} delivered\n`,
+      `@aixcl/logging (${transport}): ${full + closed + tooLarge + unencodable} log entries not delivered: ${closed} still held at close (no subscriber on the bus in time), ` +
+        `${full} dropped earlier because the buffer was full, ${tooLarge} too large for the bus, ${unencodable} not encodable; ${stats.published} delivered\n`,
     );
   }
   return stats;

@@ -27,6 +27,9 @@ function bigintAsText(_key: string, value: unknown): unknown {
 export function extraText(value: unknown): string {
   if (typeof value === "string") return value;
   if (typeof value === "bigint") return value.toString();
+  // The text JSON gives them (which writes other numbers as null), without a call into JSON.stringify and its
+  // replacer: a third of a microsecond per field of a log call after a pause, against a tenth.
+  if (typeof value === "number" ? Number.isFinite(value) : typeof value === "boolean") return String(value);
   try {
     return JSON.stringify(value, bigintAsText) ?? String(value);
   } catch (error) {
@@ -44,10 +47,17 @@ export function readField(object: Record<string, unknown>, key: string): unknown
   }
 }
 
-/** Every enumerable own field of `extra` as text. */
+/**
+ * Every enumerable own field of `extra` as text, but those that are null or undefined: a field without a value is no
+ * field, as a None attribute is none to the Python handler and a null field to the pino and winston transports
+ * (spec/wire/records.json), not the text "null".
+ */
 export function extraTexts(extra: Record<string, unknown> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!extra) return out;
-  for (const key of Object.keys(extra)) out[key] = extraText(readField(extra, key));
+  for (const key of Object.keys(extra)) {
+    const value = readField(extra, key);
+    if (value !== null && value !== undefined) out[key] = extraText(value);
+  }
   return out;
 }

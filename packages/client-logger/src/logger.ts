@@ -79,9 +79,10 @@ export interface LoggerStats {
   /**
    * Entries lost, by reason: "buffer_full" (oldest dropped while the bus was unreachable, past maxBuffered or
    * maxBufferedBytes), "closed" (logged after close, or still held when close timed out), "too_large" (over
-   * maxMessageBytes even with its texts cut).
+   * maxMessageBytes even with its texts cut), "unencodable" (values outside the types, such as a number for
+   * timestampNs from JavaScript, which the encoder, running after the call, cannot write; said on stderr).
    */
-  dropped: { buffer_full: number; closed: number; too_large: number };
+  dropped: { buffer_full: number; closed: number; too_large: number; unencodable: number };
 }
 
 export interface Logger {
@@ -147,6 +148,13 @@ const MODULE_CACHE_LIMIT = 1000;
 /** Default of LoggerOptions.maxBufferedBytes: the 10,000 entries of maxBuffered at up to 1.6 KiB each. */
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Entries logged and not yet encoded, at most: the call that finds this many encodes them itself, so that a caller
+ * logging in a loop that never yields holds no unbounded list outside maxBufferedBytes. The Python client's
+ * INTAKE_LIMIT.
+ */
+const ENCODE_LIMIT = 256;
+
 /** How long the pump waits before retrying when the socket's send queue is full. */
 const FULL_QUEUE_RETRY_MS = 2;
 
@@ -166,8 +174,9 @@ async function sendOrWait(socket: XPublisher, frames: Frames): Promise<boolean> 
 }
 
 /**
- * Creates an application logger that publishes LogEntry messages to the broker. Logging never blocks: entries
- * are encoded and queued, and a background pump hands them to the socket. The socket is an XPUB, so the
+ * Creates an application logger that publishes LogEntry messages to the broker. Logging never blocks: a call
+ * captures its entry; a microtask, once the caller's synchronous work is done, encodes and queues what was
+ * logged, and a background pump hands it to the socket. The socket is an XPUB, so the
  * logger sees the bus' subscriptions: while no subscriber wants its topic (broker down, consumer not yet
  * connected) or a subscriber is leaving (HOLD_TOPIC), it holds entries in a bounded queue instead of letting
  * ZeroMQ drop them unseen.
@@ -186,12 +195,12 @@ export function createLogger(options: LoggerOptions): Logger {
     throw new RangeError(`maxBufferedBytes (${maxBufferedBytes}) must be at least maxMessageBytes (${maxMessageBytes}), or the largest entries could never be held`);
   }
   const queue = new SendQueue<Queued>(options.maxBuffered ?? 10_000, maxBufferedBytes);
-  const stats = { truncated: 0, closed: 0, tooLarge: 0 };
+  const stats = { truncated: 0, closed: 0, tooLarge: 0, unencodable: 0 };
   const currentStats = (): LoggerStats => ({
     published: queue.sent,
     buffered: queue.size,
     truncated: stats.truncated,
-    dropped: { buffer_full: queue.evicted, closed: stats.closed, too_large: stats.tooLarge },
+    dropped: { buffer_full: queue.evicted, closed: stats.closed, too_large: stats.tooLarge, unencodable: stats.unencodable },
   });
 
   // NODROP makes a full send queue wait instead of discarding, so every loss is ours and counted. IMMEDIATE
@@ -322,6 +331,9 @@ export function createLogger(options: LoggerOptions): Logger {
     );
   };
 
+  let unencoded: { entry: LogEntry; to: Route }[] = [];
+  let encodeScheduled = false;
+
   const log = (level: LogLevelName, message: string, extra?: Extra, context: LogContext = {}) => {
     if (closing) {
       stats.closed++;
@@ -336,7 +348,8 @@ export function createLogger(options: LoggerOptions): Logger {
       function: context.function ?? "",
       message,
       topic: to.topic,
-      metadata: context.metadata ?? {},
+      // A copy: the caller's object may change before the entry is encoded.
+      metadata: context.metadata === undefined ? {} : { ...context.metadata },
       filePath: context.filePath ?? "",
       lineNumber: context.lineNumber ?? 0,
       userUuid: context.userUuid ?? "",
@@ -344,18 +357,45 @@ export function createLogger(options: LoggerOptions): Logger {
       traceId: context.traceId ?? "",
       extra: extraTexts(extra),
     };
-    let encode: (e: LogEntry) => Buffer = encodeLogEntry;
-    if (format === "aico") {
-      const envelope = { messageId: randomUUID(), timestampNs: entry.timestampNs, source: subsystem };
-      encode = (e) => encodeAicoMessage(e, envelope);
+    unencoded.push({ entry, to });
+    if (unencoded.length >= ENCODE_LIMIT) encodeWaiting();
+    else if (!encodeScheduled) {
+      encodeScheduled = true;
+      queueMicrotask(encodeWaiting);
     }
-    const fitted = fitEntry(entry, encode, to.maxPayloadBytes);
-    if (!fitted || fitted.truncated) {
-      if (fitted) stats.truncated++;
-      else stats.tooLarge++;
-      reportOversized(fitted !== undefined);
+  };
+
+  /**
+   * Encodes and queues, in order, what was logged since the last time. Not in the call: encoding is most of what a
+   * call costs after a pause (2000 calls/s: 1.4 of 3.3 µs), and entries logged together are encoded together, on
+   * warm code. stats() and close() run it first, so that counts and bounds are as if each call had queued its entry.
+   */
+  const encodeWaiting = () => {
+    encodeScheduled = false;
+    const waiting = unencoded;
+    unencoded = [];
+    for (const { entry, to } of waiting) {
+      let encode: (e: LogEntry) => Buffer = encodeLogEntry;
+      if (format === "aico") {
+        const envelope = { messageId: randomUUID(), timestampNs: entry.timestampNs, source: subsystem };
+        encode = (e) => encodeAicoMessage(e, envelope);
+      }
+      let fitted: ReturnType<typeof fitEntry>;
+      try {
+        fitted = fitEntry(entry, encode, to.maxPayloadBytes);
+      } catch (error) {
+        // The call that logged it has returned: an exception here would reach no caller but the process.
+        stats.unencodable++;
+        process.stderr.write(`@aixcl/logging (${to.topic}): a log entry could not be encoded, not sent: ${String(error)}\n`);
+        continue;
+      }
+      if (!fitted || fitted.truncated) {
+        if (fitted) stats.truncated++;
+        else stats.tooLarge++;
+        reportOversized(fitted !== undefined);
+      }
+      if (fitted) queue.push({ frames: [to.topicFrame, fitted.payload], route: to }, fitted.payload.length);
     }
-    if (fitted) queue.push({ frames: [to.topicFrame, fitted.payload], route: to }, fitted.payload.length);
     schedule();
   };
 
@@ -369,10 +409,13 @@ export function createLogger(options: LoggerOptions): Logger {
     get connected() {
       return wanted || batching;
     },
-    stats: currentStats,
+    stats() {
+      encodeWaiting();
+      return currentStats();
+    },
     async close() {
       closing = true;
-      schedule();
+      encodeWaiting();
       if (queue.size > 0 || pumping) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, closeTimeoutMs);

@@ -3,16 +3,21 @@ import { extraText, extraTexts } from "../src/index.js";
 
 describe("extra values as text", () => {
   it("strings as they are, everything else as JSON, BigInts as their digits, even nested", () => {
-    expect(extraTexts({ s: "plain", n: 7, b: true, o: { k: [1, "ü"] }, nil: null, big: 12345678901234567890n, nested: { id: 9n } })).toEqual({
+    expect(extraTexts({ s: "plain", n: 7, b: true, o: { k: [1, "ü"] }, big: 12345678901234567890n, nested: { id: 9n, none: null } })).toEqual({
       s: "plain",
       n: "7",
       b: "true",
       o: '{"k":[1,"ü"]}',
-      nil: "null",
       big: "12345678901234567890",
-      nested: '{"id":"9"}',
+      nested: '{"id":"9","none":null}',
     });
     expect([extraText(undefined), extraText(Symbol("s"))]).toEqual(["undefined", "Symbol(s)"]);
+    // Numbers as JSON writes them, the ones it has no number for too.
+    expect([-0, 1e21, 0.1 + 0.2, Number.MIN_VALUE, Number.NaN, Infinity, -Infinity, false].map(extraText)).toEqual(["0", "1e+21", "0.30000000000000004", "5e-324", "null", "null", "null", "false"]);
+  });
+
+  it("a field that is null or undefined is no field, not the text \"null\" (spec/wire/records.json)", () => {
+    expect(extraTexts({ nil: null, missing: undefined, empty: "", zero: 0 })).toEqual({ empty: "", zero: "0" });
   });
 
   it("a value JSON cannot take becomes a placeholder saying why, instead of an exception", () => {

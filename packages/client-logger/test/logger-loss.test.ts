@@ -126,6 +126,57 @@ describe("the logger: values that cannot be serialized", () => {
   });
 });
 
+describe("the logger: fields without a value", () => {
+  it("a null or undefined extra field is no field, as a None attribute is none to the Python handler", async () => {
+    const u = await upstream();
+    await u.subscribe("logs.");
+    const log = logger(u);
+    await until("the subscriptions", () => log.connected);
+    log.info("login", { user: null, session: undefined, kept: "" });
+    await until("1 entry", () => received(u).length === 1);
+    expect(received(u)[0]?.extra).toEqual({ kept: "" });
+  });
+});
+
+describe("the logger: entries encoded after the call", () => {
+  it("an entry the encoder cannot write (a number for timestampNs, from JavaScript) is counted and said on stderr; the call returns and the others go", async () => {
+    const u = await upstream();
+    await u.subscribe("logs.");
+    const log = logger(u);
+    await until("the subscriptions", () => log.connected);
+    const lines = stderrLines();
+    log.info("before");
+    expect(() => log.info("bad time", undefined, { timestampNs: Date.now() as unknown as bigint })).not.toThrow();
+    log.info("after");
+    await until("2 entries", () => received(u).length === 2);
+    expect(received(u).map((e) => e.message)).toEqual(["before", "after"]);
+    expect(log.stats()).toMatchObject({ published: 2, dropped: { unencodable: 1 } });
+    expect(lines).toEqual([expect.stringMatching(/^@aixcl\/logging \(logs\.shop\.cart\): a log entry could not be encoded, not sent: TypeError: /)]);
+  });
+
+  it("the entry is what the call was given: metadata changed after it does not change the entry", async () => {
+    const u = await upstream();
+    await u.subscribe("logs.");
+    const log = logger(u);
+    await until("the subscriptions", () => log.connected);
+    const metadata: Record<string, string> = { request: "1" };
+    log.info("first", undefined, { metadata });
+    metadata.request = "2";
+    await until("1 entry", () => received(u).length === 1);
+    expect(received(u)[0]?.metadata).toEqual({ request: "1" });
+  });
+
+  it("a caller that never yields: every entry it logged is counted by stats() at once, within the bounds", async () => {
+    const u = await upstream();
+    const log = logger(u, { maxBuffered: 1000 });
+    for (let i = 0; i < 1500; i++) log.info(`${i}`);
+    expect(log.stats()).toMatchObject({ buffered: 1000, dropped: { buffer_full: 500 } });
+    await u.subscribe("logs.");
+    await until("1000 entries", () => received(u).length === 1000);
+    expect(received(u)[0]?.message).toBe("500");
+  });
+});
+
 describe("the logger: every entry counted once", () => {
   it("an entry evicted from a full queue while its send is under way is counted published, not dropped as well", async () => {
     const u = await upstream();

@@ -18,7 +18,7 @@ import {
   sanitizeName,
   UNKNOWN_NAME,
 } from "@aixcl/wire";
-import { BATCH_LIMITS, fitEntry, MAX_MESSAGE_BYTES, maxPayloadBytes, truncationMarker } from "../src/index.js";
+import { BATCH_LIMITS, extraTexts, fitEntry, MAX_MESSAGE_BYTES, maxPayloadBytes, truncationMarker } from "../src/index.js";
 
 // The protocol's cases, shared with clients/python/tests/test_spec.py; what they mean: spec/wire/README.md.
 
@@ -110,5 +110,14 @@ describe("spec/wire/batch.json", () => {
   });
   it.each(spec.framing.map((c) => [c.name, c] as const))("%s", (_, c) => {
     expect(encodeLogBatch(c.entries_hex.map((hex) => Buffer.from(hex, "hex"))).toString("hex")).toBe(c.batch_hex);
+  });
+});
+
+describe("spec/wire/records.json: the extra of the logger's own log calls", () => {
+  const spec = readSpec<{ cases: (Named & { record: { fields: Record<string, unknown> }; entry: { extra: Record<string, string> } })[] }>("records.json");
+  // log(message, extra) takes every field as extra; the three a record gives the entry's own fields go as LogContext.
+  const context = new Set(["trace_id", "session_id", "user_uuid"]);
+  it.each(spec.cases.map((c) => [c.name, c] as const))("%s", (_, c) => {
+    expect(extraTexts(Object.fromEntries(Object.entries(c.record.fields).filter(([key]) => !context.has(key))))).toEqual(c.entry.extra);
   });
 });
