@@ -24,7 +24,8 @@
  *   disk; the index only as far as a flush writes it) and received (structured metadata apart), as differences
  *   around the run on the one Loki of the invocation (bench/src/loki-store.ts says how).
  * - Same lines for every shipper: the files hold each entry as a JSON object of its level, service, message and the
- *   fields our consumer stores as structured metadata, under the same names (bench/src/workload.ts jsonLine).
+ *   fields our consumer sends with it, under the same names (bench/src/workload.ts jsonLine). Which of those it sends as
+ *   structured metadata is its `fields` setting: the shipped one, or LOG_CONSUMER_FIELD_* in the bench's environment.
  */
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";

@@ -233,9 +233,10 @@ export function checkEncoding(encoder: EntryEncoder): void {
 }
 
 /**
- * What the consumer makes structured metadata of entry `seq` (its LogEntry fields, `meta_` + its metadata map,
- * `extra_` + its extra map), under the names it gives them in Loki. The file shippers' lines carry the same fields
- * under the same names, so a collector that keeps them as attributes hands Loki the same metadata, byte for byte.
+ * The fields the consumer sends with entry `seq` (its LogEntry fields, `meta_` + its metadata map, `extra_` + its
+ * extra map), under the names it gives them in Loki; with every field as structured metadata (fields: all
+ * metadata) those are its structured metadata. The file shippers' lines carry the same fields under the same
+ * names, so a collector that keeps them as attributes hands Loki what that consumer would, byte for byte.
  */
 export function fieldsOf(seq: number): Record<string, string> {
   const { service, level } = shapeOf(seq);

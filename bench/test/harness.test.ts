@@ -2,7 +2,7 @@ import { decodeLogMessage } from "@aixcl/wire";
 import { describe, expect, it } from "vitest";
 import { Batcher } from "../../services/log-consumer/src/batch.js";
 import { pushBuilder } from "../../services/log-consumer/src/push-builder.js";
-import { EntryMapper } from "../../services/log-consumer/src/mapping.js";
+import { ALL_METADATA, EntryMapper } from "../../services/log-consumer/src/mapping.js";
 import { scanPush } from "../src/push-scan.js";
 import { LatencyHistogram, parseMarks, SeqTally } from "../src/tally.js";
 import { checkEncoding, EntryEncoder, fieldsOf, jsonLine, LEVELS, MAX_LINE_BYTES, messageOf, MIN_LINE_BYTES, SERVICES, shapeOf } from "../src/workload.js";
@@ -33,9 +33,9 @@ describe("workload", () => {
     expect(parseMarks(line, 0, line.length)).toEqual({ seq: 4242, tMs: 1_763_700_000_000.5 });
   });
 
-  it("the JSON lines carry the message and, under the same names, the fields the consumer stores as structured metadata", () => {
+  it("the JSON lines carry the message and, under the same names, the fields the consumer sends (all as metadata)", () => {
     const encoder = new EntryEncoder("r3", 1000);
-    const mapper = new EntryMapper({});
+    const mapper = new EntryMapper({}, ALL_METADATA);
     for (const seq of [0, 1, 77, 4242, 99_999]) {
       const t = 1_763_700_000_000.25 + seq;
       const decoded = decodeLogMessage(encoder.frames(seq, t));

@@ -63,7 +63,10 @@ export function applicationLogsDashboard(): Dashboard {
         .withTarget(logql(`sum by (service_name) (rate(${ERRORS} [$__auto]))`, "{{service_name}}")),
     )
     .withPanel(
-      logLines("Logs", "Bus entries and OTLP records; module or scope, function, file, line, trace_id and attributes are in each line's details")
+      logLines(
+        "Logs",
+        "Bus entries and OTLP records; module or scope, trace_id and attributes are in each line's details, a bus entry's function, file, line and extra fields at the end of its first line",
+      )
         .span(24)
         .height(20)
         .withTarget(logql(SELECTED)),

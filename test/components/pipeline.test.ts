@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "@aixcl/cli";
 import { createLogger } from "@aixcl/client-logger";
 import type { LokiHandle, PrometheusHandle } from "@aixcl/testkit";
-import { printComponentLogsOnFailure, requireComponents, startLoki, startPrometheus } from "@aixcl/testkit";
+import { busEntry, printComponentLogsOnFailure, requireComponents, startLoki, startPrometheus } from "@aixcl/testkit";
 import type { BusHandle } from "@aixcl/bus-harness";
 import { startBus } from "@aixcl/bus-harness";
 
@@ -42,8 +42,10 @@ describe.skipIf(need.skip !== undefined)("logger -> broker -> consumer -> real L
     await log.close();
     const [stream] = await loki.waitFor(`{service="${service}"}`, 1);
     expect(stream?.stream).toMatchObject({ service, level: "error" });
-    expect(stream?.values[0]?.[1]).toBe("disk almost full");
-    expect(stream?.values[0]?.[2]).toMatchObject({ module: "roundtrip", function: "check_disk", trace_id: "abc123", extra_free_mb: "12" });
+    // The shipped `fields`: function and extra_* at the end of the line, module and trace_id structured metadata.
+    expect(stream?.values[0]?.[1]).toBe("disk almost full function=check_disk topic=logs." + service + ".roundtrip extra_free_mb=12");
+    expect(stream?.values[0]?.[2]).toMatchObject({ module: "roundtrip", trace_id: "abc123" });
+    expect(busEntry(stream?.values[0]?.[1] ?? "", stream?.values[0]?.[2]).fields).toMatchObject({ module: "roundtrip", function: "check_disk", trace_id: "abc123", extra_free_mb: "12" });
   });
 
   it("live tail (the CLI's `logs tail --follow` over Loki's websocket) shows entries as they are published", { timeout: 60_000 }, async () => {

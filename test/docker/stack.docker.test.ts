@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Publisher } from "zeromq";
 import { encodeLogEntry, nowNs } from "@aixcl/wire";
 import { createLogger } from "@aixcl/client-logger";
-import { metricSample, queryInstant, queryRange, repoRoot } from "@aixcl/testkit";
+import { busEntry, metricSample, queryInstant, queryRange, repoRoot } from "@aixcl/testkit";
 import { missing, runCleanups } from "../../services/log-consumer/test/processes.js";
 import { Checkout, currentUser, testerUser, type AixclUser } from "./checkout.js";
 import { pythonFieldsProgram, pythonNumberedProgram, runNodeTransports, runPython, sendOtlp } from "./clients.js";
@@ -233,15 +233,18 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
     expect(py.status, py.stderr).toBe(0);
     await until("both records in Loki", async () => (await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values).length === 2, 60_000);
     const [failed] = (await queryRange(LOKI, `{service="${service}", level="error"}`)).flatMap((s) => s.values);
-    expect(failed?.[1]).toMatch(/^charging invoice-1234 failed\nTraceback \(most recent call last\):\n[\s\S]*ZeroDivisionError: division by zero$/);
-    expect(failed?.[2]).toMatchObject({ module: "billing", function: "charge", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", meta_logger: "shop.billing", extra_invoice: "1234", topic: `logs.${service}.billing` });
+    const entry = busEntry(failed?.[1] ?? "", failed?.[2]);
+    expect(entry.message).toMatch(/^charging invoice-1234 failed\nTraceback \(most recent call last\):\n[\s\S]*ZeroDivisionError: division by zero$/);
+    expect(entry.fields).toMatchObject({ module: "billing", function: "charge", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", meta_logger: "shop.billing", extra_invoice: "1234", topic: `logs.${service}.billing` });
   });
 
   it("pino and winston through the packed @aixcl/logging, installed in a project outside the repository", { timeout: 300_000 }, async () => {
     const service = `dockertier_node_${run}`;
     for (const app of await runNodeTransports(service)) expect(app.status, app.stderr).toBe(0);
     await until("both lines in Loki", async () => (await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values).length === 2, 60_000);
-    const lines = Object.fromEntries((await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values.map((v) => [v[1], { level: s.stream["level"], ...v[2] }])));
+    const lines = Object.fromEntries(
+      (await queryRange(LOKI, `{service="${service}"}`)).flatMap((s) => s.values.map((v) => busEntry(v[1], v[2])).map(({ message, fields }) => [message, { level: s.stream["level"], ...fields }])),
+    );
     expect(lines["pino says"]).toMatchObject({ level: "warning", module: "pino", extra_order: "7" });
     expect(lines["winston says"]).toMatchObject({ level: "error", module: "winston", extra_order: "8" });
   });

@@ -11,10 +11,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { parseArgs } from "@aixcl/cli";
-// The consumer's stream labels; the package exports only its public API, so read the module itself.
-import { RESERVED_LABELS } from "../../services/log-consumer/src/mapping.js";
+// The consumer's stream labels and mapping; the package exports only its public API, so read the modules themselves.
+import { ENTRY_FIELDS, EntryMapper, EXTRA_PREFIX, METADATA_PREFIX, RESERVED_LABELS } from "../../services/log-consumer/src/mapping.js";
+import { loadConsumerConfig } from "../../services/log-consumer/src/config.js";
 import type { LokiHandle } from "@aixcl/testkit";
-import { requireComponent, startLoki, tempDir } from "@aixcl/testkit";
+import { fullEntry, requireComponent, startLoki, tempDir } from "@aixcl/testkit";
 import { aixclOutput } from "../docker/neighbours.js";
 import { DOCS, fencedBlocks, root, seedQueries } from "./markdown.js";
 
@@ -219,6 +220,16 @@ describe("the docs' LogQL", () => {
       expect(await services(seed[1]?.logql ?? "")).toEqual(["postgres"]);
       expect(await services(seed[2]?.logql ?? "")).toEqual(["ollama"]);
       expect(await services(seed[3]?.logql ?? "")).toEqual(["open-webui"]);
+    });
+
+    it("each query on a bus entry's fields finds the entry it was written for, as the shipped consumer config sends it", async () => {
+      const fields = loadConsumerConfig({ LOG_CONSUMER_CONFIG: join(root, "config/log_consumer.yaml") }).fields;
+      const mapped = new EntryMapper({}, fields).map(fullEntry({ timestampNs: BigInt(Date.now()) * 1_000_000n }));
+      await handle.push([{ stream: Object.fromEntries(mapped.stream.labels), values: [[String(mapped.timestampNs), mapped.line, Object.fromEntries(mapped.metadata)]] }]);
+      const names = [...ENTRY_FIELDS.map(([name]) => name), METADATA_PREFIX, EXTRA_PREFIX];
+      const onFields = queries.filter((q) => q.text.startsWith("{service=") && names.some((name) => q.text.includes(`| ${name}`)));
+      expect(onFields.length).toBeGreaterThanOrEqual(6);
+      for (const q of onFields) expect((await handle.waitFor(q.text, 1, 10_000)).length, `${q.doc}: ${q.text}`).toBe(1);
     });
 
     it.each(queries.map((q) => [q.doc, q.text]))("%s: %s", async (_doc, query) => {

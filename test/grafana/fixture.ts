@@ -36,6 +36,14 @@ export const BUS_ENTRIES = [
   { service: "inventory", module: "stock", level: "critical", message: "stock database unreachable", traced: false },
 ] as const;
 
+/**
+ * A bus entry's line in Loki: the message, then the fields the consumer's default `fields` puts in the line
+ * (config/log_consumer.yaml); module and trace_id are structured metadata.
+ */
+export function busLine(e: (typeof BUS_ENTRIES)[number]): string {
+  return `${e.message} function=handle file_path=src/${e.module}.ts line_number=7 topic=logs.${e.service}.${e.module}`;
+}
+
 /** What an application sends over OTLP (service.name "storefront", instrumentation scope "web"), in order. */
 export const OTLP_RECORDS = [
   { severity: SeverityNumber.INFO, text: "INFO", message: "product page rendered", traced: false },

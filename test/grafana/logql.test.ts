@@ -3,8 +3,8 @@
  * real Loki, with variables filled in as Grafana would, after real log data went in.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { printComponentLogsOnFailure, requireComponents } from "@aixcl/testkit";
-import { BUS_ENTRIES, CONTAINERS, OTLP_RECORDS, PLAIN_CONTAINER, PROJECT, SEARCH, STACK_PROJECT, startLogFixture, type LogFixture } from "./fixture.js";
+import { busEntry, printComponentLogsOnFailure, requireComponents } from "@aixcl/testkit";
+import { BUS_ENTRIES, busLine, CONTAINERS, OTLP_RECORDS, PLAIN_CONTAINER, PROJECT, SEARCH, STACK_PROJECT, startLogFixture, type LogFixture } from "./fixture.js";
 import {
   checkedInDashboards,
   lokiLabelValuesVariables,
@@ -174,7 +174,7 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
 
     it("the logs panel shows bus entries and OTLP records side by side, and no container line", async () => {
       const logql = render(applicationLogs, query(applicationLogs, "Logs"), APPLICATION_DEFAULTS);
-      const expected = [...BUS_ENTRIES.map((e) => e.message), ...OTLP_RECORDS.map((r) => r.message)];
+      const expected = [...BUS_ENTRIES.map(busLine), ...OTLP_RECORDS.map((r) => r.message)];
       expect((await lines(logql)).sort()).toEqual(expected.sort());
     });
 
@@ -182,10 +182,13 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
       const logql = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, module: "pay" });
       const streams = await fx.loki.queryRange(logql);
       const got = streams.flatMap((s) => s.values.map(([, line, meta]) => ({ line, meta })));
-      expect(got.map((g) => g.line).sort()).toEqual(["card declined by issuer", "charging card"]);
-      for (const g of got) expect(g.meta).toMatchObject({ module: "payment", function: "handle", file_path: "src/payment.ts", trace_id: fx.trace });
+      const payment = BUS_ENTRIES.filter((e) => e.module === "payment");
+      expect(got.map((g) => g.line).sort()).toEqual(payment.map(busLine).sort());
+      // Function and file travel in the line (logfmt), module and trace_id as structured metadata.
+      for (const g of got) expect(busEntry(g.line, g.meta).fields).toMatchObject({ module: "payment", function: "handle", file_path: "src/payment.ts", trace_id: fx.trace });
+      for (const g of got) expect(g.meta).toMatchObject({ module: "payment", trace_id: fx.trace });
       const searched = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, search: "DATABASE" });
-      expect(await lines(searched)).toEqual(["stock database unreachable"]);
+      expect(await lines(searched)).toEqual(BUS_ENTRIES.filter((e) => e.module === "stock").map(busLine));
       const scope = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, module: "web", level: ["error"] });
       const otlp = (await fx.loki.queryRange(scope)).flatMap((s) => s.values.map(([, line, meta]) => ({ line, meta })));
       expect(otlp).toEqual([{ line: "payment provider timed out", meta: expect.objectContaining({ scope_name: "web", severity_text: "ERROR", trace_id: fx.trace }) }]);
@@ -196,7 +199,7 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
     const fields = provisionedDatasources().find((d) => d.uid === "loki")?.jsonData?.derivedFields ?? [];
     /** Grafana substitutes the matched value for ${__value.raw} and runs the link's query on datasourceUid. */
     const follow = (url: string, value: string) => lines(url.replaceAll("${__value.raw}", value));
-    const busLines = [...BUS_ENTRIES.filter((e) => e.traced).map((e) => e.message), ...OTLP_RECORDS.filter((r) => r.traced).map((r) => r.message)].sort();
+    const busLines = [...BUS_ENTRIES.filter((e) => e.traced).map(busLine), ...OTLP_RECORDS.filter((r) => r.traced).map((r) => r.message)].sort();
 
     it("from a bus entry's trace_id metadata: the trace's bus entries, OTLP records and container lines", async () => {
       const entries = (await fx.loki.queryRange('{service="checkout"}')).flatMap((s) => s.values);

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LokiHandle, NodeClientProject } from "@aixcl/testkit";
-import { installNodeClient, printComponentLogsOnFailure, repoRoot, requireComponent, startLoki } from "@aixcl/testkit";
+import { busEntry, installNodeClient, printComponentLogsOnFailure, repoRoot, requireComponent, startLoki } from "@aixcl/testkit";
 import type { BusHandle } from "@aixcl/bus-harness";
 import { startBus } from "@aixcl/bus-harness";
 
@@ -173,7 +173,7 @@ describe.skipIf(need.skip !== undefined)("@aixcl/logging from npm pack, in a pro
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toBe("");
     const streams = await loki.waitFor(`{service="packaged"} |= "${id}"`, 3, 15_000);
-    const got = streams.flatMap((s) => s.values.map((v) => [v[1], s.stream.level, v[2]?.module, v[2]?.extra_via]));
+    const got = streams.flatMap((s) => s.values.map((v) => [busEntry(v[1]).message, s.stream.level, v[2]?.module, busEntry(v[1], v[2]).fields.extra_via]));
     expect(got.sort()).toEqual([
       [`logger ${id}`, "info", "esm", "createLogger"],
       [`pino ${id}`, "warning", "pino", "pino"],
@@ -193,7 +193,9 @@ describe.skipIf(need.skip !== undefined)("@aixcl/logging from npm pack, in a pro
   /** One service's entries: [first line of the message, level, module, structured metadata], sorted. */
   async function service(name: string, count: number): Promise<[string, string, string, Record<string, string>][]> {
     const streams = await loki.waitFor(`{service="${name}"}`, count, 15_000);
-    return streams.flatMap((s) => s.values.map((v) => [v[1].split("\n")[0] as string, s.stream.level ?? "", v[2]?.module ?? "", v[2] ?? {}] as [string, string, string, Record<string, string>])).sort();
+    return streams
+      .flatMap((s) => s.values.map((v) => [busEntry(v[1]).message.split("\n")[0] as string, s.stream.level ?? "", v[2]?.module ?? "", busEntry(v[1], v[2]).fields] as [string, string, string, Record<string, string>]))
+      .sort();
   }
 
   it("a fastify app with the pino transport as its logger's target: fastify's lines as main, child loggers' modules", async () => {

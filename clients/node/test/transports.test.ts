@@ -10,7 +10,7 @@ import winston from "winston";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "@aixcl/log-consumer";
 import type { BrokerProcess, LokiHandle } from "@aixcl/testkit";
-import { printComponentLogsOnFailure, requireComponent, startBrokerProcess, startLoki } from "@aixcl/testkit";
+import { busEntry, printComponentLogsOnFailure, requireComponent, startBrokerProcess, startLoki } from "@aixcl/testkit";
 import { startShippedConsumer } from "@aixcl/bus-harness";
 import { AixclTransport } from "../src/winston.js";
 
@@ -45,12 +45,13 @@ describe.skipIf(need.skip !== undefined)("transports into the real bus and Loki"
   });
 
   /** The entries of one service in time order: [line, level label, structured metadata]. */
+  /** Each entry's message, level and fields (structured metadata and those the consumer put in the line). */
   async function entries(service: string, count: number): Promise<[string, string, Record<string, string>][]> {
     const streams = await loki.waitFor(`{service="${service}"}`, count, 15_000);
     return streams
-      .flatMap((s) => s.values.map((v) => [v[0], v[1], s.stream.level ?? "", v[2] ?? {}] as const))
+      .flatMap((s) => s.values.map((v) => [v[0], busEntry(v[1], v[2]), s.stream.level ?? ""] as const))
       .sort((a, b) => (BigInt(a[0]) < BigInt(b[0]) ? -1 : 1))
-      .map(([, line, level, meta]) => [line, level, meta]);
+      .map(([, { message, fields }, level]) => [message, level, fields]);
   }
 
   it("pino.transport({ target }): levels, fields, errors and pino's own time", async () => {

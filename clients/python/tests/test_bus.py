@@ -39,12 +39,12 @@ def test_every_field_arrives(make_logger: MakeLogger, loki: Loki, bus_endpoint: 
     assert handler.stats().buffered == 0
 
     entries = loki.wait_for('{service="py_fields"}', 3)
-    failed = next(e for e in entries if e.line.startswith("charging"))
+    failed = next(e for e in entries if e.message.startswith("charging"))
     assert failed.labels == {"service": "py_fields", "level": "error", "service_name": "py_fields"}
-    assert failed.line.startswith("charging invoice-1234 failed\nTraceback (most recent call last):\n")
-    assert failed.line.endswith("ZeroDivisionError: division by zero")
+    assert failed.message.startswith("charging invoice-1234 failed\nTraceback (most recent call last):\n")
+    assert failed.message.endswith("ZeroDivisionError: division by zero")
     # Loki adds detected_level itself.
-    assert failed.metadata == {
+    assert failed.fields == {
         "detected_level": "error",
         "module": "billing",
         "function": "test_every_field_arrives",
@@ -60,7 +60,7 @@ def test_every_field_arrives(make_logger: MakeLogger, loki: Loki, bus_endpoint: 
     }
     # The record's own time, to the microsecond.
     assert abs(failed.ts - records[0].created * 1e9) < 1000
-    levels = {e.line: e.labels["level"] for e in entries}
+    levels = {e.message: e.labels["level"] for e in entries}
     assert (levels["custom level between INFO and WARNING"], levels["critical"]) == ("info", "critical")
 
 
@@ -69,7 +69,7 @@ def test_aico_wire_format_arrives_through_the_envelope(make_logger: MakeLogger, 
     wait_until(lambda: handler.connected, what="subscription")
     log.warning("enveloped")
     [entry] = loki.wait_for('{service="py_aico"}', 1)
-    assert (entry.line, entry.labels["level"], entry.metadata["topic"]) == ("enveloped", "warning", "logs/py_aico/main/v1")
+    assert (entry.message, entry.labels["level"], entry.fields["topic"]) == ("enveloped", "warning", "logs/py_aico/main/v1")
 
 
 def test_10000_records_from_4_threads_none_lost(make_logger: MakeLogger, loki: Loki, bus_endpoint: str) -> None:
@@ -90,8 +90,8 @@ def test_10000_records_from_4_threads_none_lost(make_logger: MakeLogger, loki: L
     handler.flush()
     assert handler.stats().published == 10_000
     for thread in range(4):
-        entries = loki.wait_for(f'{{service="py_threads"}} | extra_worker="{thread}"', 2500, timeout=30)
-        assert sorted(e.line for e in entries) == sorted(f"record {thread}-{i}" for i in range(2500))
+        entries = loki.wait_for(f'{{service="py_threads"}} | logfmt | extra_worker="{thread}"', 2500, timeout=30)
+        assert sorted(e.message for e in entries) == sorted(f"record {thread}-{i}" for i in range(2500))
     stats = handler.stats()
     assert (stats.dropped_buffer_full, stats.dropped_closed) == (0, 0)
 
@@ -130,7 +130,7 @@ def test_broker_down_at_start_held_records_arrive_once_it_is_up(make_logger: Mak
     handler.flush()
     assert handler.stats().buffered == 0
     entries = loki.wait_for('{service="py_late"}', 100)
-    assert [e.line for e in entries] == [f"held {i}" for i in range(100)]
+    assert [e.message for e in entries] == [f"held {i}" for i in range(100)]
 
 
 def test_a_leaving_subscriber_holding_hold_topic_holds_the_handler(make_logger: MakeLogger, loki: Loki, bus_endpoint: str) -> None:
@@ -149,7 +149,7 @@ def test_a_leaving_subscriber_holding_hold_topic_holds_the_handler(make_logger: 
         leaving.close(linger=0)
     wait_until(lambda: handler.connected, what="the hold to end with the subscriber's socket")
     entries = loki.wait_for('{service="py_hold"}', 3)
-    assert [e.line for e in entries] == ["held 0", "held 1", "held 2"]
+    assert [e.message for e in entries] == ["held 0", "held 1", "held 2"]
 
 
 def test_a_full_send_queue_is_waited_out_not_dropped(make_logger: MakeLogger) -> None:
@@ -220,7 +220,7 @@ def test_an_application_that_never_closes_the_handler_loses_nothing_at_a_normal_
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     entries = loki.wait_for('{service="py_exit"}', 200)
-    assert sorted(e.line for e in entries) == sorted(f"before exit {i}" for i in range(200))
+    assert sorted(e.message for e in entries) == sorted(f"before exit {i}" for i in range(200))
 
 
 def test_an_application_killed_without_closing_loses_at_most_what_was_still_queued(loki: Loki, bus_endpoint: str) -> None:
@@ -254,7 +254,7 @@ def test_an_application_killed_without_closing_loses_at_most_what_was_still_queu
         if len(again) == len(entries):
             break
         entries = again
-    lines = [e.line for e in entries]
+    lines = [e.message for e in entries]
     assert len(lines) == len(set(lines)), "a record arrived twice"
     assert {f"sent {i}" for i in range(1000)} <= set(lines)
     # What was still queued at the exit is lost from its end: the unsent records that arrived are the first ones.
@@ -288,7 +288,7 @@ def test_a_forked_child_publishes_through_a_socket_of_its_own(loki: Loki, bus_en
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     entries = loki.wait_for('{service="py_fork"}', 3)
-    lines = sorted(e.line for e in entries)
+    lines = sorted(e.message for e in entries)
     assert len(lines) == 3 and lines[0].startswith("child ") and lines[1:] == ["parent after fork", "parent before fork"]
 
 

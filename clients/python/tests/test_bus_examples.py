@@ -34,7 +34,7 @@ def lines_by_module(loki: Loki, service: str, count: int) -> list[tuple[str, str
     entries = loki.wait_for(f'{{service="{service}"}}', count)
     time.sleep(1)
     entries = loki.query_range(f'{{service="{service}"}}')
-    return sorted((e.metadata["module"], e.line.split("\n", 1)[0]) for e in entries)
+    return sorted((e.fields["module"], e.message.split("\n", 1)[0]) for e in entries)
 
 
 def test_dictconfig_example(loki: Loki, bus_endpoint: str) -> None:
@@ -45,24 +45,24 @@ def test_dictconfig_example(loki: Loki, bus_endpoint: str) -> None:
         ("shop_orders", "order 1001 placed"),
     ]
     [failed] = loki.query_range('{service="example_dictconfig"} |= "charging"')
-    assert failed.line.endswith("ZeroDivisionError: division by zero") and failed.labels["level"] == "error"
+    assert failed.message.endswith("ZeroDivisionError: division by zero") and failed.labels["level"] == "error"
 
 
 def test_django_logging_setting_example(loki: Loki, bus_endpoint: str) -> None:
     run_example("django_app.py", bus_endpoint)
     assert lines_by_module(loki, "example_django", 2) == [("django_request", "Internal Server Error: /checkout"), ("shop_views", "listing orders")]
     [error] = loki.query_range('{service="example_django"} |= "Internal Server Error"')
-    assert error.line.endswith("RuntimeError: payment provider unreachable")
-    assert error.metadata["meta_logger"] == "django.request" and error.metadata["extra_status_code"] == "500"
+    assert error.message.endswith("RuntimeError: payment provider unreachable")
+    assert error.fields["meta_logger"] == "django.request" and error.fields["extra_status_code"] == "500"
 
 
 def test_loguru_example(loki: Loki, bus_endpoint: str) -> None:
     run_example("loguru_app.py", bus_endpoint)
     assert lines_by_module(loki, "example_loguru", 2) == [("__main__", "charging invoice 1001 failed"), ("__main__", "order 1001 placed")]
     [placed] = loki.query_range('{service="example_loguru"} |= "placed"')
-    assert (placed.labels["level"], placed.metadata["extra_extra"]) == ("info", '{"order_id":1001}')
+    assert (placed.labels["level"], placed.fields["extra_extra"]) == ("info", '{"order_id":1001}')
     [failed] = loki.query_range('{service="example_loguru"} |= "charging"')
-    assert "ZeroDivisionError: division by zero" in failed.line and failed.labels["level"] == "error"
+    assert "ZeroDivisionError: division by zero" in failed.message and failed.labels["level"] == "error"
 
 
 def test_structlog_through_the_standard_library_example(loki: Loki, bus_endpoint: str) -> None:
@@ -70,7 +70,7 @@ def test_structlog_through_the_standard_library_example(loki: Loki, bus_endpoint
     assert lines_by_module(loki, "example_structlog", 2) == [("shop_checkout", "checkout started"), ("shop_checkout", "coupon rejected")]
     [rejected] = loki.query_range('{service="example_structlog"} |= "coupon"')
     assert rejected.labels["level"] == "warning"
-    assert (rejected.metadata["extra_cart_id"], rejected.metadata["extra_coupon"], rejected.metadata["trace_id"]) == ("42", "SPRING", "4bf92f3577b34da6a3ce929d0e0e4736")
+    assert (rejected.fields["extra_cart_id"], rejected.fields["extra_coupon"], rejected.fields["trace_id"]) == ("42", "SPRING", "4bf92f3577b34da6a3ce929d0e0e4736")
 
 
 def free_port() -> int:
@@ -102,7 +102,7 @@ def test_gunicorn_prefork_example(loki: Loki, bus_endpoint: str) -> None:
     assert server.returncode == 0, errors
     entries = loki.wait_for('{service="example_gunicorn"}', 22)
     time.sleep(1)
-    lines = [e.line for e in loki.query_range('{service="example_gunicorn"}')]
+    lines = [e.message for e in loki.query_range('{service="example_gunicorn"}')]
     [loaded] = [line for line in lines if line.startswith("app loaded")]
     master = loaded.rsplit(" ", 1)[1]
     requests = sorted(line for line in lines if line.startswith("GET /orders/"))
@@ -110,4 +110,4 @@ def test_gunicorn_prefork_example(loki: Loki, bus_endpoint: str) -> None:
     assert sorted(int(line.split()[1].rsplit("/", 1)[1]) for line in requests) == list(range(20))
     workers = {line.rsplit(" ", 1)[1] for line in requests + [line for line in lines if line.startswith("GET /ready")]}
     assert master not in workers, "requests are served by forked workers, each with a socket of its own"
-    assert {e.metadata["module"] for e in entries} == {"shop_api"}
+    assert {e.fields["module"] for e in entries} == {"shop_api"}

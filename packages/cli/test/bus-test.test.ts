@@ -3,7 +3,7 @@ import type { RunningBroker } from "@aixcl/broker";
 import type { RunningConsumer } from "@aixcl/log-consumer";
 import type { ServiceLog } from "@aixcl/service-runtime";
 import type { LokiHandle } from "@aixcl/testkit";
-import { freePort, requireComponent, startLoki } from "@aixcl/testkit";
+import { busEntry, freePort, requireComponent, startLoki } from "@aixcl/testkit";
 import { startShippedConsumer, startTestBroker } from "@aixcl/bus-harness";
 import { BUS_TEST_MODULE, BUS_TEST_SUBSYSTEM } from "../src/index.js";
 import { runCli } from "./helpers.js";
@@ -42,8 +42,9 @@ describe.skipIf(loki.skip !== undefined)("bus test through the real broker, log-
       const streams = await handle.queryRange(`{service="${BUS_TEST_SUBSYSTEM}"} |= "${tag}"`);
       expect(streams).toHaveLength(1);
       expect(streams[0]?.stream).toMatchObject({ service: BUS_TEST_SUBSYSTEM, level: "info" });
-      expect(streams[0]?.values[0]?.[1]).toBe(`aixcl bus test ${tag}`);
-      expect(streams[0]?.values[0]?.[2]).toMatchObject({ module: BUS_TEST_MODULE, extra_bus_test_id: tag });
+      const entry = busEntry(streams[0]?.values[0]?.[1] ?? "", streams[0]?.values[0]?.[2]);
+      expect(entry.message).toBe(`aixcl bus test ${tag}`);
+      expect(entry.fields).toMatchObject({ module: BUS_TEST_MODULE, extra_bus_test_id: tag });
     } finally {
       await c.stop();
     }

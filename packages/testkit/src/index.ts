@@ -1,7 +1,7 @@
 export { componentBinary, repoRoot, requireComponent, requireComponents, requiredBinary, runComponent, shippedConfig } from "./components.js";
 export type { ComponentName, ComponentRequirement } from "./components.js";
 export { freePort, printComponentLogsOnFailure, tempDir } from "./process.js";
-export { entryCount, queryAll, queryInstant, queryRange, startLoki } from "./loki.js";
+export { busEntry, entryCount, queryAll, queryInstant, queryRange, startLoki } from "./loki.js";
 export type { LokiHandle, LokiStream, QueryRangeOptions, StartLokiOptions } from "./loki.js";
 export { startAlertmanager } from "./alertmanager.js";
 export type { AlertmanagerAlert, AlertmanagerHandle, StartAlertmanagerOptions } from "./alertmanager.js";

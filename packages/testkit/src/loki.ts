@@ -204,3 +204,31 @@ export async function queryAll(baseUrl: string, logql: string, hours = 1): Promi
     start = new Date(Number(last / 1_000_000n));
   }
 }
+
+/** One logfmt pair at the end of a line: ` name=value`, the value bare or quoted with JSON's escapes. */
+const TRAILING_PAIR = /\s([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)$/;
+
+/**
+ * A bus entry as Loki returns it (line and structured metadata), split back into the message and its fields: the
+ * consumer puts the fields its `fields` setting sends in the line as logfmt pairs at the end of the first line
+ * (mapping.ts). Every trailing pair of the first line counts as a field, so a message whose first line itself
+ * ends in name=value pairs would lose them to the fields; tests log messages that do not. Structured metadata wins
+ * over the line, as it does in Loki.
+ */
+export function busEntry(line: string, metadata: Readonly<Record<string, string>> = {}): { message: string; fields: Record<string, string> } {
+  const end = line.indexOf("\n");
+  let first = end === -1 ? line : line.slice(0, end);
+  const fromLine: [string, string][] = [];
+  for (let m = TRAILING_PAIR.exec(first); m; m = TRAILING_PAIR.exec(first)) {
+    const [pair, name, value] = m as unknown as [string, string, string];
+    fromLine.unshift([name, value.startsWith('"') ? (JSON.parse(value) as string) : value]);
+    first = first.slice(0, -pair.length);
+  }
+  // A message whose first line was empty has its pairs at the start, with no space before the first.
+  const lead = /^([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)$/.exec(first);
+  if (lead && fromLine.length > 0) {
+    fromLine.unshift([lead[1] as string, (lead[2] as string).startsWith('"') ? (JSON.parse(lead[2] as string) as string) : (lead[2] as string)]);
+    first = "";
+  }
+  return { message: first + (end === -1 ? "" : line.slice(end)), fields: { ...Object.fromEntries(fromLine), ...metadata } };
+}

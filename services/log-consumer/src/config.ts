@@ -24,7 +24,8 @@ import { MAX_LABEL_VALUE_LENGTH } from "./labels.js";
 import type { LokiCredentials } from "./loki-auth.js";
 import { LokiAuthError, lokiCredentials, redactUrls } from "./loki-auth.js";
 import { PUSH_PATH } from "./loki-client.js";
-import { staticLabelProblem } from "./mapping.js";
+import type { FieldPlace, FieldPlaces } from "./mapping.js";
+import { DEFAULT_FIELD_PLACES, FIELD_PLACES, staticLabelProblem } from "./mapping.js";
 
 /**
  * Loki's base URL; the push path is appended by the client, so a full push URL is refused with a hint. It may
@@ -74,6 +75,11 @@ function optionalString(env: string): Field<string> {
   };
 }
 
+/** Where one field goes (mapping.ts, FieldPlaces); env LOG_CONSUMER_FIELD_<NAME>, e.g. LOG_CONSUMER_FIELD_FUNCTION. */
+function fieldPlace(name: keyof FieldPlaces): Field<FieldPlace> {
+  return oneOf(FIELD_PLACES, DEFAULT_FIELD_PLACES[name], `LOG_CONSUMER_FIELD_${name.toUpperCase()}`);
+}
+
 /** config/log_consumer.yaml; every key is documented in that file. */
 export const consumerSchema = {
   bus: {
@@ -120,6 +126,18 @@ export const consumerSchema = {
   },
   labels: {
     static: stringMap({}, staticLabelProblem, "LOG_CONSUMER_STATIC_LABELS"),
+  },
+  fields: {
+    module: fieldPlace("module"),
+    function: fieldPlace("function"),
+    file_path: fieldPlace("file_path"),
+    line_number: fieldPlace("line_number"),
+    topic: fieldPlace("topic"),
+    user_uuid: fieldPlace("user_uuid"),
+    session_id: fieldPlace("session_id"),
+    trace_id: fieldPlace("trace_id"),
+    meta: fieldPlace("meta"),
+    extra: fieldPlace("extra"),
   },
   shutdown: {
     flush_deadline: duration(8_000, "LOG_CONSUMER_FLUSH_DEADLINE"),

@@ -119,7 +119,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
   const sender = new Sender(queue, loki, policy, metrics, log, { maxInFlight: config.loki.max_in_flight });
 
   let ageTimer: NodeJS.Timeout | undefined;
-  const pipeline = new Pipeline(new EntryMapper(config.labels.static), queue, metrics, log, {
+  const pipeline = new Pipeline(new EntryMapper(config.labels.static, config.fields), queue, metrics, log, {
     maxBatchBytes: config.batch.max_bytes,
     maxBatchWaitMs: config.batch.max_wait,
     maxBufferBytes: config.buffer.max_bytes,

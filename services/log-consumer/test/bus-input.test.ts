@@ -13,7 +13,7 @@ import { KeyFileError, createLogger, loadClientKeys } from "@aixcl/client-logger
 import type { MessageBusConfig } from "@aixcl/service-runtime";
 import { defaultsOf, generateKeys, messageBusSchema, serviceLog, stackKeyDirs } from "@aixcl/service-runtime";
 import type { LokiHandle } from "@aixcl/testkit";
-import { fullEntry, metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
+import { busEntry, fullEntry, metricSample, printComponentLogsOnFailure, requireComponent, seededRandom, startLoki, tempDir } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { loadConsumerConfig, startConsumer } from "../src/index.js";
@@ -101,7 +101,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
       await until("the logger to see the consumer's subscription", () => log.connected, 10_000);
       for (let n = 0; n < 20; n++) log.info(`secret ${n}`);
       const got = await lokiHandle.waitFor('{run="curve"}', 20, 20_000);
-      expect(got.flatMap((s) => s.values.map((v) => v[1])).sort()).toEqual(Array.from({ length: 20 }, (_, n) => `secret ${n}`).sort());
+      expect(got.flatMap((s) => s.values.map((v) => busEntry(v[1]).message)).sort()).toEqual(Array.from({ length: 20 }, (_, n) => `secret ${n}`).sort());
       expect(lines.find((l) => l.msg === "log consumer started")).toMatchObject({ curve: true });
       expect(lines.find((l) => l.msg === "connected to the bus")).toMatchObject({ curve: true });
       expect(await metricText(bus.ops.url, 'aixcl_broker_auth_decisions_total{result="allowed",reason="listed"}')).toBeGreaterThanOrEqual(2);
@@ -161,7 +161,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
       return (await total(c.metrics.decoded)) >= 2;
     }, 10_000);
     const got = await lokiHandle.waitFor('{run="maxsize"}', 2, 20_000);
-    expect(got.flatMap((s) => s.values.map((v) => v[1])).sort()).toEqual(["after", "before"]);
+    expect(got.flatMap((s) => s.values.map((v) => busEntry(v[1]).message)).sort()).toEqual(["after", "before"]);
     expect(await total(c.metrics.decodeErrors)).toBe(0);
     expect(lines.some((l) => l.msg === "ZeroMQ gave up the connection (a message above bus.max_message_bytes?); connecting again")).toBe(true);
     expect(lines.filter((l) => l.msg === "connected to the bus").length).toBeGreaterThanOrEqual(2);
@@ -272,7 +272,7 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
     await until("every message received", async () => (await total(c.metrics.received)) === cases.length);
     expect(await total(c.metrics.decodeErrors)).toBe(cases.length - decoded.length);
     const got = await lokiHandle.waitFor('{run="hostile"}', decoded.length, 20_000);
-    const values = got.flatMap((s) => s.values.map(([, line, meta]) => ({ labels: s.stream, line, meta: meta ?? {} })));
+    const values = got.flatMap((s) => s.values.map(([, line, meta]) => ({ labels: s.stream, line, ...busEntry(line, meta) })));
     expect(values).toHaveLength(decoded.length);
 
     // Loki's own view: only our label names, every value within its alphabet.
@@ -286,9 +286,9 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
       expect(labels.service).toMatch(/^[a-z0-9_-]{1,64}$/);
       expect(["unknown", "debug", "info", "warning", "error", "critical"]).toContain(labels.level);
     }
-    const byLine = new Map(values.map((v) => [v.line, v]));
+    const byLine = new Map(values.map((v) => [v.message, v]));
     expect(byLine.get("injection in subsystem and module")?.labels).toMatchObject({ service: "evil_level_critical", level: "info" });
-    const injected = byLine.get("injection in subsystem and module")?.meta ?? {};
+    const injected = byLine.get("injection in subsystem and module")?.fields ?? {};
     expect(injected.module).toBe("m_admin_true");
     // The metadata key becomes a valid name; its value stays exactly what was sent.
     expect(Object.entries(injected).filter(([k]) => k.startsWith("meta_"))).toEqual([[expect.stringMatching(/^meta_k_+x$/), 'v"} x']]);
@@ -300,8 +300,8 @@ describe.skipIf(loki.skip !== undefined)("the consumer's bus input, through a re
       if (!outcome.ok) continue;
       const v = byLine.get(outcome.entry.message);
       expect(v?.labels).toMatchObject({ service: outcome.entry.subsystem, level: outcome.entry.level });
-      expect(v?.meta.module).toBe(outcome.entry.module);
-      for (const text of [v?.line ?? "", ...Object.values(v?.meta ?? {})]) expect((text as unknown as { isWellFormed(): boolean }).isWellFormed()).toBe(true);
+      expect(v?.fields.module).toBe(outcome.entry.module);
+      for (const text of [v?.line ?? "", ...Object.values(v?.fields ?? {})]) expect((text as unknown as { isWellFormed(): boolean }).isWellFormed()).toBe(true);
     }
     console.log(`hostile input: ${cases.length} messages, ${decoded.length} in Loki with safe labels, refused: ${JSON.stringify(await valuesBy(c.metrics.decodeErrors))}`);
   });

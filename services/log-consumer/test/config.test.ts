@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError } from "@aixcl/service-runtime";
 import { describe, expect, it } from "vitest";
 import { consumerSchema, loadConsumerConfig } from "../src/index.js";
+import { DEFAULT_FIELD_PLACES } from "../src/mapping.js";
 import { consumerConfig } from "./support.js";
 
 const SHIPPED = new URL("../../../config/log_consumer.yaml", import.meta.url);
@@ -48,6 +49,14 @@ describe("config/log_consumer.yaml", () => {
     });
     expect(config.spool).toEqual({ dir: "/var/lib/log-consumer/spool", max_bytes: 2 * 1024 ** 3, fsync: true, lease: 30_000 });
     expect(config.bus).toMatchObject({ max_message_bytes: 256 * 1024, client_name: "consumer-2" });
+  });
+
+  it("takes where each field goes from the file and the environment", () => {
+    expect(loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname }).fields).toEqual(DEFAULT_FIELD_PLACES);
+    const config = loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname, LOG_CONSUMER_FIELD_FUNCTION: "metadata", LOG_CONSUMER_FIELD_EXTRA: "drop" });
+    expect(config.fields).toEqual({ ...DEFAULT_FIELD_PLACES, function: "metadata", extra: "drop" });
+    const error = configError(() => loadConsumerConfig({ LOG_CONSUMER_CONFIG: SHIPPED.pathname, LOG_CONSUMER_FIELD_TOPIC: "label" }));
+    expect(error.message).toMatch(/fields\.topic.*metadata, line, drop/);
   });
 
   it("documents every setting with a comment right above it", () => {

@@ -3,6 +3,7 @@ import { compressSync } from "snappy";
 import { describe, expect, it } from "vitest";
 import { fullEntry } from "@aixcl/testkit";
 import { PushRequestType } from "./push-proto.js";
+import { ALL_METADATA } from "../src/mapping.js";
 import { lokiEntries, sealedOf } from "./helpers.js";
 import { decodeRawSnappy } from "./raw-snappy.js";
 
@@ -13,11 +14,16 @@ interface DecodedPush {
   }[];
 }
 
-const entries = lokiEntries([
-  fullEntry({ message: "first ✓", timestampNs: 1_763_700_000_000_000_001n }),
-  fullEntry({ message: "second", level: "error", timestampNs: 1_763_700_001_999_999_999n, metadata: {}, extra: {} }),
-  fullEntry({ message: "third ".repeat(200), timestampNs: 1_763_700_002_000_000_000n }),
-]);
+// Every field as metadata: the encoders' work is the metadata pairs.
+const entries = lokiEntries(
+  [
+    fullEntry({ message: "first ✓", timestampNs: 1_763_700_000_000_000_001n }),
+    fullEntry({ message: "second", level: "error", timestampNs: 1_763_700_001_999_999_999n, metadata: {}, extra: {} }),
+    fullEntry({ message: "third ".repeat(200), timestampNs: 1_763_700_002_000_000_000n }),
+  ],
+  {},
+  ALL_METADATA,
+);
 
 describe("protobuf push body", () => {
   it("is a snappy raw block (not framed) holding Loki's PushRequest", () => {

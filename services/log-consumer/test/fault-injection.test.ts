@@ -4,7 +4,7 @@
  * exactly once, what may arrive twice (only entries of a push the client gave up on), what is dropped and how
  * it is counted, and that memory stays within buffer.max_bytes.
  */
-import { freePort } from "@aixcl/testkit";
+import { busEntry, freePort } from "@aixcl/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { startConsumer } from "../src/index.js";
@@ -79,7 +79,7 @@ describe("log consumer against a fault-injecting receiver", () => {
     expect(await total(consumer.metrics.pushedEntries)).toBe(500);
     const first = receiver.written[0];
     expect(first?.labels).toBe('{level="warning", service="api_gateway"}');
-    expect(first?.metadata).toMatchObject({ module: "auth", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", meta_request_id: "r-42" });
+    expect(busEntry(first?.line ?? "", first?.metadata).fields).toMatchObject({ module: "auth", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", meta_request_id: "r-42" });
     expect((await consumer.metrics.lastSuccess.get()).values[0]?.value).toBeGreaterThan(Date.now() / 1000 - 60);
   });
 
@@ -331,7 +331,8 @@ describe("log consumer against a fault-injecting receiver", () => {
     await until("50 entries settled", async () => (await settledEntries(consumer)) === 50);
     expect(new Set(receiver.pushes.map((p) => p.contentType))).toEqual(new Set(["application/json"]));
     expect(seqs(receiver.written)).toEqual(range(50));
-    expect(receiver.written[0]?.metadata).toMatchObject({ function: "verify_token", extra_path: "/v1/login" });
+    const first = receiver.written[0];
+    expect(busEntry(first?.line ?? "", first?.metadata).fields).toMatchObject({ function: "verify_token", extra_path: "/v1/login" });
   });
 });
 

@@ -2,12 +2,12 @@ import type { LogEntry } from "@aixcl/wire";
 import { Batcher } from "../src/batch.js";
 import type { PushEncoding, SealedBatch } from "../src/encode.js";
 import { pushBuilder } from "../src/push-builder.js";
-import type { LokiEntry } from "../src/mapping.js";
-import { EntryMapper } from "../src/mapping.js";
+import type { FieldPlaces, LokiEntry } from "../src/mapping.js";
+import { DEFAULT_FIELD_PLACES, EntryMapper } from "../src/mapping.js";
 
-/** Maps entries with default options. */
-export function lokiEntries(entries: LogEntry[], staticLabels: Record<string, string> = {}): LokiEntry[] {
-  const mapper = new EntryMapper(staticLabels);
+/** Maps entries, by default as the shipped config does. */
+export function lokiEntries(entries: LogEntry[], staticLabels: Record<string, string> = {}, places: FieldPlaces = DEFAULT_FIELD_PLACES): LokiEntry[] {
+  const mapper = new EntryMapper(staticLabels, places);
   return entries.map((e) => mapper.map(e));
 }
 

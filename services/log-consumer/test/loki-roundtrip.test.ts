@@ -14,6 +14,8 @@ import { fullEntry, requireComponent, startLoki } from "@aixcl/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { startConsumer } from "../src/index.js";
+import type { FieldPlaces } from "../src/mapping.js";
+import { ALL_METADATA, DEFAULT_FIELD_PLACES } from "../src/mapping.js";
 import { total, valuesBy } from "./helpers.js";
 import { captureLog, connectRawPublisher, consumerConfig, until } from "./support.js";
 
@@ -32,13 +34,15 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
   let broker: RunningBroker;
   const consumers: RunningConsumer[] = [];
 
-  async function consumer(staticLabels: Record<string, string>, encoding: "protobuf" | "json", compress: "always" | "when_queued" = "always") {
+  /** Every field as structured metadata unless told: the encoders' metadata pairs are what most tests here check. */
+  async function consumer(staticLabels: Record<string, string>, encoding: "protobuf" | "json", compress: "always" | "when_queued" = "always", fields: FieldPlaces = ALL_METADATA) {
     const subPort = Number(/:(\d+)$/.exec(broker.subEndpoint)?.[1]);
     const config = consumerConfig({
       bus: { host: "127.0.0.1", sub_port: subPort },
       loki: { url: lokiHandle.url, encoding, compress },
       batch: { max_wait: "200ms" },
       labels: { static: staticLabels },
+      fields,
       ops: { port: 0 },
     });
     const started = await startConsumer(config, { log: captureLog().log });
@@ -153,6 +157,31 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
     }
     expect(await total(consumerB.metrics.decodeErrors)).toBe(0);
     publisher.close();
+  });
+
+  it("the default fields: those in the line are read by | logfmt, quoted values, a traceback's and all", async () => {
+    const run = "line_fields";
+    await consumer({ run }, "protobuf", "always", DEFAULT_FIELD_PLACES);
+    const log = createLogger({ subsystem: "api_gateway", module: "auth", endpoint: broker.pubEndpoint, format: "aixcl" });
+    const context = { function: "verify", filePath: "src/my auth.py", lineNumber: 42, traceId: "trace-2", metadata: { "odd key": 'quote" and\nnewline' } };
+    log.error('failed: "x"\nTraceback (most recent call last):\n  File "a.py", line 1, in <module>\nValueError: bad', { attempt: 3 }, context);
+    log.info("retry with function=other", { attempt: 1 }, context);
+    await log.close();
+    await lokiHandle.waitFor(`{run="${run}"}`, 2, 20_000);
+    const query = async (pipeline: string) => values(await lokiHandle.queryRange(`{run="${run}"} ${pipeline}`));
+
+    const byFunction = await query('| logfmt | function="verify"');
+    expect(byFunction.map((v) => v.line.split("\n")[0]).sort()).toEqual([
+      'failed: "x" function=verify file_path="src/my auth.py" line_number=42 topic=logs.api_gateway.auth meta_odd_key="quote\\" and\\nnewline" extra_attempt=3',
+      "retry with function=other file_path=\"src/my auth.py\" line_number=42 topic=logs.api_gateway.auth meta_odd_key=\"quote\\\" and\\nnewline\" extra_attempt=1",
+    ]);
+    // The traceback's other lines are as logged.
+    expect(byFunction.find((v) => v.line.startsWith("failed"))?.line.split("\n").slice(1)).toEqual(["Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad"]);
+    // The message holding "function=other" kept the field in metadata, which the filter above read.
+    expect(byFunction.find((v) => v.line.startsWith("retry"))?.metadata).toMatchObject({ module: "auth", function: "verify", trace_id: "trace-2" });
+    expect((await query('| logfmt | meta_odd_key="quote\\" and\\nnewline" | extra_attempt > 2')).map((v) => v.line.slice(0, 7))).toEqual(["failed:"]);
+    expect((await query('| logfmt | line_number="42" | line_format "{{.file_path}}:{{.line_number}}"')).map((v) => v.line)).toEqual(["src/my auth.py:42", "src/my auth.py:42"]);
+    expect((await query('| trace_id="trace-2" | module="auth"')).length).toBe(2);
   });
 
   it("a real 400: Loki's refusals are counted by reason and the valid entries are written once", async () => {

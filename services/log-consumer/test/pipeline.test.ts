@@ -2,7 +2,7 @@ import { encodeAicoMessage, encodeLogBatch, encodeLogEntry } from "@aixcl/wire";
 import { serviceLog } from "@aixcl/service-runtime";
 import { describe, expect, it } from "vitest";
 import { uncompressSync } from "snappy";
-import { fullEntry } from "@aixcl/testkit";
+import { busEntry, fullEntry } from "@aixcl/testkit";
 import type { PushCompression, SealedBatch } from "../src/encode.js";
 import { literalHeaderSize } from "../src/snappy.js";
 import { PushRequestType } from "./push-proto.js";
@@ -33,10 +33,10 @@ function setup(limits: { maxBatchBytes: number; maxBufferBytes: number }, compre
   return { pipeline, queue, metrics, lines, batches: () => batches };
 }
 
-/** The lines inside a queued batch's push body. */
-function pushedLines(batch: SealedBatch): string[] {
+/** The messages inside a queued batch's push body: its lines without the fields the consumer put in them. */
+function pushedMessages(batch: SealedBatch): string[] {
   const request = PushRequestType.decode(uncompressSync(Buffer.from(batch.push.body)) as Buffer) as unknown as { streams: { entries: { line: string }[] }[] };
-  return request.streams.flatMap((s) => s.entries.map((e) => e.line));
+  return request.streams.flatMap((s) => s.entries.map((e) => busEntry(e.line).message));
 }
 
 const frames = (topic: string, payload: Uint8Array) => [Buffer.from(topic), payload];
@@ -65,7 +65,7 @@ describe("Pipeline", () => {
     expect(await total(metrics.decoded)).toBe(21);
     expect(await valuesBy(metrics.decodeErrors, "reason")).toEqual({ invalid_protobuf: 1 });
     pipeline.flush();
-    expect(pushedLines(queue.shift() as SealedBatch)).toEqual([...entries.map((e) => e.message), "kept"]);
+    expect(pushedMessages(queue.shift() as SealedBatch)).toEqual([...entries.map((e) => e.message), "kept"]);
   });
 
   it("counts decode failures by reason and keeps going", async () => {
@@ -123,8 +123,8 @@ describe("Pipeline", () => {
     expect(first && uncompressed(first)).toBe(true);
     expect(second && uncompressed(second)).toBe(false);
     expect(second && second.push.body.length < raw(second).length / 2).toBe(true);
-    expect(pushedLines(first as SealedBatch).every((l) => l === line)).toBe(true);
-    expect(pushedLines(second as SealedBatch).every((l) => l === line)).toBe(true);
+    expect(pushedMessages(first as SealedBatch).every((l) => l === line)).toBe(true);
+    expect(pushedMessages(second as SealedBatch).every((l) => l === line)).toBe(true);
   });
 
   it("stays within the buffer bound, dropping the oldest queued batches, and accounts for every entry", async () => {
@@ -142,7 +142,7 @@ describe("Pipeline", () => {
     // The newest entries are the ones kept.
     pipeline.flush();
     const kept: string[] = [];
-    for (let batch = queue.shift(); batch; batch = queue.shift()) kept.push(...pushedLines(batch));
+    for (let batch = queue.shift(); batch; batch = queue.shift()) kept.push(...pushedMessages(batch));
     expect(kept.at(-1)).toMatch(/^line 1999 /);
     expect(kept.some((l) => l.startsWith("line 0 "))).toBe(false);
     // Every drop within these two seconds: one log line, the first batch's figures (the counter has them all).
