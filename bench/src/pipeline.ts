@@ -90,6 +90,8 @@ interface Options {
   consumerNodeFlags: string[];
   /** Checkout whose built broker and consumer (and their config files) are measured: this one by default. */
   componentsFrom: string;
+  /** The broker and the consumer as one process (services/bus), with `npm run bus`'s node options. */
+  oneProcess: boolean;
   out: string;
 }
 
@@ -109,12 +111,13 @@ function options(): Options {
       "consumer-node-flags": { type: "string" },
       singles: { type: "boolean", default: false },
       "components-from": { type: "string" },
+      "one-process": { type: "boolean", default: false },
       out: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
-    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and the file shippers' -max runs (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and the file shippers' -paced runs (10000)\n  --loki-duration S    seconds of loki-paced and the file shippers' -paced runs (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
+    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and the file shippers' -max runs (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and the file shippers' -paced runs (10000)\n  --loki-duration S    seconds of loki-paced and the file shippers' -paced runs (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD, or \`npm run bus\`'s)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --one-process        run the broker and the consumer as one process (services/bus), with \`npm run bus\`'s node options\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
     process.exit(0);
   }
   const quick = values.quick;
@@ -139,8 +142,14 @@ function options(): Options {
     lokiDuration: num("loki-duration", values["loki-duration"], quick ? 10 : 30),
     profile: values.profile,
     singles: values.singles,
-    consumerNodeFlags: values["consumer-node-flags"] !== undefined ? values["consumer-node-flags"].split(/\s+/).filter(Boolean) : imageNodeFlags(values["components-from"] ?? repoRoot, "log-consumer"),
+    consumerNodeFlags:
+      values["consumer-node-flags"] !== undefined
+        ? values["consumer-node-flags"].split(/\s+/).filter(Boolean)
+        : values["one-process"]
+          ? busNodeFlags(values["components-from"] ?? repoRoot)
+          : imageNodeFlags(values["components-from"] ?? repoRoot, "log-consumer"),
     componentsFrom: values["components-from"] ?? repoRoot,
+    oneProcess: values["one-process"],
     out: values.out ?? join(repoRoot, "bench-results", `pipeline-${stamp}.json`),
   };
 }
@@ -156,6 +165,14 @@ function imageNodeFlags(checkout: string, service: "broker" | "log-consumer"): s
   const script = argv.indexOf(`services/${service}/dist/main.js`);
   if (argv[0] !== "node" || script < 0) throw new Error(`${dockerfile}: expected CMD ["node", <options>..., "services/${service}/dist/main.js"], found ${cmd}`);
   return argv.slice(1, script);
+}
+
+/** The node options `npm run bus` runs services/bus with: the one-process option has no image of its own yet. */
+function busNodeFlags(checkout: string): string[] {
+  const script = (JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.bus ?? "";
+  const flags = /\bnode((?:\s+--\S+)*)\s+services\/bus\/dist\/main\.js/.exec(script)?.[1];
+  if (flags === undefined) throw new Error(`package.json: expected a "bus" script running node <options>... services/bus/dist/main.js, found ${JSON.stringify(script)}`);
+  return flags.split(/\s+/).filter(Boolean);
 }
 
 interface PipelineCtx extends Ctx {
@@ -202,6 +219,8 @@ interface ConsumerProc {
   opsUrl: string;
   profileDir?: string;
   output: string[];
+  /** Where publishers connect when the broker runs in this process (services/bus). */
+  pub?: string;
 }
 
 /** Reads a child's JSON log lines until `started` matches one; keeps its warnings and errors (the first 1,000). */
@@ -232,38 +251,49 @@ async function startBrokerProc(ctx: PipelineCtx, env: Record<string, string>): P
   const checkout = ctx.opts.componentsFrom;
   const child = spawn(process.execPath, [...imageNodeFlags(checkout, "broker"), join(checkout, "services/broker/dist/main.js")], {
     cwd: checkout,
-    env: {
-      ...process.env,
-      MESSAGE_BUS_CONFIG: join(checkout, "config/message_bus.yaml"),
-      MESSAGE_BUS_HOST: "127.0.0.1",
-      MESSAGE_BUS_PUB_PORT: "0",
-      MESSAGE_BUS_SUB_PORT: "0",
-      MESSAGE_BUS_METRICS_PORT: "0",
-      ...env,
-    },
+    env: { ...process.env, ...brokerEnv(checkout), ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   ctx.children.add(child);
   child.once("exit", () => ctx.children.delete(child));
-  const [, pub, sub] = await awaitStartLine(child, "broker", /"msg":"broker started".*?"pubEndpoint":"([^"]+)","subEndpoint":"([^"]+)"/, []);
+  const [, pub, sub] = await awaitStartLine(child, "broker", BROKER_STARTED, []);
   return { child, pub: pub as string, sub: sub as string };
 }
 
-/** The consumer as it ships: dist/main.js with config/log_consumer.yaml, redirected by its environment variables. */
-async function startConsumerProc(ctx: PipelineCtx, name: string, subEndpoint: string, lokiUrl: string, env: Record<string, string> = {}): Promise<ConsumerProc> {
+const BROKER_STARTED = /"msg":"broker started".*?"pubEndpoint":"([^"]+)","subEndpoint":"([^"]+)"/;
+
+function brokerEnv(checkout: string): Record<string, string> {
+  return {
+    MESSAGE_BUS_CONFIG: join(checkout, "config/message_bus.yaml"),
+    MESSAGE_BUS_HOST: "127.0.0.1",
+    MESSAGE_BUS_PUB_PORT: "0",
+    MESSAGE_BUS_SUB_PORT: "0",
+    MESSAGE_BUS_METRICS_PORT: "0",
+  };
+}
+
+/**
+ * The consumer as it ships: dist/main.js with config/log_consumer.yaml, redirected by its environment variables;
+ * with `broker` (the broker's environment), services/bus/dist/main.js instead: the broker and the consumer in one
+ * process, and the broker's endpoints with it.
+ */
+async function startConsumerProc(ctx: PipelineCtx, name: string, subEndpoint: string, lokiUrl: string, env: Record<string, string> = {}, broker?: Record<string, string>): Promise<ConsumerProc> {
   const subPort = /:(\d+)$/.exec(subEndpoint)?.[1] ?? "";
   const profileDir = ctx.opts.profile ? mkdtempSync(join(ctx.tmp, `prof-${name}-`)) : undefined;
   // The shipped config spools every batch to disk; each run gets its own, empty spool directory.
   const spoolDir = mkdtempSync(join(ctx.tmp, `spool-${name}-`));
   const checkout = ctx.opts.componentsFrom;
-  const args = [...ctx.opts.consumerNodeFlags, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), join(checkout, "services/log-consumer/dist/main.js")];
+  const main = broker ? "services/bus/dist/main.js" : "services/log-consumer/dist/main.js";
+  const args = [...ctx.opts.consumerNodeFlags, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), join(checkout, main)];
   const child = spawn(process.execPath, args, {
     cwd: checkout,
     env: {
       ...process.env,
+      ...broker,
       LOG_CONSUMER_CONFIG: join(checkout, "config/log_consumer.yaml"),
       MESSAGE_BUS_HOST: "127.0.0.1",
-      MESSAGE_BUS_SUB_PORT: subPort,
+      // One process: the broker's free port, which the consumer then subscribes to.
+      MESSAGE_BUS_SUB_PORT: broker ? "0" : subPort,
       LOKI_URL: lokiUrl,
       LOG_CONSUMER_OPS_PORT: "0",
       LOG_CONSUMER_LOG_LEVEL: "info",
@@ -279,8 +309,11 @@ async function startConsumerProc(ctx: PipelineCtx, name: string, subEndpoint: st
     rmSync(spoolDir, { recursive: true, force: true });
   });
   const output: string[] = [];
-  const opsUrl = (await awaitStartLine(child, "consumer", /"msg":"log consumer started".*?"ops":"([^"]+)"/, output))[1] as string;
-  return { child, pid: child.pid as number, opsUrl, ...(profileDir && { profileDir }), output };
+  const [started, brokerStarted] = await Promise.all([
+    awaitStartLine(child, "consumer", /"msg":"log consumer started".*?"ops":"([^"]+)"/, output),
+    broker ? awaitStartLine(child, "broker", BROKER_STARTED, []) : undefined,
+  ]);
+  return { child, pid: child.pid as number, opsUrl: started[1] as string, ...(profileDir && { profileDir }), output, ...(brokerStarted && { pub: brokerStarted[1] as string }) };
 }
 
 /** Sums of each consumer metric over its labels, by label value. */
@@ -325,8 +358,17 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const lokiUrl = ctx.loki?.url ?? "";
 
   const receiver = await startRole<{ url: string }>(["receiver", opts.sink, String(opts.lines), lokiUrl], ctx);
-  const broker = await startBrokerProc(ctx, opts.noDrop ? { MESSAGE_BUS_NO_DROP: "true" } : {});
-  const consumer = await startConsumerProc(ctx, run, broker.sub, receiver.ready.url);
+  const brokerSettings: Record<string, string> = opts.noDrop ? { MESSAGE_BUS_NO_DROP: "true" } : {};
+  let broker: { child?: ChildProcess; pub: string };
+  let consumer: ConsumerProc;
+  if (ctx.opts.oneProcess) {
+    consumer = await startConsumerProc(ctx, run, "", receiver.ready.url, {}, { ...brokerEnv(ctx.opts.componentsFrom), ...brokerSettings });
+    broker = { pub: consumer.pub ?? "" };
+  } else {
+    const separate = await startBrokerProc(ctx, brokerSettings);
+    broker = separate;
+    consumer = await startConsumerProc(ctx, run, separate.sub, receiver.ready.url);
+  }
   const pubs = await Promise.all(
     Array.from({ length: publishers }, (_, index) => {
       const plan: PublisherPlan = { index, publishers, total: opts.lines, rate: opts.rate / publishers, run: runTag, blockSize, batches: !ctx.opts.singles };
@@ -336,7 +378,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const pubPids = pubs.map((p) => p.child.pid);
   const sumCpu = (pids: (number | undefined)[]) => pids.reduce<number>((n, pid) => n + safeCpu(pid), 0);
   const lokiMark = intoLoki && ctx.loki ? await markLoki(ctx.loki) : undefined;
-  const cpu0 = { consumer: safeCpu(consumer.pid), broker: safeCpu(broker.child.pid), publishers: sumCpu(pubPids), sink: safeCpu(receiver.child.pid) };
+  const cpu0 = { consumer: safeCpu(consumer.pid), broker: safeCpu(broker.child?.pid), publishers: sumCpu(pubPids), sink: safeCpu(receiver.child.pid) };
   const startMs = nowMs();
   for (const p of pubs) p.child.send({ go: true });
   let publishing = publishers;
@@ -388,19 +430,19 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const endMs = stats.lastAcceptMs || nowMs();
   const cpu = {
     consumer: safeCpu(consumer.pid) - cpu0.consumer,
-    broker: safeCpu(broker.child.pid) - cpu0.broker,
+    broker: safeCpu(broker.child?.pid) - cpu0.broker,
     lokiAtEnd: safeCpu(ctx.loki?.pid),
     publishers: sumCpu(pubPids) - cpu0.publishers,
     sink: safeCpu(receiver.child.pid) - cpu0.sink,
   };
-  const rss = { consumer: peakRssBytes(consumer.pid), broker: peakRssBytes(broker.child.pid as number) };
+  const rss = { consumer: peakRssBytes(consumer.pid), broker: broker.child ? peakRssBytes(broker.child.pid as number) : 0 };
   const metrics = await scrapeConsumer(consumer.opsUrl);
   while (publishing > 0) await sleep(50);
   const inLoki = intoLoki ? await countInLoki(lokiUrl, '{service=~".+"}', runTag, blockSize, opts.lines) : undefined;
 
   for (const p of pubs) await stopChild(p.child);
   await stopChild(consumer.child);
-  await Promise.all([stopChild(broker.child), stopChild(receiver.child)]);
+  await Promise.all([broker.child && stopChild(broker.child), stopChild(receiver.child)]);
   const delivered = opts.sink === "refuse" ? (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) : stats.distinct;
   const loki = lokiMark && ctx.loki ? await lokiFigures(ctx.loki, lokiMark, cpu.lokiAtEnd, delivered) : undefined;
   const profile = profileOf(consumer, ctx.opts.out.replace(/\.json$/, "") + `-${run}.cpuprofile`);
@@ -418,7 +460,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
     mbPerSec: (delivered * (bytes / sent)) / seconds / MB,
     bytesPerLine: bytes / sent,
     shipper: { name: "consumer", cpuMicrosPerLine: cpu.consumer / delivered, cpuShareOfCore: cpu.consumer / 1e6 / seconds, peakRssMB: rss.consumer / MB },
-    broker: { cpuMicrosPerLine: cpu.broker / delivered, peakRssMB: rss.broker / MB },
+    ...(broker.child && { broker: { cpuMicrosPerLine: cpu.broker / delivered, peakRssMB: rss.broker / MB } }),
     ...(loki && { loki }),
     harnessCpuMicrosPerLine: { publishers: cpu.publishers / delivered, sink: cpu.sink / delivered },
     busMessagesPerLine: (metrics.get("aixcl_log_consumer_messages_received_total")?.get("") ?? 0) / delivered,
@@ -576,7 +618,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => process.exit(130));
   process.on("SIGTERM", () => process.exit(143));
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? "?", memGiB: totalmem() / 2 ** 30, node: process.version, loadBefore: loadavg() };
-  console.log(`Pipeline benchmark${opts.quick ? " (quick)" : ""}: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${machine.loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${opts.publishers} publishers, consumer node options: ${opts.consumerNodeFlags.join(" ") || "(none)"}${opts.componentsFrom === repoRoot ? "" : `, broker and consumer from ${opts.componentsFrom}`}`);
+  console.log(`Pipeline benchmark${opts.quick ? " (quick)" : ""}: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${machine.loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${opts.publishers} publishers, ${opts.oneProcess ? "broker and consumer in one process (services/bus), its" : "consumer"} node options: ${opts.consumerNodeFlags.join(" ") || "(none)"}${opts.componentsFrom === repoRoot ? "" : `, broker and consumer from ${opts.componentsFrom}`}`);
   const results: RunResult[] = [];
   const rows: string[][] = [];
   try {

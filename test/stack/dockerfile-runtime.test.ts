@@ -110,7 +110,7 @@ async function waitHttp(url: string, timeoutMs: number, proc: { child: { exitCod
 describe.skipIf(!distBuilt)("the images' final stages contain what the services need", () => {
   it("broker: starts from services/broker/Dockerfile's runtime files and answers /readyz", { timeout: 300_000 }, async () => {
     const { app, cmd } = assemble("services/broker/Dockerfile");
-    expect(cmd).toEqual(["node", "services/broker/dist/main.js"]);
+    expect(cmd).toEqual(["node", "--max-semi-space-size=1", "services/broker/dist/main.js"]);
     const metrics = await freePort();
     const broker = start(cmd, app, {
       MESSAGE_BUS_HOST: "127.0.0.1",

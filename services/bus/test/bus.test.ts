@@ -1,0 +1,104 @@
+/**
+ * The broker and the consumer in one process (dist/main.js): publishers reach Loki through it, the consumer
+ * follows the broker's port wherever it bound, and SIGTERM stops both cleanly.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Publisher } from "zeromq";
+import { freePort, logMessage, repoRoot, until } from "@aixcl/testkit";
+
+const busMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+beforeAll(() => {
+  // This runs the build, not the sources: `npm test` builds first; alone, build with `npx tsc -b services/bus`.
+  if (!existsSync(busMain)) throw new Error(`${busMain} is missing: run \`npx tsc -b services/bus\` first`);
+});
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A Loki push endpoint that keeps the bodies it accepts (JSON encoding). */
+async function fakeLoki(): Promise<{ url: string; bodies: string[] }> {
+  const bodies: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      bodies.push((req.headers["content-encoding"] === "gzip" ? gunzipSync(body) : body).toString("utf8"));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies };
+}
+
+describe("services/bus: broker and log consumer in one process", () => {
+  it("delivers a published line to Loki through its own broker, and stops cleanly on SIGTERM", async () => {
+    const loki = await fakeLoki();
+    const pubPort = await freePort();
+    const child = spawn(process.execPath, [busMain], {
+      env: {
+        ...process.env,
+        MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
+        LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
+        MESSAGE_BUS_HOST: "127.0.0.1",
+        MESSAGE_BUS_PUB_PORT: String(pubPort),
+        // Any free port: the consumer must subscribe where the broker bound, not to the configured 0.
+        MESSAGE_BUS_SUB_PORT: "0",
+        MESSAGE_BUS_METRICS_PORT: "0",
+        LOG_CONSUMER_OPS_PORT: "0",
+        LOG_CONSUMER_SPOOL_DIR: "",
+        LOG_CONSUMER_BATCH_MAX_WAIT: "100ms",
+        LOKI_URL: loki.url,
+        LOKI_PUSH_ENCODING: "json",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const lines: Record<string, unknown>[] = [];
+    let buffer = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString("utf8");
+      for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
+        lines.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
+        buffer = buffer.slice(nl + 1);
+      }
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      if (stderr.trim() !== "") console.error(stderr);
+    });
+    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    const subEndpoint = String(lines.find((l) => l.msg === "broker started")?.subEndpoint);
+    expect(subEndpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
+
+    const pub = new Publisher({ linger: 0 });
+    cleanups.push(() => pub.close());
+    pub.connect(`tcp://127.0.0.1:${pubPort}`);
+    // A PUB socket drops what it sends before it has heard the broker's subscriptions: send until one arrives.
+    const delivered = () => loki.bodies.some((b) => b.includes("one process, one line"));
+    for (let tries = 0; !delivered() && tries < 100; tries++) {
+      await pub.send(logMessage("aixcl", "bus-test", "main", "one process, one line"));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(delivered(), loki.bodies.join("\n").slice(0, 500)).toBe(true);
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    // The broker stops first, so what publishers sent until they held reaches the consumer, which flushes it.
+    const messages = lines.map((l) => l.msg);
+    expect(messages).toContain("broker stopped");
+    expect(messages.indexOf("broker stopped")).toBeLessThan(messages.indexOf("flushed everything before stopping"));
+  });
+});
