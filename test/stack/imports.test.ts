@@ -18,6 +18,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "clients/node": ["@aixcl/wire", "@aixcl/client-logger"],
   "services/broker": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
   "services/log-consumer": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
+  // The broker and the consumer in one process: above both.
+  "services/bus": ["@aixcl/service-runtime", "@aixcl/broker", "@aixcl/log-consumer"],
   "packages/cli": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
   "packages/testkit": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime"],
   "packages/bus-harness": ["@aixcl/wire", "@aixcl/client-logger", "@aixcl/service-runtime", "@aixcl/broker", "@aixcl/log-consumer", "@aixcl/testkit"],
