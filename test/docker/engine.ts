@@ -67,6 +67,23 @@ export function health(service: string): string {
   return docker(["inspect", "--format", "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}", container(service)]);
 }
 
+/**
+ * For a failure message: each of `services` that is not running and healthy, with its state, restarts, its health
+ * check's last outputs and its last log lines, so a wait that timed out says which service held it and why.
+ */
+export function unhealthyReport(services: readonly string[]): string {
+  return services
+    .map((service) => {
+      const state = spawnSync("docker", ["inspect", "--format", "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}} restarts {{.RestartCount}}", container(service)], { encoding: "utf8" });
+      if (state.status === 0 && state.stdout.startsWith("running/healthy ")) return "";
+      const checks = spawnSync("docker", ["inspect", "--format", "{{if .State.Health}}{{range .State.Health.Log}}exit {{.ExitCode}}: {{.Output}}{{end}}{{end}}", container(service)], { encoding: "utf8" });
+      const lines = containerLog(service).trimEnd().split("\n").slice(-20).join("\n");
+      return `${service}: ${state.stdout.trim() || state.stderr.trim()}\n  health checks: ${checks.stdout.trim().slice(-1500)}\n  last log lines:\n${lines}`;
+    })
+    .filter((report) => report !== "")
+    .join("\n");
+}
+
 export function restartCount(service: string): number {
   return Number(docker(["inspect", "--format", "{{.RestartCount}}", container(service)]));
 }

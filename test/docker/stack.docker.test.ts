@@ -32,7 +32,7 @@ import { missing, runCleanups } from "../../services/log-consumer/test/processes
 import { Checkout, currentUser, testerUser, type AixclUser } from "./checkout.js";
 import { pythonFieldsProgram, pythonNumberedProgram, runNodeTransports, runPython, sendOtlp } from "./clients.js";
 import { ALL_SOURCES, collect, describeLoss, LOKI, RATE, settled, startSources, type SourceKind } from "./load.js";
-import { container, containerLog, docker, engineProblem, health, imagesProblem, killServiceProcess, PROJECT, projectContainers, projectVolumes, restartCount, servicePid } from "./engine.js";
+import { container, containerLog, docker, engineProblem, health, imagesProblem, killServiceProcess, PROJECT, projectContainers, projectVolumes, restartCount, servicePid, unhealthyReport } from "./engine.js";
 import { orderedScenario } from "./scenario.js";
 
 const CI = process.env.CI === "true";
@@ -79,10 +79,11 @@ function healthyAfter(stderr: string): number {
   return Number(m[1]);
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+/** Polls `check` until it holds; on timeout the error carries `explain()`'s text, if given. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000, explain?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `\n${explain()}` : ""}`);
     await sleep(500);
   }
 }
@@ -304,7 +305,7 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
     await sleep(3000);
     const at = Math.max(...[...sources.values()].map((s) => s.next));
     await fault();
-    await until("all services healthy again", allHealthy, 120_000);
+    await until("all services healthy again", allHealthy, 120_000, () => unhealthyReport(SERVICES));
     await sleep(3000);
     const results = await collect(sources);
     figure(`${name} at ${RATE} lines/s per source, fault at seq ~${at}: ${results.map(describeLoss).join("; ")}`);
@@ -373,7 +374,7 @@ describe.skipIf(skip !== undefined).each(users)("one ordered scenario: the stack
     const restartTo = Math.max(...[...sources.values()].map((s) => s.next));
     await sleep(3000);
     docker(["start", container("log-consumer")]);
-    await until("all services healthy again", allHealthy, 120_000);
+    await until("all services healthy again", allHealthy, 120_000, () => unhealthyReport(SERVICES));
     const results = await collect(sources);
     figure(`consumer stopped, broker restarted with its disk backlog, consumer back: ${results.map(describeLoss).join("; ")}`);
     for (const result of results) {
