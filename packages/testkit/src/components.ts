@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "alertmanager" | "amtool" | "otelcol";
+export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "alertmanager" | "amtool" | "versitygw" | "otelcol";
 
 /** Repository root: this file is <root>/packages/testkit/{src,dist}/components.{ts,js}. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -9,6 +9,8 @@ export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 /** The config files we ship, which the harness runs unmodified (see each start function for redirection). */
 export const shippedConfig = {
   loki: `${repoRoot}loki/loki-config.yml`,
+  /** The HA profile's (docker-compose.ha.yml): three instances on one S3 bucket. */
+  lokiHa: `${repoRoot}loki/loki-ha.yml`,
   promtail: `${repoRoot}promtail/promtail-config.yml`,
   prometheus: `${repoRoot}prometheus/prometheus.yml`,
   alertmanager: `${repoRoot}alertmanager/alertmanager.yml`,

@@ -3,6 +3,8 @@ export type { ComponentName, ComponentRequirement } from "./components.js";
 export { freePort, printComponentLogsOnFailure, tempDir } from "./process.js";
 export { busEntry, entryCount, queryAll, queryInstant, queryRange, startLoki } from "./loki.js";
 export type { LokiHandle, LokiStream, QueryRangeOptions, StartLokiOptions } from "./loki.js";
+export { startLokiHa } from "./loki-ha.js";
+export type { LokiHaCluster, LokiHaInstance, S3StoreHandle } from "./loki-ha.js";
 export { startAlertmanager } from "./alertmanager.js";
 export type { AlertmanagerAlert, AlertmanagerHandle, StartAlertmanagerOptions } from "./alertmanager.js";
 export { startPromtail } from "./promtail.js";
