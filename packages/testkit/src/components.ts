@@ -1,7 +1,15 @@
 import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export type ComponentName = "loki" | "promtail" | "prometheus" | "promtool" | "alertmanager" | "amtool" | "otelcol";
+export type ComponentName =
+  | "loki"
+  | "promtail"
+  | "prometheus"
+  | "promtool"
+  | "alertmanager"
+  | "amtool"
+  | "versitygw"
+  | "otelcol";
 
 /** Repository root: this file is <root>/packages/testkit/{src,dist}/components.{ts,js}. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -23,8 +31,9 @@ export const shippedConfig = {
 const resolved = new Map<ComponentName, string | undefined>();
 
 /**
- * Path of the cached build of `name` at the version docker-compose.yml pins, or undefined when it has not
- * been built (`npm run components`). scripts/components.sh owns the pin-to-path rule; this asks it.
+ * Path of the cached build of `name` at the version docker-compose.yml (versitygw: docker-compose.ha.yml) pins, or
+ * undefined when it has not been built (`npm run components`). scripts/components.sh owns the pin-to-path rule;
+ * this asks it.
  */
 export function componentBinary(name: ComponentName): string | undefined {
   if (!resolved.has(name)) {
@@ -54,7 +63,7 @@ export function requireComponent(name: ComponentName): ComponentRequirement {
   const reason =
     name === "otelcol"
       ? "otelcol is not built for the version pinned in bench/otelcol/builder-config.yaml; run `npm run components -- otelcol`"
-      : `${name} is not built for the version pinned in docker-compose.yml; run \`npm run components\``;
+      : `${name} is not built for the version pinned in docker-compose.yml (versitygw: docker-compose.ha.yml); run \`npm run components\``;
   if (process.env["CI"] === "true") throw new Error(`CI=true and ${reason}`);
   return { skip: reason };
 }
