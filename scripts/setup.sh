@@ -2,7 +2,8 @@
 # Everything the tests need, installed or built where missing, each step timed; what is there already costs
 # seconds. `npm test` runs it first (scripts/test.sh), and so does CI (.ci/run). On a fresh machine it:
 #   1. installs the npm dependencies (npm ci) when package-lock.json changed since the last install;
-#   2. builds the real Loki, Promtail, Prometheus and promtool at the docker-compose.yml pins (scripts/components.sh);
+#   2. builds the real Loki, Promtail, Prometheus, promtool, Alertmanager, amtool and versitygw at the compose files'
+#      pins (scripts/components.sh);
 #   3. builds the test Grafana server (grafana/scripts/grafana-server.sh);
 #   4. builds the OpenTelemetry Collector the benchmark runs beside Promtail, which test/components/otelcol.test.ts
 #      checks (scripts/components.sh otelcol, pinned in bench/otelcol/builder-config.yaml; 2.5 minutes after the
@@ -43,7 +44,7 @@ docker_engine() {
 }
 
 step "npm dependencies" npm_dependencies
-step "real components (Loki, Promtail, Prometheus, promtool, Alertmanager, amtool)" bash scripts/components.sh
+step "real components (Loki, Promtail, Prometheus, promtool, Alertmanager, amtool, versitygw)" bash scripts/components.sh
 step "test Grafana server" bash grafana/scripts/grafana-server.sh
 step "OpenTelemetry Collector (the benchmark's second reference shipper)" bash scripts/components.sh otelcol
 # CI proves every time that the package installs into a new venv, as a user's `pip install` does.

@@ -25,8 +25,9 @@ export const shippedConfig = {
 const resolved = new Map<ComponentName, string | undefined>();
 
 /**
- * Path of the cached build of `name` at the version docker-compose.yml pins, or undefined when it has not
- * been built (`npm run components`). scripts/components.sh owns the pin-to-path rule; this asks it.
+ * Path of the cached build of `name` at the version docker-compose.yml (versitygw: docker-compose.ha.yml) pins, or
+ * undefined when it has not been built (`npm run components`). scripts/components.sh owns the pin-to-path rule;
+ * this asks it.
  */
 export function componentBinary(name: ComponentName): string | undefined {
   if (!resolved.has(name)) {
@@ -56,7 +57,7 @@ export function requireComponent(name: ComponentName): ComponentRequirement {
   const reason =
     name === "otelcol"
       ? "otelcol is not built for the version pinned in bench/otelcol/builder-config.yaml; run `npm run components -- otelcol`"
-      : `${name} is not built for the version pinned in docker-compose.yml; run \`npm run components\``;
+      : `${name} is not built for the version pinned in docker-compose.yml (versitygw: docker-compose.ha.yml); run \`npm run components\``;
   if (process.env["CI"] === "true") throw new Error(`CI=true and ${reason}`);
   return { skip: reason };
 }
