@@ -108,7 +108,7 @@ describe("the docs' ./aixcl commands", () => {
 
   beforeAll(() => {
     dir = tempDir("docs");
-    for (const f of ["aixcl", ".env.example", "docker-compose.yml"]) copyFileSync(join(root, f), join(dir, f));
+    for (const f of ["aixcl", ".env.example", "docker-compose.yml", "docker-compose.ha.yml"]) copyFileSync(join(root, f), join(dir, f));
     writeFileSync(join(dir, ".env"), "GRAFANA_ADMIN_PASSWORD=docs0test0password0long\n");
   });
 

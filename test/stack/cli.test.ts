@@ -31,7 +31,7 @@ let dir: string;
 
 beforeEach(() => {
   dir = tempDir("cli");
-  for (const f of ["aixcl", ".env.example", "docker-compose.yml"]) copyFileSync(join(root, f), join(dir, f));
+  for (const f of ["aixcl", ".env.example", "docker-compose.yml", "docker-compose.ha.yml"]) copyFileSync(join(root, f), join(dir, f));
 });
 
 function aixcl(args: string[], env: Record<string, string> = {}, options: { input?: string; path?: string; cwd?: string } = {}): Result {
@@ -688,5 +688,79 @@ describe("./aixcl and docker-compose.yml agree", () => {
     const script = readFileSync(join(root, "aixcl"), "utf8");
     const listed = /^SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ");
     expect(listed?.sort()).toEqual(started.sort());
+  });
+});
+
+describe("start --ha and --single (the HA profile)", () => {
+  const HA_HEALTHY = `${ALL_HEALTHY}\n${["loki-1", "loki-2", "loki-3", "s3"].map((s) => `${s} running healthy`).join("\n")}`;
+  const haGlobal = () => ["--file", join(dir, "docker-compose.ha.yml")];
+  const envLine = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(readFileSync(join(dir, ".env"), "utf8"))?.[1];
+
+  it("--ha keeps the choice in .env, adds the HA file and the store's profile, and writes generated S3 keys as a secret file only", () => {
+    const r = aixcl(["start", "--ha"], { FAKE_DOCKER_PS: HA_HEALTHY });
+    expect(r.stderr).toContain("All services healthy");
+    expect(r.status).toBe(0);
+    expect(envLine("AIXCL_LOKI_MODE")).toBe("ha");
+    const id = envLine("AIXCL_S3_ACCESS_KEY_ID") ?? "";
+    const secret = envLine("AIXCL_S3_SECRET_ACCESS_KEY") ?? "";
+    expect(id).toMatch(/^aixcl-[A-Za-z0-9]{12}$/);
+    expect(secret).toMatch(/^[A-Za-z0-9]{32}$/);
+    const file = join(dir, ".secrets/s3_credentials");
+    expect(readFileSync(file, "utf8")).toBe(`[default]\naws_access_key_id = ${id}\naws_secret_access_key = ${secret}\n`);
+    expect(statSync(join(dir, ".secrets")).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, ".env")).mode & 0o777).toBe(0o600);
+    expect(`${r.stdout}${r.stderr}${r.calls.flat().join(" ")}`).not.toContain(secret);
+    const up = r.calls.find((c) => c.includes("up")) ?? [];
+    expect(up.join(" ")).toContain(`${haGlobal().join(" ")} --profile ha-store`);
+    // The wait covers the instances and the store too: one of them not healthy fails the start.
+    const notAll = aixcl(["start"], { FAKE_DOCKER_PS: HA_HEALTHY.replace("loki-2 running healthy", "loki-2 running starting") });
+    expect(notAll.status).toBe(1);
+    expect(notAll.stderr).toMatch(/Not healthy after 4s:.*loki-2/);
+  });
+
+  it("a second --ha start keeps the keys; --single switches back and drops the HA file", () => {
+    aixcl(["start", "--ha"], { FAKE_DOCKER_PS: HA_HEALTHY });
+    const secret = envLine("AIXCL_S3_SECRET_ACCESS_KEY");
+    aixcl(["start", "--ha"], { FAKE_DOCKER_PS: HA_HEALTHY });
+    expect(envLine("AIXCL_S3_SECRET_ACCESS_KEY")).toBe(secret);
+    const r = aixcl(["start", "--single"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+    expect(r.status).toBe(0);
+    expect(envLine("AIXCL_LOKI_MODE")).toBe("single");
+    expect(upCall(r)).toBeDefined();
+    expect(r.calls.flat()).not.toContain(join(dir, "docker-compose.ha.yml"));
+  });
+
+  it("with the user's S3 named in .env: no store of ours, and no start without its keys", () => {
+    const r = aixcl(["start", "--ha"], { FAKE_DOCKER_PS: HA_HEALTHY, AIXCL_S3_ENDPOINT: "s3.example.com" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("AIXCL_S3_ENDPOINT names your own S3, but .env lacks AIXCL_S3_ACCESS_KEY_ID or AIXCL_S3_SECRET_ACCESS_KEY");
+    expect(r.calls.some((c) => c.includes("up"))).toBe(false);
+    const ok = aixcl(["start", "--ha"], {
+      FAKE_DOCKER_PS: HA_HEALTHY.replace("s3 running healthy", ""),
+      AIXCL_S3_ENDPOINT: "s3.example.com",
+      AIXCL_S3_ACCESS_KEY_ID: "AKIAEXAMPLE",
+      AIXCL_S3_SECRET_ACCESS_KEY: "their-secret-key-1234567890",
+    });
+    expect(ok.stderr).toContain("All services healthy");
+    const up = ok.calls.find((c) => c.includes("up")) ?? [];
+    expect(up).toContain(join(dir, "docker-compose.ha.yml"));
+    expect(up).not.toContain("ha-store");
+  });
+
+  it("refuses an unknown option, an unknown mode in .env, and a Compose too old for the HA file", () => {
+    expect(aixcl(["start", "--fast"]).status).toBe(2);
+    const bad = aixcl(["start"], { AIXCL_LOKI_MODE: "cluster" });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("AIXCL_LOKI_MODE is 'cluster': it must be single or ha");
+    const old = aixcl(["start", "--ha"], { FAKE_DOCKER_COMPOSE: "2.24.0", FAKE_DOCKER_PS: HA_HEALTHY });
+    expect(old.status).toBe(1);
+    expect(old.stderr).toContain("too old for the HA profile: 2.24.4 or newer is needed");
+  });
+
+  it("lists exactly the HA file's services that are not the gateway", () => {
+    const ha = parse(readFileSync(join(root, "docker-compose.ha.yml"), "utf8"), { merge: true }) as { services: Record<string, unknown>; volumes: Record<string, unknown> };
+    const script = readFileSync(join(root, "aixcl"), "utf8");
+    expect(/^HA_SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ").sort()).toEqual(Object.keys(ha.services).filter((n) => n !== "loki").sort());
+    expect(/^HA_VOLUMES="([^"]+)"$/m.exec(script)?.[1]?.split(" ").sort()).toEqual(Object.keys(ha.volumes).sort());
   });
 });

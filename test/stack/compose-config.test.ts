@@ -24,7 +24,7 @@ interface Port {
 }
 interface Resolved {
   name: string;
-  services: Record<string, { ports?: Port[]; environment?: Record<string, string>; volumes?: { source: string; target: string; read_only?: boolean }[]; profiles?: string[]; secrets?: { source: string; target?: string }[] }>;
+  services: Record<string, { image?: string; ports?: Port[]; environment?: Record<string, string>; volumes?: { source: string; target: string; read_only?: boolean }[]; profiles?: string[]; secrets?: { source: string; target?: string }[]; entrypoint?: string[] | null; command?: string[] | null }>;
   secrets?: Record<string, { file?: string }>;
 }
 
@@ -98,5 +98,70 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     const r = load(dotEnv(), broken);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/mem_limt/);
+  });
+
+  describe("with docker-compose.ha.yml (the HA profile: ./aixcl start --ha)", () => {
+    const haFiles = `${join(root, "docker-compose.yml")},${join(root, "docker-compose.ha.yml")}`;
+    const secretKey = "Zq7wX2cV9bN4mK8jH3gF6dS1aP5oI0uY";
+    const haEnv = () => `${dotEnv()}\nAIXCL_LOKI_MODE=ha\nAIXCL_S3_ACCESS_KEY_ID=aixcl-abc\nAIXCL_S3_SECRET_ACCESS_KEY=${secretKey}\n`;
+
+    it("replaces the single Loki by a gateway under its name and port, adds three instances and the store, publishes nothing new", () => {
+      const r = load(haEnv(), haFiles);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      const project = r.project as Resolved;
+      expect(Object.keys(project.services).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "loki-1", "loki-2", "loki-3", "prometheus", "promtail", "s3"]);
+      const gateway = project.services.loki!;
+      expect(gateway.image).toMatch(/^nginx:\d+\.\d+\.\d+/);
+      // !override and !reset took: none of the single instance's mounts or command is left on the gateway.
+      expect(gateway.volumes?.map((v) => v.target)).toEqual(["/etc/nginx/loki-gateway.conf"]);
+      expect(gateway.command ?? []).toEqual([]);
+      expect(gateway.ports).toEqual([expect.objectContaining({ host_ip: "127.0.0.1", target: 3100, published: "3100" })]);
+      for (const name of ["loki-1", "loki-2", "loki-3", "s3"]) expect(project.services[name]?.ports ?? []).toEqual([]);
+      const ports = Object.values(project.services).flatMap((s) => s.ports ?? []);
+      expect(ports).toHaveLength(9);
+      for (const p of ports) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
+    });
+
+    it("runs the instances on the single instance's pinned image, each with its own volume and instance id", () => {
+      const single = load(dotEnv()).project as Resolved;
+      const project = load(haEnv(), haFiles).project as Resolved;
+      const ids = new Set<string>();
+      const volumes = new Set<string>();
+      for (const name of ["loki-1", "loki-2", "loki-3"]) {
+        const s = project.services[name]!;
+        expect(s.image).toBe(single.services.loki?.image);
+        ids.add(s.environment?.LOKI_INSTANCE_ID ?? "");
+        volumes.add(s.volumes?.find((v) => v.target === "/loki")?.source ?? "");
+      }
+      expect([...ids].sort()).toEqual(["loki-1", "loki-2", "loki-3"]);
+      expect(volumes.size).toBe(3);
+      expect(project.services["loki-1"]?.environment?.LOKI_COMPACTOR_MODE).toBe("main");
+      expect(project.services["loki-2"]?.environment?.LOKI_COMPACTOR_MODE).toBeUndefined();
+    });
+
+    it("keeps the S3 keys out of every environment: only the instances and the store mount the secret file", () => {
+      const project = load(haEnv(), haFiles).project as Resolved;
+      expect(JSON.stringify(project)).not.toContain(secretKey);
+      const holders = Object.entries(project.services)
+        .filter(([, s]) => s.secrets?.some((x) => x.source === "s3_credentials"))
+        .map(([name]) => name)
+        .sort();
+      expect(holders).toEqual(["loki-1", "loki-2", "loki-3", "s3"]);
+      expect(project.secrets?.s3_credentials?.file).toBe(join(root, ".secrets/s3_credentials"));
+      expect(project.services.grafana?.secrets?.map((x) => x.source)).toEqual(["grafana_admin_password"]);
+    });
+
+    it("points the instances at the user's S3 when .env names one", () => {
+      const r = load(`${haEnv()}AIXCL_S3_ENDPOINT=s3.eu-west-1.amazonaws.com\nAIXCL_S3_BUCKET=team-logs\nAIXCL_S3_REGION=eu-west-1\nAIXCL_S3_INSECURE=false\n`, haFiles);
+      expect(r.status).toBe(0);
+      expect(r.project?.services["loki-2"]?.environment).toMatchObject({
+        LOKI_S3_ENDPOINT: "s3.eu-west-1.amazonaws.com",
+        LOKI_S3_BUCKET: "team-logs",
+        LOKI_S3_REGION: "eu-west-1",
+        LOKI_S3_INSECURE: "false",
+        AWS_SHARED_CREDENTIALS_FILE: "/run/secrets/s3_credentials",
+      });
+    });
   });
 });

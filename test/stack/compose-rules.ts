@@ -85,7 +85,8 @@ function imageProblems(name: string, service: Service, all: Record<string, Servi
   }
   const builtElsewhere = Object.values(all).some((s) => s.build !== undefined && s.image === image);
   if (builtElsewhere) return service.pull_policy === "never" ? [] : [`${name}: ${image} is built by another service; set pull_policy: never`];
-  if (!digest && !/^v?\d+(\.\d+)+$/.test(tag ?? "")) return [`${name}: image ${image} must be pinned to a version (x.y.z), got tag ${tag}`];
+  // A version, with the image's variant when it has one (nginx:1.30.6-alpine): never a moving tag (main, alpine).
+  if (!digest && !/^v?\d+(\.\d+)+(-[a-z][a-z0-9.]*)?$/.test(tag ?? "")) return [`${name}: image ${image} must be pinned to a version (x.y.z), got tag ${tag}`];
   return [];
 }
 

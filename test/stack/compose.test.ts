@@ -31,6 +31,24 @@ describe("docker-compose.yml follows the stack's rules", () => {
     expect(composeProblems(compose())).toEqual([]);
   });
 
+  it("has none with docker-compose.ha.yml over it (the HA profile), and a rule still catches what it is for there", () => {
+    // Compose merges a service of the second file into the first's key by key; the gateway (loki) keeps the single
+    // instance's hardening and replaces the rest. compose-config.test.ts checks the real merge (!override, !reset).
+    const merged = (change?: (ha: Doc) => void): Doc => {
+      const doc = compose();
+      const ha = load(read("docker-compose.ha.yml"));
+      change?.(ha);
+      const base = services(doc);
+      for (const [name, s] of Object.entries(services(ha))) base[name] = { ...(base[name] ?? {}), ...s };
+      return doc;
+    };
+    expect(composeProblems(merged())).toEqual([]);
+    const withS3Port = merged((ha) => {
+      services(ha)["s3"]!.ports = ["7070:7070"];
+    });
+    expect(composeProblems(withS3Port)).toContain('s3: port "7070:7070" must be published as 127.0.0.1:<host port>:<container port>');
+  });
+
   it("runs the seven services under the project name aixcl-logging, plus the on-demand cli", () => {
     const doc = compose();
     expect(doc.name).toBe("aixcl-logging");

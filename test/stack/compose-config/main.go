@@ -2,19 +2,21 @@
 // the resolved project as JSON: the same schema validation and interpolation `docker compose config` does,
 // without Docker. Used by test/stack/compose-config.test.ts.
 //
-// Usage: compose-config <compose file> <project dir> <env file>
+// Usage: compose-config <compose file>[,<override file>...] <project dir> <env file>
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 )
 
 func run(file, dir, envFile string) error {
-	opts, err := cli.NewProjectOptions([]string{file},
+	// Several files, comma-separated, merge as `docker compose -f a -f b` merges them (the HA profile).
+	opts, err := cli.NewProjectOptions(strings.Split(file, ","),
 		cli.WithName("aixcl"),
 		cli.WithWorkingDirectory(dir),
 		cli.WithEnvFiles(envFile),
@@ -39,7 +41,7 @@ func run(file, dir, envFile string) error {
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: compose-config <compose file> <project dir> <env file>")
+		fmt.Fprintln(os.Stderr, "usage: compose-config <compose file>[,<override file>...] <project dir> <env file>")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
