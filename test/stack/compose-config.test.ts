@@ -107,7 +107,7 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     expect(local?.secrets?.map((x) => x.source)).toEqual(["loki_password", "loki_bearer_token"]);
 
     const remote = consumer(
-      `${dotEnv()}\nAIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_CA_FILE=./certs/ca.pem\nAIXCL_LOKI_TENANT_ID=team-a\nAIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\n`,
+      `${dotEnv()}\nAIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_CA_FILE=./certs/ca.pem\nAIXCL_LOKI_TENANT_ID=team-a\nAIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\nAIXCL_CONSUMER_LABELS=host=berlin-1\n`,
     );
     expect(remote?.environment).toMatchObject({
       LOKI_URL: "https://logs.example.net",
@@ -116,6 +116,7 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
       LOKI_USERNAME: "edge-1",
       LOKI_PASSWORD_FILE: "/run/secrets/loki_password",
       LOKI_BEARER_TOKEN_FILE: "",
+      LOG_CONSUMER_STATIC_LABELS: "host=berlin-1",
     });
     expect(remote?.volumes?.find((v) => v.target === "/etc/aixcl/loki-ca.pem")).toMatchObject({ source: join(root, "certs/ca.pem"), read_only: true });
     const token = consumer(`${dotEnv()}\nAIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_BEARER_TOKEN=t0ken-Zr4\n`);
