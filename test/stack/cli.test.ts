@@ -506,6 +506,27 @@ describe("start", () => {
       expect(r.status, r.stderr).toBe(0);
     });
 
+    it.each([
+      ["AIXCL_LOKI_CA_FILE=./certs/missing.pem", "AIXCL_LOKI_CA_FILE in"],
+      ["AIXCL_LOKI_PASSWORD=pa55-Xq7", "AIXCL_LOKI_PASSWORD is set in"],
+      ["AIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\nAIXCL_LOKI_BEARER_TOKEN=t0ken", "sets both AIXCL_LOKI_USERNAME (basic auth) and AIXCL_LOKI_BEARER_TOKEN"],
+    ])("refuses remote Loki settings the consumer could not use (%s) before compose runs", (settings, message) => {
+      writeFileSync(join(dir, ".env"), `${password}${settings}\n`, { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(message);
+      expect(composeCalls(r)).toEqual([]);
+      expect(r.stderr).not.toContain("pa55");
+    });
+
+    it("accepts a CA file relative to the checkout", () => {
+      mkdirSync(join(dir, "certs"));
+      writeFileSync(join(dir, "certs", "ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_CA_FILE=./certs/ca.pem\n`, { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+      expect(r.status, r.stderr).toBe(0);
+    });
+
     it("writes the remote Loki's password and token from .env into the consumer's secret files (0600), never onto a command line", () => {
       writeFileSync(join(dir, ".env"), `${password}AIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD="s3cret-pa55"\n`, { mode: 0o600 });
       const r = started();
