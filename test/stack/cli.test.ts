@@ -467,6 +467,88 @@ describe("start", () => {
     }
   });
 
+  describe("across several machines", () => {
+    const password = "GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\n";
+
+    it.each([["0.0.0.0", ".env"], ["192.168.1.20", ".env"], ["10.0.0.7", "environment"]])(
+      "AIXCL_BUS_BIND=%s (from %s) without keys: refuses, says what to do, starts nothing",
+      (bind, from) => {
+        writeFileSync(join(dir, ".env"), from === ".env" ? `${password}AIXCL_BUS_BIND=${bind}\n` : password, { mode: 0o600 });
+        const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, ...(from === ".env" ? {} : { AIXCL_BUS_BIND: bind }) });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`error: AIXCL_BUS_BIND=${bind} publishes the bus ports (5555, 5556) beyond this machine, and the bus has no CurveZMQ keys`);
+        expect(r.stderr).toContain("Nothing was started.");
+        expect(r.stderr).toContain("./aixcl keys register <name> <public-key-or-file>");
+        expect(r.stderr).toContain(`AIXCL_BUS_BIND=127.0.0.1 in ${join(dir, ".env")}`);
+        // Neither compose nor a build ran: nothing was created.
+        expect(composeCalls(r)).toEqual([]);
+      },
+    );
+
+    it("AIXCL_BUS_BIND on another address with the broker's keys starts, and compose gets the address", () => {
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_BUS_BIND=0.0.0.0\n`, { mode: 0o600 });
+      mkdirSync(join(dir, "keys", "broker"), { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, "keys", "broker", "broker.secret"), "s", { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+      expect(r.status, r.stderr).toBe(0);
+      expect(upCall(r)).toBeDefined();
+    });
+
+    it.each(["127.0.0.1", "localhost", "::1", ""])("AIXCL_BUS_BIND=%j (this machine only) needs no keys", (bind) => {
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_BUS_BIND=${bind}\n`, { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+      expect(r.status, r.stderr).toBe(0);
+    });
+
+    it("with AIXCL_BUS_HOST (someone else's bus) the stack publishes no bus port, so AIXCL_BUS_BIND needs no keys", () => {
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_BUS_BIND=0.0.0.0\nAIXCL_BUS_HOST=host.docker.internal\n`, { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY.replace("broker running healthy\n", "") });
+      expect(r.status, r.stderr).toBe(0);
+    });
+
+    it.each([
+      ["AIXCL_LOKI_CA_FILE=./certs/missing.pem", "AIXCL_LOKI_CA_FILE in"],
+      ["AIXCL_LOKI_PASSWORD=pa55-Xq7", "AIXCL_LOKI_PASSWORD is set in"],
+      ["AIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\nAIXCL_LOKI_BEARER_TOKEN=t0ken", "sets both AIXCL_LOKI_USERNAME (basic auth) and AIXCL_LOKI_BEARER_TOKEN"],
+    ])("refuses remote Loki settings the consumer could not use (%s) before compose runs", (settings, message) => {
+      writeFileSync(join(dir, ".env"), `${password}${settings}\n`, { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(message);
+      expect(composeCalls(r)).toEqual([]);
+      expect(r.stderr).not.toContain("pa55");
+    });
+
+    it("accepts a CA file relative to the checkout", () => {
+      mkdirSync(join(dir, "certs"));
+      writeFileSync(join(dir, "certs", "ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_CA_FILE=./certs/ca.pem\n`, { mode: 0o600 });
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+      expect(r.status, r.stderr).toBe(0);
+    });
+
+    it("writes the remote Loki's password and token from .env into the consumer's secret files (0600), never onto a command line", () => {
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD="s3cret-pa55"\n`, { mode: 0o600 });
+      const r = started();
+      expect(r.status, r.stderr).toBe(0);
+      const file = (name: string) => join(dir, ".secrets", name);
+      expect(readFileSync(file("loki_password"), "utf8")).toBe("s3cret-pa55");
+      // Compose needs the file of every secret a service names: the unused one is there, empty.
+      expect(readFileSync(file("loki_bearer_token"), "utf8")).toBe("");
+      for (const name of ["loki_password", "loki_bearer_token"]) {
+        expect(statSync(file(name)).mode & 0o777).toBe(0o600);
+        // The consumer runs as the services' uid (1000 when ./aixcl runs as root).
+        expect(statSync(file(name)).uid).toBe(process.getuid?.() === 0 ? 1000 : process.getuid?.());
+      }
+      expect(r.calls.flat().join(" ")).not.toContain("s3cret");
+      // Changed in .env, the file follows at the next start.
+      writeFileSync(join(dir, ".env"), `${password}AIXCL_LOKI_BEARER_TOKEN=t0ken\n`, { mode: 0o600 });
+      started();
+      expect(readFileSync(file("loki_password"), "utf8")).toBe("");
+      expect(readFileSync(file("loki_bearer_token"), "utf8")).toBe("t0ken");
+    });
+  });
+
   it("when compose up fails, says how to diagnose", () => {
     const r = aixcl(["start"], { FAKE_DOCKER_UP_EXIT: "1" });
     expect(r.status).toBe(1);

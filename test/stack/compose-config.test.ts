@@ -84,6 +84,53 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     expect(r.project?.services.promtail?.volumes?.find((v) => v.target === "/var/run/docker.sock")?.source).toBe("/run/user/1000/docker.sock");
   });
 
+  it("publishes the two bus ports on AIXCL_BUS_BIND, the broker's metrics still on 127.0.0.1", () => {
+    const r = load(`${dotEnv()}\nAIXCL_BUS_BIND=192.168.1.20\n`);
+    expect(r.stderr).toBe("");
+    const ports = r.project?.services.broker?.ports ?? [];
+    expect(ports.map((p) => [p.host_ip, p.target])).toEqual([["192.168.1.20", 5555], ["192.168.1.20", 5556], ["127.0.0.1", 9464]]);
+    // Every other service stays on 127.0.0.1.
+    const others = Object.entries(r.project?.services ?? {}).filter(([name]) => name !== "broker").flatMap(([, s]) => s.ports ?? []);
+    for (const p of others) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
+  });
+
+  it("points the consumer at a remote Loki from .env: URL, CA file, tenant, user; the password only as a secret file", () => {
+    const consumer = (envText: string) => {
+      const r = load(envText);
+      expect(r.stderr).toBe("");
+      return r.project?.services["log-consumer"];
+    };
+    // The defaults: the stack's Loki, no credentials, the CA mount unused.
+    const local = consumer(dotEnv());
+    expect(local?.environment).toMatchObject({ LOKI_URL: "http://loki:3100", LOKI_CA_FILE: "", LOKI_USERNAME: "", LOKI_PASSWORD_FILE: "", LOKI_BEARER_TOKEN_FILE: "" });
+    expect(local?.volumes?.find((v) => v.target === "/etc/aixcl/loki-ca.pem")).toMatchObject({ source: "/dev/null", read_only: true });
+    expect(local?.secrets?.map((x) => x.source)).toEqual(["loki_password", "loki_bearer_token"]);
+
+    const remote = consumer(
+      `${dotEnv()}\nAIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_CA_FILE=./certs/ca.pem\nAIXCL_LOKI_TENANT_ID=team-a\nAIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\nAIXCL_CONSUMER_LABELS=host=berlin-1\n`,
+    );
+    expect(remote?.environment).toMatchObject({
+      LOKI_URL: "https://logs.example.net",
+      LOKI_CA_FILE: "/etc/aixcl/loki-ca.pem",
+      LOKI_TENANT_ID: "team-a",
+      LOKI_USERNAME: "edge-1",
+      LOKI_PASSWORD_FILE: "/run/secrets/loki_password",
+      LOKI_BEARER_TOKEN_FILE: "",
+      LOG_CONSUMER_STATIC_LABELS: "host=berlin-1",
+    });
+    expect(remote?.volumes?.find((v) => v.target === "/etc/aixcl/loki-ca.pem")).toMatchObject({ source: join(root, "certs/ca.pem"), read_only: true });
+    const token = consumer(`${dotEnv()}\nAIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_BEARER_TOKEN=t0ken-Zr4\n`);
+    expect(token?.environment).toMatchObject({ LOKI_PASSWORD_FILE: "", LOKI_BEARER_TOKEN_FILE: "/run/secrets/loki_bearer_token" });
+    // Neither secret is anywhere in the resolved project, the files are the ones ./aixcl start writes, and no other
+    // service gets them.
+    const project = load(`${dotEnv()}\nAIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\nAIXCL_LOKI_BEARER_TOKEN=t0ken-Zr4\n`).project as Resolved;
+    expect(JSON.stringify(project)).not.toMatch(/pa55-Xq7|t0ken-Zr4/);
+    expect(project.secrets?.loki_password?.file).toBe(join(root, ".secrets/loki_password"));
+    expect(project.secrets?.loki_bearer_token?.file).toBe(join(root, ".secrets/loki_bearer_token"));
+    const holders = Object.entries(project.services).filter(([, s]) => s.secrets?.some((x) => x.source.startsWith("loki_"))).map(([name]) => name);
+    expect(holders).toEqual(["log-consumer"]);
+  });
+
   // Without .env (./aixcl keys, clean) nothing needs the password: it is in a file only `up` of Grafana reads.
   it("loads without a Grafana password in .env", () => {
     const r = load("");

@@ -59,12 +59,24 @@ export function mounts(service: Service): Mount[] {
   });
 }
 
+/**
+ * The one address that may come from .env: the broker's two bus ports, for publishers on other machines, defaulting
+ * to 127.0.0.1 (./aixcl start refuses another address without CURVE keys: check_bus_bind).
+ */
+export const BUS_BIND = "${AIXCL_BUS_BIND:-127.0.0.1}";
+const BUS_PORTS = ["5555", "5556"];
+
 function portProblems(name: string, service: Service): string[] {
   const problems: string[] = [];
   for (const p of asList(service.ports)) {
     if (typeof p === "string" || typeof p === "number") {
-      // The host port may come from .env (${GRAFANA_PORT:-3000}); the address never does.
-      if (!/^127\.0\.0\.1:(\d+|\$\{[A-Z0-9_]+:-\d+\}):\d+(\/(tcp|udp))?$/.test(String(p))) problems.push(`${name}: port "${p}" must be published as 127.0.0.1:<host port>:<container port>`);
+      // The host port may come from .env (${GRAFANA_PORT:-3000}); the address never does, but for the bus ports.
+      const match = /^(127\.0\.0\.1|\$\{[A-Z0-9_]+:-[0-9.]+\}):(\d+|\$\{[A-Z0-9_]+:-\d+\}):(\d+)(\/(tcp|udp))?$/.exec(String(p));
+      const address = match?.[1];
+      const busPort = name === "broker" && BUS_PORTS.includes(match?.[3] ?? "");
+      if (address === undefined || (address !== "127.0.0.1" && !(busPort && address === BUS_BIND))) {
+        problems.push(`${name}: port "${p}" must be published as 127.0.0.1:<host port>:<container port>${busPort ? ` (or ${BUS_BIND}:...)` : ""}`);
+      }
     } else {
       const hostIp = asRecord(p).host_ip;
       if (hostIp !== "127.0.0.1") problems.push(`${name}: port ${JSON.stringify(p)} must set host_ip: 127.0.0.1`);

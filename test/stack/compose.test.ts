@@ -83,6 +83,12 @@ describe("docker-compose.yml follows the stack's rules", () => {
       ["promtail", "volumes", ["${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:rw"], "promtail: the Docker socket ${DOCKER_SOCKET"],
       ["loki", "ports", ["127.0.0.1:${LOKI_PORT:-3100}"], "loki: port"],
       ["loki", "ports", ["${LOKI_HOST:-127.0.0.1}:3100:3100"], "loki: port"],
+      // AIXCL_BUS_BIND, for the broker's two bus ports only, and only with 127.0.0.1 as its default.
+      ["loki", "ports", ["${AIXCL_BUS_BIND:-127.0.0.1}:${LOKI_PORT:-3100}:3100"], "loki: port"],
+      ["broker", "ports", ["${AIXCL_BUS_BIND:-127.0.0.1}:${BROKER_METRICS_PORT:-9464}:9464"], "broker: port"],
+      ["broker", "ports", ["${AIXCL_BUS_BIND:-0.0.0.0}:${BROKER_PUB_PORT:-5555}:5555"], "broker: port"],
+      ["broker", "ports", ["${BUS_ADDRESS:-127.0.0.1}:${BROKER_SUB_PORT:-5556}:5556"], "broker: port"],
+      ["broker", "ports", ["0.0.0.0:5555:5555"], "broker: port"],
       ["promtail", "networks", ["default"], "promtail: must be on the stack's network aixcl only"],
       ["alertmanager", "image", "prom/alertmanager:latest", "alertmanager: image prom/alertmanager:latest uses latest; pin a version"],
       ["alertmanager", "ports", ["9093:9093"], 'alertmanager: port "9093:9093" must be published as 127.0.0.1:<host port>:<container port>'],
@@ -292,6 +298,38 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     expect(cli.entrypoint).toEqual(["node", "packages/cli/dist/main.js"]);
     expect(cli.image).toBe(svc("log-consumer").image);
     expect(read("services/log-consumer/Dockerfile")).toMatch(/COPY --from=build \/src\/packages\/cli\/dist packages\/cli\/dist/);
+  });
+
+  it("the broker publishes its two bus ports on AIXCL_BUS_BIND (127.0.0.1 by default), its metrics on 127.0.0.1", () => {
+    expect(svc("broker").ports).toEqual([
+      "${AIXCL_BUS_BIND:-127.0.0.1}:${BROKER_PUB_PORT:-5555}:5555",
+      "${AIXCL_BUS_BIND:-127.0.0.1}:${BROKER_SUB_PORT:-5556}:5556",
+      "127.0.0.1:${BROKER_METRICS_PORT:-9464}:9464",
+    ]);
+    expect(read(".env.example")).toMatch(/^AIXCL_BUS_BIND=127\.0\.0\.1$/m);
+  });
+
+  it("the consumer's remote Loki credentials are secrets of the consumer alone, never values in the environment", () => {
+    const doc = compose();
+    const granted = Object.entries(services(doc))
+      .filter(([, s]) => Array.isArray(s.secrets) && (s.secrets as string[]).some((x) => String(x).startsWith("loki_")))
+      .map(([name]) => name);
+    expect(granted).toEqual(["log-consumer"]);
+    expect(svc("log-consumer").secrets).toEqual(["loki_password", "loki_bearer_token"]);
+    const secrets = doc.secrets as Record<string, { file: string }>;
+    expect(secrets.loki_password?.file).toBe("./.secrets/loki_password");
+    expect(secrets.loki_bearer_token?.file).toBe("./.secrets/loki_bearer_token");
+    const env = environment(svc("log-consumer"));
+    expect(env).toMatchObject({
+      LOKI_URL: "${AIXCL_LOKI_URL:-http://loki:3100}",
+      LOKI_PASSWORD_FILE: "${AIXCL_LOKI_PASSWORD:+/run/secrets/loki_password}",
+      LOKI_BEARER_TOKEN_FILE: "${AIXCL_LOKI_BEARER_TOKEN:+/run/secrets/loki_bearer_token}",
+    });
+    // Compose only tests whether .env sets the password or token (${X:+...}): their values are never interpolated.
+    const code = composeText.replace(/^\s*#.*$/gm, "");
+    const uses = [...code.matchAll(/\$\{(AIXCL_LOKI_PASSWORD|AIXCL_LOKI_BEARER_TOKEN)(\W[^}]*)\}/g)].map((m) => m[2]);
+    expect(uses).toEqual([":+/run/secrets/loki_password", ":+/run/secrets/loki_bearer_token"]);
+    expect(Object.keys(env).filter((k) => /^LOKI_(PASSWORD|BEARER_TOKEN)$/.test(k))).toEqual([]);
   });
 
   it(".env.example documents every variable docker-compose.yml reads, and holds no password", () => {

@@ -173,6 +173,29 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
     expect(JSON.stringify(lines)).not.toMatch(/t0ken/);
   });
 
+  // What docker-compose.yml gives the consumer for a remote Loki (AIXCL_LOKI_* of .env): the same variables, with
+  // the CA and the password as files (there a bind mount and a compose secret).
+  it("TLS with a custom CA and basic auth from a password file, through the variables the compose stack sets", { timeout: 30_000 }, async () => {
+    const certs = testCertificates();
+    const proxy = await checkingProxy(handle.url, basic("edge-1", "pa55-over-tls"), certs);
+    cleanups.push(proxy.close);
+    const passwordFile = join(tempDir("secrets"), "loki_password");
+    writeFileSync(passwordFile, "pa55-over-tls", { mode: 0o600 });
+    const { consumer: c, lines } = await consumer(
+      { labels: { static: { run: "tls_basic" } } },
+      { LOKI_URL: proxy.url, LOKI_CA_FILE: certs.caFile, LOKI_USERNAME: "edge-1", LOKI_PASSWORD_FILE: passwordFile, LOKI_BEARER_TOKEN_FILE: "", LOKI_TENANT_ID: "" },
+    );
+    await publishNumbered(bus, 10);
+    await handle.waitFor('{run="tls_basic"}', 10, 15_000);
+    expect(proxy.url).toMatch(/^https:/);
+    expect(proxy.seen.every((h) => h === basic("edge-1", "pa55-over-tls"))).toBe(true);
+    expect(await total(c.metrics.dropped)).toBe(0);
+    expect(await readyz(c)).toMatchObject({ loki_ready: true, loki_credentials_accepted: true });
+    expect(lines.find((l) => l.msg === "log consumer started")).toMatchObject({ loki: proxy.url, loki_auth: "basic" });
+    expect(lines.some((l) => /credentials go over plain http/.test(String(l.msg)))).toBe(false);
+    expect(JSON.stringify(lines) + (await metricsText(c))).not.toMatch(/pa55|ZWRnZS0x/);
+  });
+
   it("without the CA the proxy's certificate is not trusted: retried as a connection error, never sent", { timeout: 30_000 }, async () => {
     const certs = testCertificates();
     const proxy = await checkingProxy(handle.url, "Bearer t0ken-xyz", certs);
