@@ -190,7 +190,7 @@ describe("help and unknown commands", () => {
 
   it.each([
     [["help", "me"], "help takes no arguments"],
-    [["start", "now"], "start takes no arguments"],
+    [["start", "now"], "start: unknown option 'now' (options: --ha, --single)"],
     [["stop", "loki"], "stop takes no arguments"],
     [["status", "-v"], "status takes no arguments"],
     [["restart", "loki", "grafana"], "restart takes at most one service"],
