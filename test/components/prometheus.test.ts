@@ -62,12 +62,12 @@ describe("mapScrapeTargets (how the harness adapts the shipped prometheus.yml)",
 });
 
 describe("prometheus/prometheus.yml", () => {
-  it("scrapes every service of the stack by its compose name and port", () => {
+  it("scrapes every service of the stack by its compose name and port, and the HA profile's Loki instances", () => {
     const doc = parse(readFileSync(shippedConfig.prometheus, "utf8")) as { scrape_configs: ScrapeJob[] };
     const targets = Object.fromEntries(doc.scrape_configs.map((j) => [j.job_name, targetsOf(j)]));
     expect(targets).toEqual({
       prometheus: ["localhost:9090"],
-      loki: ["loki:3100"],
+      loki: ["loki:3100", "loki-1:3100", "loki-2:3100", "loki-3:3100"],
       promtail: ["promtail:9080"],
       broker: ["broker:9464"],
       "log-consumer": ["log-consumer:9465"],
