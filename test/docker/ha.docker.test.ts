@@ -106,6 +106,13 @@ function memory(): { rows: string[]; totalMiB: number } {
   return { rows: rows.sort(), totalMiB };
 }
 
+/** The gateway's own error lines (nginx error_log on stderr) since `sinceMs`, distinct by message, for a failure's cause. */
+function gatewayErrors(sinceMs: number): string[] {
+  const r = spawnSync("docker", ["logs", "--since", new Date(sinceMs).toISOString(), container("loki")], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const lines = `${r.stdout}${r.stderr}`.split("\n").filter((l) => /\[(error|crit)\]|upstream/.test(l));
+  return [...new Set(lines.map((l) => l.replace(/^\S+ \S+ /, "").replace(/, client: .*?(, upstream)/, "$1").replace(/\d+#\d+: \*\d+ /, "")))].slice(0, 6);
+}
+
 /**
  * Queries through the gateway every 250 ms (one at a time, 5 s timeout each) until stopped: how many failed, and
  * how long queries failed (from a failed query's start to the next good one's start, summed; and the longest run).
@@ -284,6 +291,7 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the HA profile throug
 
   for (const instance of ["loki-1", "loki-2"]) {
     it(`${instance} SIGKILLed (docker kill), down ${DOWN_MS / 1000} s, started again: queries through the gateway keep answering; healthy again`, { timeout: 300_000 }, async () => {
+      const since = Date.now();
       const probe = new QueryProbe(probeQuery());
       await sleep(2000);
       figure(`${instance} killed at ${where()}`);
@@ -298,11 +306,14 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the HA profile throug
       await sleep(2000);
       const p = await probe.stop();
       figure(`${instance} SIGKILL: state ${DOWN_MS / 1000} s after the kill "${state}"; healthy ${healthyS.toFixed(1)} s after docker start; queries ${p.failed}/${p.queries} failed, failing ${(p.failingMs / 1000).toFixed(2)} s in all, longest ${(p.longestMs / 1000).toFixed(2)} s${p.reasons.length ? ` (${p.reasons.join(" | ")})` : ""}`);
-      expect(p.failed, `queries failed while ${instance} was down: ${p.reasons.join(" | ")}`).toBe(0);
+      const errors = gatewayErrors(since);
+      if (errors.length > 0) figure(`${instance} SIGKILL: the gateway's error lines: ${errors.join(" || ")}`);
+      expect(p.failed, `queries failed while ${instance} was down: ${p.reasons.join(" | ")}; gateway: ${errors.join(" || ")}`).toBe(0);
     });
   }
 
   it("the store (s3) stopped for 20 s, then started: the instances go on; query failures measured", { timeout: 300_000 }, async () => {
+    const since = Date.now();
     const probe = new QueryProbe(probeQuery());
     await sleep(2000);
     figure(`s3 stopped at ${where()}`);
@@ -316,7 +327,8 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the HA profile throug
     await sleep(2000);
     const p = await probe.stop();
     figure(`s3 stopped 20 s: healthy ${healthyS.toFixed(1)} s after docker start; queries ${p.failed}/${p.queries} failed, failing ${(p.failingMs / 1000).toFixed(2)} s in all, longest ${(p.longestMs / 1000).toFixed(2)} s${p.reasons.length ? ` (${p.reasons.join(" | ")})` : ""}`);
-    expect(p.failed, `queries failed while the store was down: ${p.reasons.join(" | ")}`).toBe(0);
+    const errors = gatewayErrors(since);
+    expect(p.failed, `queries failed while the store was down: ${p.reasons.join(" | ")}; gateway: ${errors.join(" || ")}`).toBe(0);
   });
 
   it("the gateway (service loki) restarted: healthy again; query failures measured", { timeout: 300_000 }, async () => {
