@@ -11,10 +11,9 @@
  * the figures say how many queries failed and for how long. When the load stops, every line of both sources must
  * be in Loki, counted by LogQL through the gateway by sequence number: none missing, none twice.
  *
- * Then `./aixcl start --single` switches back: the single-instance stack healthy, the HA containers gone, and the
- * HA profile's lines not shown by the single instance (its own volume). Whether a line written before `--ha` is
- * shown again after `--single` is not checked here: the scenario starts HA from a fresh checkout, as a user who
- * picks HA from the start does.
+ * Then the switches, with the logs stored so far: `./aixcl start --single` (the single-instance stack healthy, the
+ * HA containers gone, every line the HA profile stored shown by the single instance, once), a line written to the
+ * single instance, and `./aixcl start --ha` again (that line in the bucket, the HA profile's lines still once).
  *
  * One pass, as the user who runs the tier (root in CI): the stack tier (stack.docker.test.ts) already runs
  * ./aixcl as an unprivileged user, and the HA profile changes nothing of who owns what in the checkout.
@@ -242,6 +241,7 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the HA profile throug
     console.info(`[docker tier, HA, ${user.name}] ${text}`);
   };
   let bus: Map<SourceKind, SteadySource> | undefined;
+  let sentByLogger = 0;
   let writer: ContainerSource | undefined;
   const probeQuery = () => `sum(count_over_time({service="dockertier_ha_logger_${run}"}[1m]))`;
 
@@ -359,18 +359,41 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the HA profile throug
       expect(r.lost, r.kind).toEqual([]);
       expect(r.twice, r.kind).toBe(0);
     }
+    sentByLogger = busResults.find((r) => r.kind === "logger")?.total ?? 0;
   });
 
-  it("./aixcl start --single: the single-instance stack healthy again, the HA containers gone, the HA profile's lines not shown", { timeout: 400_000 }, async () => {
+  // What a switch does with the logs stored so far (LOGGING.md, "Switching"): carried along, once.
+  const loggerCount = async () => (await queryInstant(LOKI, `sum(count_over_time({service="dockertier_ha_logger_${run}"}[2h]))`))[0]?.value ?? 0;
+  const markerQuery = `{service="dockertier_ha_marker_${run}"}`;
+
+  it("./aixcl start --single: the single-instance stack healthy again, the HA containers gone, every line the HA profile stored carried over once", { timeout: 400_000 }, async () => {
     const r = await checkout.run(["start", "--single"], 300_000);
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stderr).toContain("Switching back to the single Loki instance");
-    figure(`start --single after HA: all-healthy ${healthyAfter(r.stderr)} s by ./aixcl, ${(r.ms / 1000).toFixed(1)} s wall`);
+    figure(`start --single after HA (the instances flushed, the bucket copied): all-healthy ${healthyAfter(r.stderr)} s by ./aixcl, ${(r.ms / 1000).toFixed(1)} s wall; ${/copied (\d+) files in ([\d.]+) s/.exec(r.stderr)?.slice(1).join(" files in ") ?? "?"} s`);
     expect(healthy(SERVICES), unhealthyReport(SERVICES)).toBe(true);
     for (const s of HA_SERVICES) expect(exists(s), s).toBe(false);
     expect(docker(["inspect", "--format", "{{.Config.Image}}", container("loki")])).toMatch(/^grafana\/loki:/);
-    const [sample] = await queryInstant(LOKI, `sum(count_over_time({service="dockertier_ha_logger_${run}"}[1h]))`);
-    expect(sample?.value ?? 0).toBe(0);
+    expect(sentByLogger).toBeGreaterThan(0);
+    expect(await loggerCount()).toBe(sentByLogger);
+    // A line only the single instance holds, for the way back.
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const res = await fetch(`${LOKI}/loki/api/v1/push`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ streams: [{ stream: { service: `dockertier_ha_marker_${run}` }, values: [[String(now), "written to the single instance"]] }] }),
+    });
+    expect(res.status).toBe(204);
+  });
+
+  it("./aixcl start --ha again: the single instance's line carried into the bucket, the HA profile's lines still there once", { timeout: 400_000 }, async () => {
+    const r = await checkout.run(["start", "--ha"], 300_000);
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stderr).toContain("Switching to the HA profile");
+    figure(`start --ha from the single instance (it flushed, its volume copied): all-healthy ${healthyAfter(r.stderr)} s by ./aixcl, ${(r.ms / 1000).toFixed(1)} s wall`);
+    expect(healthy(HA_ALL), unhealthyReport(HA_ALL)).toBe(true);
+    expect((await queryAll(LOKI, markerQuery, 2)).map((v) => v[1])).toEqual(["written to the single instance"]);
+    expect(await loggerCount()).toBe(sentByLogger);
     const bt = await checkout.run(["bus", "test"], 120_000);
     expect(bt.status, `${bt.stdout}\n${bt.stderr}`).toBe(0);
   });
