@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ComponentName } from "@aixcl/testkit";
 import type { Ctx, PublisherReport, RunResult } from "./harness.js";
-import { blockSizeFor, countInLoki, ensureLoki, lokiFigures, markLoki, MB, runId, safeCpu, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
+import { blockSizeFor, countInLoki, ensureLoki, lokiCpu, lokiFigures, markLoki, MB, runId, safeCpu, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
 import { peakRssBytes } from "./proc.js";
 import { jsonLine, nowMs, SERVICES, shapeOf } from "./workload.js";
 
@@ -123,7 +123,7 @@ export async function fileShipperRun(ctx: Ctx, run: string, what: string, shippe
   const stats = await waitForSink(proxy.ready.url, opts.lines, run, 15_000, () => writerBusy);
   await writing;
   const endMs = stats.lastAcceptMs || nowMs();
-  const cpu = { shipper: safeCpu(pid) - cpu0, lokiAtEnd: safeCpu(loki.pid) };
+  const cpu = { shipper: safeCpu(pid) - cpu0, lokiAtEnd: lokiCpu(loki) };
   const rss = pid ? peakRssBytes(pid) : Number.NaN;
   const inLoki = await countInLoki(loki.url, shipper.selector, runTag, blockSize, opts.lines);
   await running.stop();

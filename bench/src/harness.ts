@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ProfileSummary } from "./cpuprofile.js";
 import type { LokiDisk, LokiStorePerLine, Received } from "./loki-store.js";
-import { flushLoki, lokiDisk, lokiMetrics, receivedIn, storePerLine } from "./loki-store.js";
-import { cpuMicros, role } from "./proc.js";
+import { flushLoki, lokiDisk, lokiMetrics, receivedIn, storeDisk, storePerLine } from "./loki-store.js";
+import { cpuMicros, peakRssBytes, role, rssBytes } from "./proc.js";
 import type { LatencyHistogram, SeqTally } from "./tally.js";
 
 /** The script every role process runs (its first argument names the role). */
@@ -75,7 +75,15 @@ export interface RunResult {
    * Loki's CPU while the lines came in, and flushing them afterwards (bench/src/loki-store.ts), what it stored and
    * received per line.
    */
-  loki?: { cpuMicrosPerLine: number; flushCpuMicrosPerLine?: number; store?: LokiStorePerLine; storeError?: string };
+  loki?: {
+    cpuMicrosPerLine: number;
+    flushCpuMicrosPerLine?: number;
+    store?: LokiStorePerLine;
+    storeError?: string;
+    /** Summed over its processes (BenchLoki.pids) when the run's lines had landed, before the flush; peak: each one's VmHWM since it started, summed. */
+    rssMB?: number;
+    peakRssMB?: number;
+  };
   accepted: { distinct: number; lost: number; missing: number[]; duplicated: number; foreign: number; pushes: number; statuses: Record<string, number> };
   latencyMs: { p50: number; p99: number; max: number };
   /** Counted by LogQL in Loki itself. */
@@ -93,10 +101,33 @@ export interface RunResult {
 
 export const MB = 1e6;
 
+/**
+ * The Loki the runs ship into: one instance (testkit's startLoki, the shipped loki/loki-config.yml), or with --loki-ha
+ * the HA profile (testkit's startLokiHa: three instances of loki/loki-ha.yml on one versitygw bucket). Its figures
+ * are over all of it: CPU and memory summed over its processes, the disk of its store, every ingester flushed.
+ */
+export interface BenchLoki {
+  /** How it was started, for the report. */
+  readonly what: string;
+  /**
+   * Where shippers push and lines are counted. HA: the first instance. Natively there is no gateway (nginx runs only
+   * in Docker), so that instance's distributor takes every push and replicates each stream to all three ingesters.
+   */
+  readonly url: string;
+  /** Every instance's URL: the ones flushed, and whose distributor counters are summed. */
+  readonly urls: string[];
+  /** Pids of its processes now running (HA: the three Lokis and versitygw). */
+  pids(): number[];
+  disk(): LokiDisk;
+  stop(): Promise<void>;
+}
+
 /** What the runs share: the Loki they ship into, the child processes and temp dirs to clean up. */
 export interface Ctx {
   /** Loki shared by the Loki runs (started on first use). */
-  loki?: { url: string; pid: number | undefined; dataDir: string; stop(): Promise<void> };
+  loki?: BenchLoki;
+  /** Start the HA profile's three Lokis instead of one (--loki-ha). */
+  lokiHa?: boolean;
   lokiSkip?: string;
   children: Set<ChildProcess>;
   /** Holds every temp dir of the run, removed when the benchmark exits. */
@@ -181,19 +212,60 @@ export const safeCpu = (pid: number | undefined) => {
   }
 };
 
+/** utime+stime of all of Loki's processes, in µs (NaN when one cannot be read). */
+export const lokiCpu = (loki: BenchLoki) => loki.pids().reduce((n, pid) => n + safeCpu(pid), 0);
+
+function lokiRssMB(loki: BenchLoki): { rssMB: number; peakRssMB: number } {
+  const sum = (read: (pid: number) => number) => {
+    try {
+      return loki.pids().reduce((n, pid) => n + read(pid), 0) / MB;
+    } catch {
+      return Number.NaN;
+    }
+  };
+  return { rssMB: sum(rssBytes), peakRssMB: sum(peakRssBytes) };
+}
+
 export async function ensureLoki(ctx: Ctx): Promise<boolean> {
   if (ctx.loki) return true;
   if (ctx.lokiSkip) return false;
   const testkit = await import("@aixcl/testkit");
-  const need = testkit.requireComponent("loki");
-  if (need.path === undefined) {
-    ctx.lokiSkip = need.skip;
-    return false;
+  for (const component of ctx.lokiHa ? (["loki", "versitygw"] as const) : (["loki"] as const)) {
+    const need = testkit.requireComponent(component);
+    if (need.path === undefined) {
+      ctx.lokiSkip = need.skip;
+      return false;
+    }
   }
-  console.log("  starting Loki (shipped loki/loki-config.yml)...");
-  const loki = await testkit.startLoki();
-  ctx.loki = { url: loki.url, pid: loki.pid(), dataDir: loki.dataDir, stop: () => loki.stop() };
+  if (ctx.lokiHa) {
+    console.log("  starting Loki HA (shipped loki/loki-ha.yml: three instances, replication 3, on versitygw; pushes go to loki-1)...");
+    const ha = await testkit.startLokiHa();
+    const urls = ha.instances.map((x) => x.url);
+    ctx.loki = {
+      what: "HA: 3 instances of loki/loki-ha.yml + versitygw, pushes to loki-1",
+      url: urls[0] as string,
+      urls,
+      pids: () => ha.pids(),
+      disk: () => storeDisk(ha.store.bucketDir, ha.instances.map((x) => x.dataDir)),
+      stop: () => ha.stop(),
+    };
+  } else {
+    console.log("  starting Loki (shipped loki/loki-config.yml)...");
+    const loki = await testkit.startLoki();
+    ctx.loki = {
+      what: "single: loki/loki-config.yml",
+      url: loki.url,
+      urls: [loki.url],
+      pids: () => [loki.pid()].filter((pid): pid is number => pid !== undefined),
+      disk: () => lokiDisk(loki.dataDir),
+      stop: () => loki.stop(),
+    };
+  }
   return true;
+}
+
+async function lokiReceived(loki: BenchLoki): Promise<Received> {
+  return receivedIn(...(await Promise.all(loki.urls.map(lokiMetrics))));
 }
 
 /** Loki just before a run's lines start: its CPU, disk and distributor counters. */
@@ -203,24 +275,25 @@ export interface LokiMark {
   received: Received;
 }
 
-export async function markLoki(loki: NonNullable<Ctx["loki"]>): Promise<LokiMark> {
-  return { cpu: safeCpu(loki.pid), disk: lokiDisk(loki.dataDir), received: receivedIn(await lokiMetrics(loki.url)) };
+export async function markLoki(loki: BenchLoki): Promise<LokiMark> {
+  return { cpu: lokiCpu(loki), disk: loki.disk(), received: await lokiReceived(loki) };
 }
 
 /**
  * Loki's part of a run whose `lines` are all in Loki (and counted), given its CPU at the end of the run: flushes
  * and measures what that cost and stored. A flush that fails leaves the run's other figures standing.
  */
-export async function lokiFigures(loki: NonNullable<Ctx["loki"]>, mark: LokiMark, runEndCpu: number, lines: number): Promise<NonNullable<RunResult["loki"]>> {
+export async function lokiFigures(loki: BenchLoki, mark: LokiMark, runEndCpu: number, lines: number): Promise<NonNullable<RunResult["loki"]>> {
   const cpuMicrosPerLine = (runEndCpu - mark.cpu) / lines;
+  const rss = lokiRssMB(loki);
   try {
-    const cpu0 = safeCpu(loki.pid);
-    const flushSeconds = await flushLoki(loki.url, loki.dataDir);
-    const flushCpuMicrosPerLine = (safeCpu(loki.pid) - cpu0) / lines;
-    const after = { disk: lokiDisk(loki.dataDir), received: receivedIn(await lokiMetrics(loki.url)) };
-    return { cpuMicrosPerLine, flushCpuMicrosPerLine, store: storePerLine(mark, after, lines, flushSeconds) };
+    const cpu0 = lokiCpu(loki);
+    const flushSeconds = await flushLoki(loki.urls, () => loki.disk());
+    const flushCpuMicrosPerLine = (lokiCpu(loki) - cpu0) / lines;
+    const after = { disk: loki.disk(), received: await lokiReceived(loki) };
+    return { cpuMicrosPerLine, flushCpuMicrosPerLine, store: storePerLine(mark, after, lines, flushSeconds), ...rss };
   } catch (e) {
-    return { cpuMicrosPerLine, storeError: (e as Error).message };
+    return { cpuMicrosPerLine, storeError: (e as Error).message, ...rss };
   }
 }
 

@@ -19,6 +19,13 @@
  *   /metrics included), apart from its CPU while the lines came in (the run's). Every line is flushed once at
  *   some point (chunk full, idle or old), so it belongs to the whole path; here it is paid at once instead of
  *   spread over the run.
+ * - The HA profile (`--loki-ha`: testkit's startLokiHa, three instances of loki/loki-ha.yml on one versitygw
+ *   bucket): every instance is POSTed /flush (each ingester holds its own replica of every stream), and the flush
+ *   has landed when all three queues are empty and the stored chunk counts and the disk are still. Chunks are the
+ *   objects in the bucket's directory (versitygw's posix backend keeps an object as a file at its key; replicas
+ *   cut alike have the same key, so the bucket holds one copy of those), index files its index/ prefix, and the
+ *   index WAL the sum of the three instances' heads (the same rotation and upload schedule as the single
+ *   instance's). CPU and memory are summed over the three Lokis and versitygw.
  */
 import { readdirSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
@@ -51,17 +58,24 @@ function filesUnder(dir: string): { path: string; size: number }[] {
   return out;
 }
 
-/** Loki's log-holding bytes under the data dir testkit's startLoki gives it (path prefix; chunks in <data>/chunks). */
-export function lokiDisk(dataDir: string): LokiDisk {
+/**
+ * Log-holding bytes in an object store directory (its index/ prefix apart) and in TSDB head WALs: the single
+ * instance's filesystem store (<data>/chunks) and its <data>/tsdb-shipper-active/wal, or the HA profile's S3 bucket
+ * (versitygw keeps each object as a file under the bucket's directory) and each instance's head WAL.
+ */
+export function storeDisk(objectsDir: string, dataDirs: string[]): LokiDisk {
   const disk: LokiDisk = { chunks: 0, indexFiles: 0, indexWal: 0 };
-  const chunksDir = join(dataDir, "chunks");
-  for (const f of filesUnder(chunksDir)) {
-    if (relative(chunksDir, f.path).startsWith(`index${sep}`)) disk.indexFiles += f.size;
+  for (const f of filesUnder(objectsDir)) {
+    if (relative(objectsDir, f.path).startsWith(`index${sep}`)) disk.indexFiles += f.size;
     else disk.chunks += f.size;
   }
-  const walDir = join(dataDir, "tsdb-shipper-active", "wal");
-  for (const f of filesUnder(walDir)) disk.indexWal += f.size;
+  for (const dataDir of dataDirs) for (const f of filesUnder(join(dataDir, "tsdb-shipper-active", "wal"))) disk.indexWal += f.size;
   return disk;
+}
+
+/** Loki's log-holding bytes under the data dir testkit's startLoki gives it (path prefix; chunks in <data>/chunks). */
+export function lokiDisk(dataDir: string): LokiDisk {
+  return storeDisk(join(dataDir, "chunks"), [dataDir]);
 }
 
 /** What the distributor counted as received, Loki's internal streams left out. */
@@ -82,11 +96,13 @@ export function sumMetric(text: string, name: string): number {
   return sum;
 }
 
-export function receivedIn(metricsText: string): Received {
+/** Summed over instances' /metrics texts (in the HA cluster only the instance that takes the pushes distributes). */
+export function receivedIn(...metricsTexts: string[]): Received {
+  const sum = (name: string) => metricsTexts.reduce((n, text) => n + sumMetric(text, name), 0);
   return {
-    lines: sumMetric(metricsText, "loki_distributor_lines_received_total"),
-    bytes: sumMetric(metricsText, "loki_distributor_bytes_received_total"),
-    structuredMetadataBytes: sumMetric(metricsText, "loki_distributor_structured_metadata_bytes_received_total"),
+    lines: sum("loki_distributor_lines_received_total"),
+    bytes: sum("loki_distributor_bytes_received_total"),
+    structuredMetadataBytes: sum("loki_distributor_structured_metadata_bytes_received_total"),
   };
 }
 
@@ -124,22 +140,28 @@ export async function lokiMetrics(url: string): Promise<string> {
 }
 
 /**
- * Makes Loki flush every in-memory chunk and waits until that has landed: the flush queue empty, and the stored
- * chunk count and the disk unchanged over 4 polls a quarter second apart. Returns the seconds it took.
+ * Makes Loki flush every in-memory chunk and waits until that has landed: every ingester's flush queue empty, and
+ * the stored chunk count and the disk unchanged over 4 polls a quarter second apart. `urls` are the instances (one,
+ * or the HA cluster's three: each ingester holds its own replica of every stream and flushes it itself). Returns the
+ * seconds it took.
  */
-export async function flushLoki(url: string, dataDir: string, timeoutMs = 120_000): Promise<number> {
+export async function flushLoki(urls: string[], disk: () => LokiDisk, timeoutMs = 120_000): Promise<number> {
   const start = Date.now();
-  const res = await fetch(`${url}/flush`, { method: "POST", signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`Loki POST /flush answered ${res.status}: ${(await res.text()).trim()}`);
+  await Promise.all(
+    urls.map(async (url) => {
+      const res = await fetch(`${url}/flush`, { method: "POST", signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`Loki ${url} POST /flush answered ${res.status}: ${(await res.text()).trim()}`);
+    }),
+  );
   let last = "";
   let stable = 0;
   let settledAt = Date.now();
   while (stable < 4) {
     if (Date.now() - start > timeoutMs) throw new Error(`Loki's flush had not settled after ${timeoutMs} ms`);
     await sleep(250);
-    const text = await lokiMetrics(url);
-    const queued = sumMetric(text, "loki_ingester_flush_queue_length");
-    const now = JSON.stringify([queued, sumMetric(text, "loki_ingester_chunks_stored_total"), lokiDisk(dataDir)]);
+    const texts = await Promise.all(urls.map(lokiMetrics));
+    const queued = texts.reduce((n, text) => n + sumMetric(text, "loki_ingester_flush_queue_length"), 0);
+    const now = JSON.stringify([queued, texts.map((text) => sumMetric(text, "loki_ingester_chunks_stored_total")), disk()]);
     if (queued === 0 && now === last) stable++;
     else {
       stable = 0;

@@ -41,7 +41,7 @@ import type { ProfileSummary } from "./cpuprofile.js";
 import type { WriterPlan } from "./file-shippers.js";
 import { FILE_SHIPPERS, fileShipperOf, fileShipperRun, writerRole } from "./file-shippers.js";
 import type { Ctx, PublisherReport, RunResult, SinkStats } from "./harness.js";
-import { blockSizeFor, countInLoki, ensureLoki, getStats, lokiFigures, markLoki, MB, ROLES_SCRIPT, runId, safeCpu, sinkStats, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
+import { blockSizeFor, countInLoki, ensureLoki, getStats, lokiCpu, lokiFigures, markLoki, MB, ROLES_SCRIPT, runId, safeCpu, sinkStats, sinkSummary, skipped, startRole, stopChild, waitForSink } from "./harness.js";
 import { peakRssBytes, role } from "./proc.js";
 import type { SinkMode } from "./receiver.js";
 import { receiverRole } from "./receiver.js";
@@ -92,6 +92,8 @@ interface Options {
   componentsFrom: string;
   /** The broker and the consumer as one process (services/bus), with `npm run bus`'s node options. */
   oneProcess: boolean;
+  /** Loki as the HA profile runs it (three instances of loki/loki-ha.yml on versitygw) instead of one instance. */
+  lokiHa: boolean;
   out: string;
 }
 
@@ -112,12 +114,13 @@ function options(): Options {
       singles: { type: "boolean", default: false },
       "components-from": { type: "string" },
       "one-process": { type: "boolean", default: false },
+      "loki-ha": { type: "boolean", default: false },
       out: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
-    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and the file shippers' -max runs (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and the file shippers' -paced runs (10000)\n  --loki-duration S    seconds of loki-paced and the file shippers' -paced runs (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD, or \`npm run bus\`'s)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --one-process        run the broker and the consumer as one process (services/bus), with \`npm run bus\`'s node options\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
+    console.log(`npm run bench -- [options]\n  --quick              short runs (< 2 minutes in all)\n  --runs a,b           of: ${Object.keys(RUNS).join(", ")}\n  --publishers N       publisher processes (2)\n  --max-lines N        lines for the max-rate runs (quick 300000, full 1000000)\n  --rate N             lines/s of decode-paced (50000)\n  --duration S         seconds of decode-paced (quick 10, full 60)\n  --lines N            backlog of loki-max and the file shippers' -max runs (quick 100000, full 300000)\n  --loki-rate N        lines/s of loki-paced and the file shippers' -paced runs (10000)\n  --loki-duration S    seconds of loki-paced and the file shippers' -paced runs (quick 10, full 30)\n  --profile            CPU-profile the consumer and print where its time goes\n  --consumer-node-flags="..."  node options for the consumer (default: those in its Dockerfile CMD, or \`npm run bus\`'s)\n  --components-from DIR  measure the broker and consumer of another built checkout (before/after comparisons)\n  --one-process        run the broker and the consumer as one process (services/bus), with \`npm run bus\`'s node options\n  --loki-ha            into the HA profile's Loki (loki/loki-ha.yml: three instances, replication 3, on versitygw) instead of\n                       one instance. Natively there is no gateway (nginx runs only in Docker): shippers push to loki-1, whose\n                       distributor replicates each stream to all three ingesters (the cluster's whole write work; the\n                       gateway's own cost is not in the figures). Loki's CPU and RSS: the three Lokis and versitygw summed;\n                       stored bytes: the bucket, and the three TSDB head WALs\n  --out FILE           JSON results (default bench-results/pipeline-<time>.json)`);
     process.exit(0);
   }
   const quick = values.quick;
@@ -150,6 +153,7 @@ function options(): Options {
           : imageNodeFlags(values["components-from"] ?? repoRoot, "log-consumer"),
     componentsFrom: values["components-from"] ?? repoRoot,
     oneProcess: values["one-process"],
+    lokiHa: values["loki-ha"],
     out: values.out ?? join(repoRoot, "bench-results", `pipeline-${stamp}.json`),
   };
 }
@@ -431,7 +435,7 @@ async function consumerRun(ctx: PipelineCtx, run: RunName, opts: { lines: number
   const cpu = {
     consumer: safeCpu(consumer.pid) - cpu0.consumer,
     broker: safeCpu(broker.child?.pid) - cpu0.broker,
-    lokiAtEnd: safeCpu(ctx.loki?.pid),
+    lokiAtEnd: ctx.loki ? lokiCpu(ctx.loki) : Number.NaN,
     publishers: sumCpu(pubPids) - cpu0.publishers,
     sink: safeCpu(receiver.child.pid) - cpu0.sink,
   };
@@ -607,7 +611,7 @@ function verdicts(results: RunResult[], opts: Options): Verdict[] {
 
 async function main(): Promise<void> {
   const opts = options();
-  const ctx: PipelineCtx = { opts, children: new Set(), tmp: mkdtempSync(join(tmpdir(), "aixcl-bench-")) };
+  const ctx: PipelineCtx = { opts, lokiHa: opts.lokiHa, children: new Set(), tmp: mkdtempSync(join(tmpdir(), "aixcl-bench-")) };
   const cleanUp = () => {
     for (const c of ctx.children) c.kill("SIGKILL");
     rmSync(ctx.tmp, { recursive: true, force: true });
@@ -618,7 +622,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => process.exit(130));
   process.on("SIGTERM", () => process.exit(143));
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? "?", memGiB: totalmem() / 2 ** 30, node: process.version, loadBefore: loadavg() };
-  console.log(`Pipeline benchmark${opts.quick ? " (quick)" : ""}: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${machine.loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${opts.publishers} publishers, ${opts.oneProcess ? "broker and consumer in one process (services/bus), its" : "consumer"} node options: ${opts.consumerNodeFlags.join(" ") || "(none)"}${opts.componentsFrom === repoRoot ? "" : `, broker and consumer from ${opts.componentsFrom}`}`);
+  console.log(`Pipeline benchmark${opts.quick ? " (quick)" : ""}: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${machine.loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${opts.publishers} publishers, ${opts.oneProcess ? "broker and consumer in one process (services/bus), its" : "consumer"} node options: ${opts.consumerNodeFlags.join(" ") || "(none)"}${opts.componentsFrom === repoRoot ? "" : `, broker and consumer from ${opts.componentsFrom}`}, Loki ${opts.lokiHa ? "HA (--loki-ha: 3 instances + versitygw, pushes to loki-1; CPU and RSS summed over the 4 processes)" : "single instance"}`);
   const results: RunResult[] = [];
   const rows: string[][] = [];
   try {

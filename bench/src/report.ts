@@ -99,10 +99,11 @@ export function referenceRatios(results: RunResult[], shippers: FileShipper[]): 
 export function lokiDetail(r: RunResult): string | undefined {
   const loki = r.loki;
   if (!loki) return undefined;
-  if (!loki.store) return `Loki: flush not measured (${loki.storeError ?? "no flush"})`;
+  const rss = loki.rssMB === undefined ? "" : `; RSS ${fmt(loki.rssMB)} MB after the run (peak ${fmt(loki.peakRssMB)}, summed over its processes)`;
+  if (!loki.store) return `Loki: flush not measured (${loki.storeError ?? "no flush"})${rss}`;
   const st = loki.store;
   const index = st.indexFilesBytes !== 0 ? `index files ${st.indexFilesBytes > 0 ? "+" : ""}${fmt(st.indexFilesBytes)} bytes (a TSDB head rotation or compaction landed in this run: not this run's alone)` : "index: in the TSDB WAL until its head rotates, files not measured";
-  return `Loki received ${fmt(st.receivedBytesPerLine)} B/line (structured metadata ${fmt(st.structuredMetadataBytesPerLine)}), ${fmt(st.receivedLinesPerLine, 3)} lines per line; stored ${fmt(st.chunksBytesPerLine, 1)} B/line in chunks, ${fmt(st.indexWalBytesPerLine, 2)} B/line in the index WAL; ${index}; flush ${fmt(loki.flushCpuMicrosPerLine, 1)} µs/line, ${fmt(st.flushSeconds, 1)} s`;
+  return `Loki received ${fmt(st.receivedBytesPerLine)} B/line (structured metadata ${fmt(st.structuredMetadataBytesPerLine)}), ${fmt(st.receivedLinesPerLine, 3)} lines per line; stored ${fmt(st.chunksBytesPerLine, 1)} B/line in chunks, ${fmt(st.indexWalBytesPerLine, 2)} B/line in the index WAL; ${index}; flush ${fmt(loki.flushCpuMicrosPerLine, 1)} µs/line, ${fmt(st.flushSeconds, 1)} s${rss}`;
 }
 
 export function formatRatios(ratios: ReferenceRatio[]): string {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { lokiDisk, receivedIn, storePerLine, sumMetric } from "../src/loki-store.js";
+import { lokiDisk, receivedIn, storeDisk, storePerLine, sumMetric } from "../src/loki-store.js";
 
 describe("Loki's disk, before and after a run", () => {
   const dirs: string[] = [];
@@ -37,6 +37,18 @@ describe("Loki's disk, before and after a run", () => {
     expect(perLine).toEqual({ chunksBytesPerLine: 40, indexWalBytesPerLine: 2, indexFilesBytes: 0, receivedBytesPerLine: 400, structuredMetadataBytesPerLine: 200, receivedLinesPerLine: 1, flushSeconds: 1.5 });
   });
 
+  it("HA: counts the bucket's objects (index/ apart) and every instance's TSDB head WAL", () => {
+    const root = mkdtempSync(join(tmpdir(), "loki-store-"));
+    dirs.push(root);
+    put(root, "s3/loki/fake/bf0ad8323760a5a6/18c2:18c3:a1b2", 1000);
+    put(root, "s3/loki/index/index_20429/fake/1796654445-loki-1.tsdb.gz", 300);
+    for (const [i, n] of [1, 2, 3].entries()) {
+      put(root, `loki-${n}/tsdb-shipper-active/wal/s3_2024-01-01/1796654445/00000000`, 100 + i);
+      put(root, `loki-${n}/wal/00000000`, 5000);
+    }
+    expect(storeDisk(join(root, "s3/loki"), [1, 2, 3].map((n) => join(root, `loki-${n}`)))).toEqual({ chunks: 1000, indexFiles: 300, indexWal: 303 });
+  });
+
   it("reads the distributor's counters summed over their series, Loki's own streams left out", () => {
     const text = [
       "# HELP loki_distributor_bytes_received_total The total number of uncompressed bytes received per tenant.",
@@ -52,5 +64,7 @@ describe("Loki's disk, before and after a run", () => {
     expect(receivedIn(text)).toEqual({ lines: 5000, bytes: 303_780, structuredMetadataBytes: 138_890 });
     expect(sumMetric(text, "loki_ingester_flush_queue_length")).toBe(3);
     expect(sumMetric(text, "loki_ingester_chunks_stored_total")).toBe(0);
+    // HA: summed over the instances' texts (only the one that takes the pushes distributes).
+    expect(receivedIn(text, 'loki_distributor_lines_received_total{tenant="fake"} 7')).toEqual({ lines: 5007, bytes: 303_780, structuredMetadataBytes: 138_890 });
   });
 });

@@ -7,6 +7,10 @@ import { ComponentProcess, freePort, launchUntilReady, tempDir } from "./process
 export interface LokiHaInstance {
   readonly id: string;
   readonly url: string;
+  /** Its -common.path-prefix: WAL, tokens, the TSDB head's WAL (tsdb-shipper-active). Kept across kill/start. */
+  readonly dataDir: string;
+  /** The running process's pid; undefined while it is down. */
+  pid(): number | undefined;
   /** SIGKILL: no flush, no ring leave, as a crash or an OOM kill. */
   kill(): Promise<void>;
   /** Starts it again on the same ports and data; resolves once /ready answers 200. */
@@ -18,6 +22,8 @@ export interface LokiHaInstance {
 export interface S3StoreHandle {
   readonly url: string;
   readonly bucketDir: string;
+  /** The running process's pid; undefined while it is down. */
+  pid(): number | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -25,6 +31,8 @@ export interface S3StoreHandle {
 export interface LokiHaCluster {
   readonly instances: LokiHaInstance[];
   readonly store: S3StoreHandle;
+  /** The pids of every process of the cluster now running: the instances' and the store's (for CPU and memory). */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -50,6 +58,7 @@ export async function startLokiHa(): Promise<LokiHaCluster> {
   return {
     instances,
     store,
+    pids: () => [...instances.map((x) => x.pid()), store.pid()].filter((pid): pid is number => pid !== undefined),
     async stop() {
       await Promise.all(instances.map((x) => x.kill()));
       await store.stop();
@@ -76,6 +85,8 @@ function instance(
   return {
     id,
     url,
+    dataDir,
+    pid: () => proc?.pid(),
     logs: () => proc?.logs() ?? "",
     async kill() {
       const pid = proc?.pid();
@@ -135,6 +146,7 @@ async function startStore(root: string): Promise<S3StoreHandle> {
   const handle: S3StoreHandle = {
     url,
     bucketDir,
+    pid: () => proc?.pid(),
     async stop() {
       await proc?.stop();
       proc = undefined;
