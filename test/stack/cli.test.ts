@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { tempDir } from "@aixcl/testkit";
+import { composeTags } from "./compose-rules.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fakeDockerDir = join(root, "test/stack/fake-docker");
@@ -840,7 +841,7 @@ describe("start --ha and --single (the HA profile)", () => {
   });
 
   it("lists exactly the HA file's services that are not the gateway", () => {
-    const ha = parse(readFileSync(join(root, "docker-compose.ha.yml"), "utf8"), { merge: true }) as { services: Record<string, unknown>; volumes: Record<string, unknown> };
+    const ha = parse(readFileSync(join(root, "docker-compose.ha.yml"), "utf8"), { merge: true, customTags: composeTags }) as { services: Record<string, unknown>; volumes: Record<string, unknown> };
     const script = readFileSync(join(root, "aixcl"), "utf8");
     expect(/^HA_SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ").sort()).toEqual(Object.keys(ha.services).filter((n) => n !== "loki").sort());
     expect(/^HA_VOLUMES="([^"]+)"$/m.exec(script)?.[1]?.split(" ").sort()).toEqual(Object.keys(ha.volumes).sort());

@@ -19,6 +19,9 @@ function asList(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** Compose's own YAML tags (docker-compose.ha.yml), for the yaml package: !override and !reset read as plain values. */
+export const composeTags = ["!override", "!reset"].flatMap((tag) => (["seq", "map"] as const).map((collection) => ({ tag, collection, resolve: (v: unknown) => v })));
+
 export function services(doc: Doc): Record<string, Service> {
   return asRecord(doc.services) as Record<string, Service>;
 }

@@ -4,12 +4,12 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { Doc } from "./compose-rules.js";
-import { composeProblems, environment, mounts, services } from "./compose-rules.js";
+import { composeProblems, composeTags, environment, mounts, services } from "./compose-rules.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const read = (path: string) => readFileSync(join(root, path), "utf8");
 // Compose resolves YAML merge keys (<<: *anchor); the yaml package does so only when asked.
-const load = (text: string) => parse(text, { merge: true }) as Doc;
+const load = (text: string) => parse(text, { merge: true, customTags: composeTags }) as Doc;
 const composeText = read("docker-compose.yml");
 const compose = () => load(composeText);
 const svc = (name: string) => {
@@ -252,6 +252,13 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     for (const target of targets) {
       const [host, port] = target.split(":");
       if (host === "localhost") continue;
+      // The HA profile's Loki instances (docker-compose.ha.yml) publish nothing: Loki's own port, on the network only.
+      const haInstance = host === "loki" ? undefined : services(load(read("docker-compose.ha.yml")))[host as string];
+      if (haInstance !== undefined) {
+        expect(String(haInstance.image), `scrape target ${target}`).toMatch(/^grafana\/loki:/);
+        expect(port, `scrape target ${target}`).toBe(String((parse(read("loki/loki-ha.yml")) as { server: { http_listen_port: number } }).server.http_listen_port));
+        continue;
+      }
       const service = all[host as string];
       expect(service, `scrape target ${target}`).toBeDefined();
       const containerPorts = ((service?.ports ?? []) as string[]).map((p) => String(p).split(":").at(-1));
