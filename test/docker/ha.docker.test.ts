@@ -289,62 +289,66 @@ describe.skipIf(skip !== undefined)("one ordered scenario: the HA profile throug
 
   const where = () => `bus seq ~${bus?.get("logger")?.next ?? 0}, container seq ~${writer?.next ?? 0}`;
 
+  /**
+   * One fault under the load, with queries through the gateway every 250 ms: `inject` (after 2 s of probing),
+   * `restore`, then `service` and every service healthy again. Returns the seconds from `restore` to `service`
+   * healthy, the probe's figures and the gateway's error lines meanwhile.
+   */
+  async function fault(what: string, service: string, inject: () => Promise<void>, restore: () => void) {
+    const since = Date.now();
+    const probe = new QueryProbe(probeQuery());
+    await sleep(2000);
+    figure(`${what} at ${where()}`);
+    await inject();
+    const restoredAt = Date.now();
+    restore();
+    await until(`${service} healthy again`, () => health(service) === "running/healthy", 180_000, () => unhealthyReport([service]));
+    const healthyS = (Date.now() - restoredAt) / 1000;
+    await until("all services healthy", () => healthy(HA_ALL), 120_000, () => unhealthyReport(HA_ALL));
+    await sleep(2000);
+    const p = await probe.stop();
+    const queries = `queries ${p.failed}/${p.queries} failed, failing ${(p.failingMs / 1000).toFixed(2)} s in all, longest ${(p.longestMs / 1000).toFixed(2)} s${p.reasons.length ? ` (${p.reasons.join(" | ")})` : ""}`;
+    return { healthyS, p, queries, errors: gatewayErrors(since) };
+  }
+
   for (const instance of ["loki-1", "loki-2"]) {
     it(`${instance} SIGKILLed (docker kill), down ${DOWN_MS / 1000} s, started again: queries through the gateway keep answering; healthy again`, { timeout: 300_000 }, async () => {
-      const since = Date.now();
-      const probe = new QueryProbe(probeQuery());
-      await sleep(2000);
-      figure(`${instance} killed at ${where()}`);
-      docker(["kill", container(instance)]);
-      await sleep(DOWN_MS);
-      const state = docker(["inspect", "--format", "{{.State.Status}}", container(instance)]);
-      const startedAt = Date.now();
-      docker(["start", container(instance)]);
-      await until(`${instance} healthy again`, () => health(instance) === "running/healthy", 180_000, () => unhealthyReport([instance]));
-      const healthyS = (Date.now() - startedAt) / 1000;
-      await until("all services healthy", () => healthy(HA_ALL), 120_000, () => unhealthyReport(HA_ALL));
-      await sleep(2000);
-      const p = await probe.stop();
-      figure(`${instance} SIGKILL: state ${DOWN_MS / 1000} s after the kill "${state}"; healthy ${healthyS.toFixed(1)} s after docker start; queries ${p.failed}/${p.queries} failed, failing ${(p.failingMs / 1000).toFixed(2)} s in all, longest ${(p.longestMs / 1000).toFixed(2)} s${p.reasons.length ? ` (${p.reasons.join(" | ")})` : ""}`);
-      const errors = gatewayErrors(since);
-      if (errors.length > 0) figure(`${instance} SIGKILL: the gateway's error lines: ${errors.join(" || ")}`);
-      expect(p.failed, `queries failed while ${instance} was down: ${p.reasons.join(" | ")}; gateway: ${errors.join(" || ")}`).toBe(0);
+      let state = "";
+      const r = await fault(
+        `${instance} killed`,
+        instance,
+        async () => {
+          docker(["kill", container(instance)]);
+          await sleep(DOWN_MS);
+          state = docker(["inspect", "--format", "{{.State.Status}}", container(instance)]);
+        },
+        () => docker(["start", container(instance)]),
+      );
+      figure(`${instance} SIGKILL: state ${DOWN_MS / 1000} s after the kill "${state}"; healthy ${r.healthyS.toFixed(1)} s after docker start; ${r.queries}`);
+      if (r.errors.length > 0) figure(`${instance} SIGKILL: the gateway's error lines: ${r.errors.join(" || ")}`);
+      expect(r.p.failed, `queries failed while ${instance} was down: ${r.p.reasons.join(" | ")}; gateway: ${r.errors.join(" || ")}`).toBe(0);
     });
   }
 
   it("the store (s3) stopped for 20 s, then started: the instances go on; query failures measured", { timeout: 300_000 }, async () => {
-    const since = Date.now();
-    const probe = new QueryProbe(probeQuery());
-    await sleep(2000);
-    figure(`s3 stopped at ${where()}`);
-    docker(["stop", container("s3")]);
-    await sleep(20_000);
-    const startedAt = Date.now();
-    docker(["start", container("s3")]);
-    await until("s3 healthy again", () => health("s3") === "running/healthy", 120_000, () => unhealthyReport(["s3"]));
-    const healthyS = (Date.now() - startedAt) / 1000;
-    await until("all services healthy", () => healthy(HA_ALL), 120_000, () => unhealthyReport(HA_ALL));
-    await sleep(2000);
-    const p = await probe.stop();
-    figure(`s3 stopped 20 s: healthy ${healthyS.toFixed(1)} s after docker start; queries ${p.failed}/${p.queries} failed, failing ${(p.failingMs / 1000).toFixed(2)} s in all, longest ${(p.longestMs / 1000).toFixed(2)} s${p.reasons.length ? ` (${p.reasons.join(" | ")})` : ""}`);
-    const errors = gatewayErrors(since);
-    expect(p.failed, `queries failed while the store was down: ${p.reasons.join(" | ")}; gateway: ${errors.join(" || ")}`).toBe(0);
+    const r = await fault(
+      "s3 stopped",
+      "s3",
+      async () => {
+        docker(["stop", container("s3")]);
+        await sleep(20_000);
+      },
+      () => docker(["start", container("s3")]),
+    );
+    figure(`s3 stopped 20 s: healthy ${r.healthyS.toFixed(1)} s after docker start; ${r.queries}`);
+    expect(r.p.failed, `queries failed while the store was down: ${r.p.reasons.join(" | ")}; gateway: ${r.errors.join(" || ")}`).toBe(0);
   });
 
   it("the gateway (service loki) restarted: healthy again; query failures measured", { timeout: 300_000 }, async () => {
-    const probe = new QueryProbe(probeQuery());
-    await sleep(2000);
-    figure(`gateway restarted at ${where()}`);
-    const startedAt = Date.now();
-    docker(["restart", container("loki")]);
-    await until("the gateway healthy again", () => health("loki") === "running/healthy", 120_000, () => unhealthyReport(["loki"]));
-    const healthyS = (Date.now() - startedAt) / 1000;
-    await until("all services healthy", () => healthy(HA_ALL), 120_000, () => unhealthyReport(HA_ALL));
-    await sleep(2000);
-    const p = await probe.stop();
+    const r = await fault("gateway restarted", "loki", async () => {}, () => docker(["restart", container("loki")]));
     // The gateway is the one address: while nginx restarts, nothing answers on it (the bound: its restart).
-    figure(`gateway restart: healthy ${healthyS.toFixed(1)} s after docker restart; queries ${p.failed}/${p.queries} failed, failing ${(p.failingMs / 1000).toFixed(2)} s in all, longest ${(p.longestMs / 1000).toFixed(2)} s${p.reasons.length ? ` (${p.reasons.join(" | ")})` : ""}`);
-    expect(p.longestMs, "queries failed for longer than the gateway's own restart").toBeLessThanOrEqual(healthyS * 1000 + 1000);
+    figure(`gateway restart: healthy ${r.healthyS.toFixed(1)} s after docker restart; ${r.queries}`);
+    expect(r.p.longestMs, "queries failed for longer than the gateway's own restart").toBeLessThanOrEqual(r.healthyS * 1000 + 1000);
   });
 
   it("the load stops: every line of both sources is in Loki through the gateway, once", { timeout: 400_000 }, async () => {

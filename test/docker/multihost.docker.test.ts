@@ -5,23 +5,19 @@
  * network with the stack. One ordered scenario: without keys ./aixcl start refuses that address and creates nothing;
  * with keys the stack starts, a keyed publisher there gets every line into Loki (counted by LogQL), and an unkeyed one
  * is refused at the handshake: none of its lines ever arrive. Last, the consumer is pointed at a "remote Loki" over
- * TLS with basic auth from .env (AIXCL_LOKI_*): a hand-written HTTPS proxy in this file, on the host, checking the
+ * TLS with basic auth from .env (AIXCL_LOKI_*): a hand-written HTTPS proxy (the testkit's checkingProxy), on the host, checking the
  * Authorization header before forwarding to the stack's Loki.
  *
  * Outside CI it skips, saying why, where the other Docker-tier files would (no engine, no images, the stack's project
  * already running here).
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { request as httpRequest } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { queryInstant, repoRoot, tempDir } from "@aixcl/testkit";
+import { checkingProxy, queryInstant, repoRoot, testCertificates } from "@aixcl/testkit";
 import { Checkout, currentUser } from "./checkout.js";
 import { container, docker, engineProblem, imagesProblem, PROJECT, projectContainers } from "./engine.js";
 import { LOKI } from "./load.js";
@@ -71,41 +67,7 @@ while (log.stats().buffered > 0 && Date.now() < deadline) await new Promise((r) 
 console.log(JSON.stringify(await log.close()));
 `;
 
-/** A CA and a server certificate it signed for host.docker.internal (how the consumer reaches this host), by openssl. */
-function testCertificates() {
-  const dir = tempDir("multihost-tls");
-  const f = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
-  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=aixcl test CA", "-keyout", f("ca.key"), "-out", f("ca.pem"));
-  openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=host.docker.internal", "-keyout", f("server.key"), "-out", f("server.csr"));
-  writeFileSync(f("san.ext"), "subjectAltName=DNS:host.docker.internal\n");
-  openssl("x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", f("san.ext"), "-out", f("server.pem"));
-  return { caFile: f("ca.pem"), key: readFileSync(f("server.key")), cert: readFileSync(f("server.pem")) };
-}
 
-/**
- * The hand-written gateway: HTTPS on `host`, 401 unless the Authorization header is `authorization`, else the request
- * forwarded to the stack's Loki (published on 127.0.0.1) and its answer back. Records each header it saw.
- */
-async function checkingGateway(host: string, authorization: string, tls: { key: Buffer; cert: Buffer }) {
-  const seen: { path: string; authorization: string | undefined }[] = [];
-  const server = createHttpsServer(tls, (req: IncomingMessage, res: ServerResponse) => {
-    seen.push({ path: req.url ?? "", authorization: req.headers.authorization });
-    if (req.headers.authorization !== authorization) {
-      res.writeHead(401, { "www-authenticate": 'Basic realm="loki"' }).end("401 Unauthorized\n");
-      return;
-    }
-    const { authorization: _checked, host: _host, ...headers } = req.headers;
-    const upstream = httpRequest(`${LOKI}${req.url ?? "/"}`, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on("error", (error) => res.writeHead(502).end(error.message));
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return { port: (server.address() as AddressInfo).port, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
 
 interface PublisherStats {
   published: number;
@@ -205,13 +167,13 @@ describe.skipIf(skip !== undefined)("one ordered scenario: a publisher on anothe
   });
 
   it("the consumer pushes to a remote Loki over TLS with basic auth from .env; the password only in a secret file", { timeout: 600_000 }, async () => {
-    const certs = testCertificates();
+    const certs = testCertificates("DNS:host.docker.internal");
     mkdirSync(join(checkout.dir, "certs"));
     copyFileSync(certs.caFile, join(checkout.dir, "certs", "loki-ca.pem"));
     const password = `pa55-${randomBytes(8).toString("hex")}`;
     // host.docker.internal is Docker's host gateway, the default bridge's address on this host.
     const hostGateway = docker(["network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", "bridge"]);
-    const gatewayProxy = await checkingGateway(hostGateway, `Basic ${Buffer.from(`edge-1:${password}`).toString("base64")}`, certs);
+    const gatewayProxy = await checkingProxy(LOKI, `Basic ${Buffer.from(`edge-1:${password}`).toString("base64")}`, { tls: certs, host: hostGateway });
     try {
       appendFileSync(
         join(checkout.dir, ".env"),

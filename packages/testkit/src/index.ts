@@ -24,3 +24,5 @@ export { startUpstream, until } from "./upstream.js";
 export type { Upstream } from "./upstream.js";
 export { readSpec, specText } from "./spec.js";
 export type { SpecText } from "./spec.js";
+export { checkingProxy, testCertificates } from "./tls.js";
+export type { CheckingProxy, SeenRequest, TestCertificates } from "./tls.js";

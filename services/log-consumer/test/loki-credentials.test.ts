@@ -1,19 +1,14 @@
 /**
- * Loki credentials against the real Loki binary: behind a hand-written Node HTTP(S) reverse proxy in this file
+ * Loki credentials against the real Loki binary: behind a hand-written Node HTTP(S) reverse proxy (the testkit's checkingProxy)
  * that checks the Authorization header (as nginx or Grafana Cloud's gateway would) and forwards to Loki, and a
  * Loki with auth_enabled: true, which requires the tenant header. Refused credentials must keep every batch
  * (spooled, retried, /readyz and the metric saying so) and deliver all of it once they are fixed; no credential
  * may appear in the consumer's log, its /metrics or its errors.
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { createServer as createHttpServer, request as httpRequest } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LokiHandle } from "@aixcl/testkit";
-import { requireComponent, startLoki, tempDir } from "@aixcl/testkit";
+import { checkingProxy, requireComponent, startLoki, tempDir, testCertificates } from "@aixcl/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningConsumer } from "../src/index.js";
 import { startConsumer } from "../src/index.js";
@@ -26,47 +21,7 @@ if (loki.skip) console.warn(`skipping the Loki credentials tests: ${loki.skip}`)
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
-/**
- * The test's reverse proxy: answers 401 unless the request's Authorization header is `authorization`, else
- * forwards the request to `target` (Loki) and its answer back. Over TLS with `tls`. Records what it saw.
- */
-async function checkingProxy(target: string, authorization: string, tls?: { key: Buffer; cert: Buffer }) {
-  const seen: (string | undefined)[] = [];
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    seen.push(req.headers.authorization);
-    if (req.headers.authorization !== authorization) {
-      res.writeHead(401, { "content-type": "text/plain", "www-authenticate": 'Basic realm="loki"' }).end("401 Unauthorized\n");
-      return;
-    }
-    const { authorization: _checked, host: _host, ...headers } = req.headers;
-    const upstream = httpRequest(`${target}${req.url ?? "/"}`, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on("error", (error) => res.writeHead(502).end(error.message));
-    req.pipe(upstream);
-  };
-  const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
-    seen,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
-/** A CA and a server certificate it signed for 127.0.0.1, made with the openssl command. */
-function testCertificates() {
-  const dir = tempDir("loki-tls");
-  const f = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
-  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=aixcl test CA", "-keyout", f("ca.key"), "-out", f("ca.pem"));
-  openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", f("server.key"), "-out", f("server.csr"));
-  writeFileSync(f("san.ext"), "subjectAltName=IP:127.0.0.1\n");
-  openssl("x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", f("san.ext"), "-out", f("server.pem"));
-  return { caFile: f("ca.pem"), key: readFileSync(f("server.key")), cert: readFileSync(f("server.pem")) };
-}
 
 /** GET query_range with a tenant header: the testkit's query has none. */
 async function linesOf(baseUrl: string, logql: string, tenant?: string): Promise<string[]> {
@@ -128,7 +83,7 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
     expect(await metricsText(c)).toMatch(/^aixcl_log_consumer_push_retries_total\{reason="unauthorized"\} \d+$/m);
     expect(c.spoolMetrics && (await total(c.spoolMetrics.entries))).toBe(50);
     expect(lines.some((l) => l.msg === "Loki refused the consumer's credentials; batches are kept and retried until they are fixed")).toBe(true);
-    expect(proxy.seen).toContain(basic("aixcl", "wrong-pa55"));
+    expect(proxy.seen.map((r) => r.authorization)).toContain(basic("aixcl", "wrong-pa55"));
 
     // The secret is rotated in its file (as a Docker secret would be): read again at the next refusal.
     writeFileSync(passwordFile, "right-pa55\n");
@@ -161,8 +116,8 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
   });
 
   it("TLS with a custom CA and a bearer token from a file", { timeout: 30_000 }, async () => {
-    const certs = testCertificates();
-    const proxy = await checkingProxy(handle.url, "Bearer t0ken-xyz", certs);
+    const certs = testCertificates("IP:127.0.0.1");
+    const proxy = await checkingProxy(handle.url, "Bearer t0ken-xyz", { tls: certs });
     cleanups.push(proxy.close);
     const tokenFile = join(tempDir("secrets"), "loki_token");
     writeFileSync(tokenFile, "t0ken-xyz\n");
@@ -176,8 +131,8 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
   // What docker-compose.yml gives the consumer for a remote Loki (AIXCL_LOKI_* of .env): the same variables, with
   // the CA and the password as files (there a bind mount and a compose secret).
   it("TLS with a custom CA and basic auth from a password file, through the variables the compose stack sets", { timeout: 30_000 }, async () => {
-    const certs = testCertificates();
-    const proxy = await checkingProxy(handle.url, basic("edge-1", "pa55-over-tls"), certs);
+    const certs = testCertificates("IP:127.0.0.1");
+    const proxy = await checkingProxy(handle.url, basic("edge-1", "pa55-over-tls"), { tls: certs });
     cleanups.push(proxy.close);
     const passwordFile = join(tempDir("secrets"), "loki_password");
     writeFileSync(passwordFile, "pa55-over-tls", { mode: 0o600 });
@@ -188,7 +143,7 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
     await publishNumbered(bus, 10);
     await handle.waitFor('{run="tls_basic"}', 10, 15_000);
     expect(proxy.url).toMatch(/^https:/);
-    expect(proxy.seen.every((h) => h === basic("edge-1", "pa55-over-tls"))).toBe(true);
+    expect(proxy.seen.every((r) => r.authorization === basic("edge-1", "pa55-over-tls"))).toBe(true);
     expect(await total(c.metrics.dropped)).toBe(0);
     expect(await readyz(c)).toMatchObject({ loki_ready: true, loki_credentials_accepted: true });
     expect(lines.find((l) => l.msg === "log consumer started")).toMatchObject({ loki: proxy.url, loki_auth: "basic" });
@@ -197,8 +152,8 @@ describe.skipIf(loki.skip !== undefined)("Loki credentials, against the real Lok
   });
 
   it("without the CA the proxy's certificate is not trusted: retried as a connection error, never sent", { timeout: 30_000 }, async () => {
-    const certs = testCertificates();
-    const proxy = await checkingProxy(handle.url, "Bearer t0ken-xyz", certs);
+    const certs = testCertificates("IP:127.0.0.1");
+    const proxy = await checkingProxy(handle.url, "Bearer t0ken-xyz", { tls: certs });
     cleanups.push(proxy.close);
     const { consumer: c } = await consumer({ loki: { url: proxy.url, bearer_token: "t0ken-xyz" }, labels: { static: { run: "untrusted" } } });
     await publishNumbered(bus, 5);
