@@ -68,7 +68,15 @@ function observePeers(socket: XSubscriber | XPublisher, side: "publishers" | "su
  * the subscriptions they see, so without it a plain ZeroMQ PUB publisher would drop its logs at the source while
  * no consumer is connected. Subscribers' subscriptions travel upstream as through libzmq's own proxy.
  */
-export async function startBroker(config: MessageBusConfig, log: ServiceLog = serviceLog("broker")): Promise<RunningBroker> {
+export interface BrokerOptions {
+  /**
+   * Also bind the subscriber side here (inproc://name): a consumer in the same process (services/bus) subscribes
+   * without TCP, so a message crosses from one socket to the other without syscalls or libzmq's I/O thread.
+   */
+  inprocSubEndpoint?: string;
+}
+
+export async function startBroker(config: MessageBusConfig, log: ServiceLog = serviceLog("broker"), options: BrokerOptions = {}): Promise<RunningBroker> {
   const { broker } = config;
   const metrics = new BrokerMetrics();
   const id = randomUUID();
@@ -100,6 +108,7 @@ export async function startBroker(config: MessageBusConfig, log: ServiceLog = se
       pubEndpoint = frontend.lastEndpoint ?? "";
       await backend.bind(bindSpec(config.host, config.sub_port));
       subEndpoint = backend.lastEndpoint ?? "";
+      if (options.inprocSubEndpoint) await backend.bind(options.inprocSubEndpoint);
     } catch (error) {
       throw new Error(
         `cannot bind the message bus on ${config.host} ports ${config.pub_port}/${config.sub_port}: ${(error as Error).message}. ` +

@@ -52,6 +52,12 @@ export interface ConsumerOptions {
   log?: ServiceLog;
   /** Jitter source for retry backoff (tests make it deterministic). */
   random?: () => number;
+  /**
+   * Subscribe here instead of bus.host:sub_port: the one-process bus (services/bus) passes its broker's inproc://
+   * endpoint, which carries messages between the two sockets without TCP and without a handshake (and so without
+   * CURVE: nothing leaves the process).
+   */
+  busEndpoint?: string;
 }
 
 /** flushed: everything buffered was delivered (or refused by Loki) before the deadline. */
@@ -145,7 +151,9 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     maxMessageSize: config.bus.max_message_bytes,
     ...(curve ? curveClientOptions(curve) : {}),
   });
-  const endpoint = tcpEndpoint(config.bus.host, config.bus.sub_port);
+  const endpoint = options.busEndpoint ?? tcpEndpoint(config.bus.host, config.bus.sub_port);
+  // inproc:// has no handshake to wait for (and no monitor events): connected once connect() returns.
+  const inproc = endpoint.startsWith("inproc://");
   let busConnected = false;
   // ZeroMQ reconnects after a lost connection, but not after a protocol error such as a message above
   // maxMessageSize: then the connection is simply gone. No reconnect attempt soon after a disconnect means that.
@@ -197,6 +205,7 @@ export async function startConsumer(config: ConsumerConfig, options: ConsumerOpt
     }
   })();
   subscriber.connect(endpoint);
+  busConnected = inproc;
   for (const topic of config.bus.topics) subscriber.subscribe(topic);
 
   let receiveLoopAlive = true;
