@@ -38,10 +38,10 @@ export const BUS_ENTRIES = [
 
 /**
  * A bus entry's line in Loki: the message, then the fields the consumer's default `fields` puts in the line
- * (config/log_consumer.yaml); module and trace_id are structured metadata.
+ * (config/log_consumer.yaml), the fixture's trace id last on traced entries; module is structured metadata.
  */
-export function busLine(e: (typeof BUS_ENTRIES)[number]): string {
-  return `${e.message} function=handle file_path=src/${e.module}.ts line_number=7 topic=logs.${e.service}.${e.module}`;
+export function busLine(e: (typeof BUS_ENTRIES)[number], trace: string): string {
+  return `${e.message} function=handle file_path=src/${e.module}.ts line_number=7 topic=logs.${e.service}.${e.module}${e.traced ? ` trace_id=${trace}` : ""}`;
 }
 
 /** What an application sends over OTLP (service.name "storefront", instrumentation scope "web"), in order. */

@@ -174,7 +174,7 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
 
     it("the logs panel shows bus entries and OTLP records side by side, and no container line", async () => {
       const logql = render(applicationLogs, query(applicationLogs, "Logs"), APPLICATION_DEFAULTS);
-      const expected = [...BUS_ENTRIES.map(busLine), ...OTLP_RECORDS.map((r) => r.message)];
+      const expected = [...BUS_ENTRIES.map((e) => busLine(e, fx.trace)), ...OTLP_RECORDS.map((r) => r.message)];
       expect((await lines(logql)).sort()).toEqual(expected.sort());
     });
 
@@ -183,12 +183,13 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
       const streams = await fx.loki.queryRange(logql);
       const got = streams.flatMap((s) => s.values.map(([, line, meta]) => ({ line, meta })));
       const payment = BUS_ENTRIES.filter((e) => e.module === "payment");
-      expect(got.map((g) => g.line).sort()).toEqual(payment.map(busLine).sort());
-      // Function and file travel in the line (logfmt), module and trace_id as structured metadata.
+      expect(got.map((g) => g.line).sort()).toEqual(payment.map((e) => busLine(e, fx.trace)).sort());
+      // The shipped fields: module as structured metadata; function, file and trace_id in the line (logfmt).
       for (const g of got) expect(busEntry(g.line, g.meta).fields).toMatchObject({ module: "payment", function: "handle", file_path: "src/payment.ts", trace_id: fx.trace });
-      for (const g of got) expect(g.meta).toMatchObject({ module: "payment", trace_id: fx.trace });
+      for (const g of got) expect(g.meta).toMatchObject({ module: "payment" });
+      for (const g of got) expect(g.meta?.["trace_id"]).toBeUndefined();
       const searched = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, search: "DATABASE" });
-      expect(await lines(searched)).toEqual(BUS_ENTRIES.filter((e) => e.module === "stock").map(busLine));
+      expect(await lines(searched)).toEqual(BUS_ENTRIES.filter((e) => e.module === "stock").map((e) => busLine(e, fx.trace)));
       const scope = render(applicationLogs, query(applicationLogs, "Logs"), { ...APPLICATION_DEFAULTS, module: "web", level: ["error"] });
       const otlp = (await fx.loki.queryRange(scope)).flatMap((s) => s.values.map(([, line, meta]) => ({ line, meta })));
       expect(otlp).toEqual([{ line: "payment provider timed out", meta: expect.objectContaining({ scope_name: "web", severity_text: "ERROR", trace_id: fx.trace }) }]);
@@ -199,17 +200,27 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
     const fields = provisionedDatasources().find((d) => d.uid === "loki")?.jsonData?.derivedFields ?? [];
     /** Grafana substitutes the matched value for ${__value.raw} and runs the link's query on datasourceUid. */
     const follow = (url: string, value: string) => lines(url.replaceAll("${__value.raw}", value));
-    const busLines = [...BUS_ENTRIES.filter((e) => e.traced).map(busLine), ...OTLP_RECORDS.filter((r) => r.traced).map((r) => r.message)].sort();
+    /** The application lines of the fixture's trace: traced bus entries and OTLP records. */
+    const traceLines = () => [...BUS_ENTRIES.filter((e) => e.traced).map((e) => busLine(e, fx.trace)), ...OTLP_RECORDS.filter((r) => r.traced).map((r) => r.message)].sort();
 
-    it("from a bus entry's trace_id metadata: the trace's bus entries, OTLP records and container lines", async () => {
-      const entries = (await fx.loki.queryRange('{service="checkout"}')).flatMap((s) => s.values);
-      const value = entries.map(([, , meta]) => meta?.["trace_id"]).find((t) => t !== undefined);
+    it("from an OTLP record's trace_id metadata: the trace's bus entries, OTLP records and container lines", async () => {
+      const records = (await fx.loki.queryRange('{service_name=~".+", job=""} | scope_name=~".+"')).flatMap((s) => s.values);
+      const value = records.map(([, , meta]) => meta?.["trace_id"]).find((t) => t !== undefined);
       expect(value).toBe(fx.trace);
       const [bus, containers] = fields.filter((f) => f.name === "trace_id");
-      expect((await follow(bus!.url!, value!)).sort()).toEqual(busLines);
+      expect((await follow(bus!.url!, value!)).sort()).toEqual(traceLines());
       const fromContainers = await follow(containers!.url!, value!);
       expect(fromContainers).toHaveLength(2);
       for (const line of fromContainers) expect(JSON.parse(line)).toMatchObject({ trace_id: fx.trace });
+    });
+
+    it("from a trace_id in a bus entry's line (logfmt, the consumer's default): the same two sets", async () => {
+      const [line] = await lines('{service="checkout"} |= "trace_id="');
+      const [bus, containers] = fields.filter((f) => f.name === "trace_id_in_line");
+      const value = new RegExp(bus!.matcherRegex).exec(line!)?.[1];
+      expect(value).toBe(fx.trace);
+      expect((await follow(bus!.url!, value!)).sort()).toEqual(traceLines());
+      expect(await follow(containers!.url!, value!)).toHaveLength(2);
     });
 
     it("from a trace_id inside a JSON container line: the same two sets", async () => {
@@ -217,7 +228,7 @@ describe.skipIf(need.skip !== undefined)("LogQL of the dashboards and datasource
       const [bus, containers] = fields.filter((f) => f.name === "trace_id_in_line");
       const value = new RegExp(bus!.matcherRegex).exec(line!)?.[1];
       expect(value).toBe(fx.trace);
-      expect((await follow(bus!.url!, value!)).sort()).toEqual(busLines);
+      expect((await follow(bus!.url!, value!)).sort()).toEqual(traceLines());
       expect(await follow(containers!.url!, value!)).toHaveLength(2);
     });
   });

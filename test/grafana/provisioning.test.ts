@@ -125,7 +125,7 @@ describe("datasource provisioning", () => {
     expect(byUid.get("prometheus")?.jsonData?.["timeInterval"]).toBe(prometheusYml.global.scrape_interval);
   });
 
-  it("turns trace_id (structured metadata, or a JSON field of the line) into links to the lines of that trace", () => {
+  it("turns trace_id (structured metadata, or a field of the line: logfmt or JSON) into links to the lines of that trace", () => {
     const fields = byUid.get("loki")?.jsonData?.derivedFields ?? [];
     const names = [...new Set(fields.map((f) => f.name))];
     expect(names).toEqual(["trace_id", "trace_id_in_line"]);
@@ -142,7 +142,10 @@ describe("datasource provisioning", () => {
     const inLine = fields.find((f) => f.name === "trace_id_in_line")!;
     expect(inLine.matcherType).toBe("regex");
     expect(new RegExp(inLine.matcherRegex).exec('{"level":"info","trace_id": "4bf92f35","msg":"x"}')?.[1]).toBe("4bf92f35");
-    expect(new RegExp(inLine.matcherRegex).exec("trace_id=4bf92f35 plain text")).toBeNull();
+    // A bus entry's line, as the consumer's default fields write it.
+    expect(new RegExp(inLine.matcherRegex).exec("charged function=charge trace_id=4bf92f35 extra_n=1")?.[1]).toBe("4bf92f35");
+    expect(new RegExp(inLine.matcherRegex).exec("extra_trace_id=4bf92f35 plain text")).toBeNull();
+    expect(new RegExp(inLine.matcherRegex).exec("no trace here")).toBeNull();
   });
 
   it("escapes every literal $ from Grafana's environment expansion", () => {

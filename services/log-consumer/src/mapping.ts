@@ -31,8 +31,9 @@ export interface FieldPlaces {
 }
 
 /**
- * The consumer's default (config/log_consumer.yaml, fields): what dashboards and id lookups filter on stays
- * metadata; call-site detail and the producer's maps ride in the line, where Loki only stores their bytes.
+ * The consumer's default (config/log_consumer.yaml, fields): `module`, which the dashboards filter on and which has
+ * few values, stays metadata; the ids (a new value nearly every entry, the costliest metadata for Loki), the call
+ * site and the producer's maps ride in the line, where Loki only stores their bytes.
  */
 export const DEFAULT_FIELD_PLACES: FieldPlaces = {
   module: "metadata",
@@ -40,9 +41,9 @@ export const DEFAULT_FIELD_PLACES: FieldPlaces = {
   file_path: "line",
   line_number: "line",
   topic: "line",
-  user_uuid: "metadata",
-  session_id: "metadata",
-  trace_id: "metadata",
+  user_uuid: "line",
+  session_id: "line",
+  trace_id: "line",
   meta: "line",
   extra: "line",
 };

@@ -172,16 +172,20 @@ describe.skipIf(loki.skip !== undefined)("round trip to a real Loki", () => {
 
     const byFunction = await query('| logfmt | function="verify"');
     expect(byFunction.map((v) => v.line.split("\n")[0]).sort()).toEqual([
-      'failed: "x" function=verify file_path="src/my auth.py" line_number=42 topic=logs.api_gateway.auth meta_odd_key="quote\\" and\\nnewline" extra_attempt=3',
-      "retry with function=other file_path=\"src/my auth.py\" line_number=42 topic=logs.api_gateway.auth meta_odd_key=\"quote\\\" and\\nnewline\" extra_attempt=1",
+      'failed: "x" function=verify file_path="src/my auth.py" line_number=42 topic=logs.api_gateway.auth trace_id=trace-2 meta_odd_key="quote\\" and\\nnewline" extra_attempt=3',
+      "retry with function=other file_path=\"src/my auth.py\" line_number=42 topic=logs.api_gateway.auth trace_id=trace-2 meta_odd_key=\"quote\\\" and\\nnewline\" extra_attempt=1",
     ]);
     // The traceback's other lines are as logged.
     expect(byFunction.find((v) => v.line.startsWith("failed"))?.line.split("\n").slice(1)).toEqual(["Traceback (most recent call last):", '  File "a.py", line 1, in <module>', "ValueError: bad"]);
     // The message holding "function=other" kept the field in metadata, which the filter above read.
-    expect(byFunction.find((v) => v.line.startsWith("retry"))?.metadata).toMatchObject({ module: "auth", function: "verify", trace_id: "trace-2" });
+    const retry = byFunction.find((v) => v.line.startsWith("retry"));
+    expect(retry?.metadata).toMatchObject({ module: "auth", function: "verify" });
+    expect(retry?.metadata.trace_id).toBeUndefined();
     expect((await query('| logfmt | meta_odd_key="quote\\" and\\nnewline" | extra_attempt > 2')).map((v) => v.line.slice(0, 7))).toEqual(["failed:"]);
     expect((await query('| logfmt | line_number="42" | line_format "{{.file_path}}:{{.line_number}}"')).map((v) => v.line)).toEqual(["src/my auth.py:42", "src/my auth.py:42"]);
-    expect((await query('| trace_id="trace-2" | module="auth"')).length).toBe(2);
+    // An id in the line: a line filter finds it, `| logfmt` makes it a label beside the metadata's module.
+    expect((await query('|= "trace_id=trace-2"')).length).toBe(2);
+    expect((await query('| logfmt | trace_id="trace-2" | module="auth"')).length).toBe(2);
   });
 
   it("a real 400: Loki's refusals are counted by reason and the valid entries are written once", async () => {

@@ -34,26 +34,21 @@ describe("EntryMapper", () => {
     expectConsistentSizes(mapped);
   });
 
-  it("by default keeps module and the ids as metadata and puts the rest at the end of the line in logfmt", () => {
+  it("by default keeps module as metadata and puts the rest, the ids too, at the end of the line in logfmt", () => {
     const mapped = new EntryMapper({}).map(fullEntry());
     expect(mapped.line).toBe(
       "token expired for user ✓ function=verify_token file_path=src/auth/verify.ts line_number=118 topic=logs.api_gateway.auth" +
-        " meta_request_id=r-42 meta_region_name=local extra_attempt=3 extra_path=/v1/login",
+        " user_uuid=5b0c3f0e-7a3c-4c1e-9f8a-0d1e2f3a4b5c session_id=sess-9 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 meta_request_id=r-42 meta_region_name=local extra_attempt=3 extra_path=/v1/login",
     );
-    expect(Object.fromEntries(mapped.metadata)).toEqual({
-      module: "auth",
-      user_uuid: "5b0c3f0e-7a3c-4c1e-9f8a-0d1e2f3a4b5c",
-      session_id: "sess-9",
-      trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-    });
+    expect(Object.fromEntries(mapped.metadata)).toEqual({ module: "auth" });
     expectConsistentSizes(mapped);
   });
 
   it("drops what is set to drop", () => {
-    const places = { ...DEFAULT_FIELD_PLACES, topic: "drop", meta: "drop", trace_id: "drop" } as const;
+    const places = { ...DEFAULT_FIELD_PLACES, topic: "drop", meta: "drop", trace_id: "drop", session_id: "metadata" } as const;
     const mapped = new EntryMapper({}, places).map(fullEntry({ message: "m" }));
-    expect(mapped.line).toBe("m function=verify_token file_path=src/auth/verify.ts line_number=118 extra_attempt=3 extra_path=/v1/login");
-    expect(mapped.metadata.map(([name]) => name)).toEqual(["module", "user_uuid", "session_id"]);
+    expect(mapped.line).toBe("m function=verify_token file_path=src/auth/verify.ts line_number=118 user_uuid=5b0c3f0e-7a3c-4c1e-9f8a-0d1e2f3a4b5c extra_attempt=3 extra_path=/v1/login");
+    expect(mapped.metadata.map(([name]) => name)).toEqual(["module", "session_id"]);
     expectConsistentSizes(mapped);
   });
 
@@ -81,7 +76,10 @@ describe("EntryMapper", () => {
 
   it("keeps a field in metadata when the message itself holds its name=, so | logfmt cannot read the message's value for it", () => {
     const mapped = new EntryMapper({}).map(fullEntry({ message: "retry with function=other", metadata: {}, extra: { attempt: "3" } }));
-    expect(mapped.line).toBe("retry with function=other file_path=src/auth/verify.ts line_number=118 topic=logs.api_gateway.auth extra_attempt=3");
+    expect(mapped.line).toBe(
+      "retry with function=other file_path=src/auth/verify.ts line_number=118 topic=logs.api_gateway.auth" +
+        " user_uuid=5b0c3f0e-7a3c-4c1e-9f8a-0d1e2f3a4b5c session_id=sess-9 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 extra_attempt=3",
+    );
     expect(mapped.metadata.find(([name]) => name === "function")).toEqual(["function", "verify_token"]);
     expectConsistentSizes(mapped);
   });
@@ -91,7 +89,9 @@ describe("EntryMapper", () => {
       fullEntry({ function: "", filePath: "", lineNumber: 0, userUuid: "", sessionId: "", traceId: "", metadata: {}, extra: { empty: "" } }),
     );
     expect(mapped.metadata.map(([name]) => name)).toEqual(["module", "topic"]);
-    const inLine = new EntryMapper({}).map(fullEntry({ message: "m", function: "", filePath: "", lineNumber: 0, topic: "", metadata: {}, extra: { empty: "" } }));
+    const inLine = new EntryMapper({}).map(
+      fullEntry({ message: "m", function: "", filePath: "", lineNumber: 0, topic: "", userUuid: "", sessionId: "", traceId: "", metadata: {}, extra: { empty: "" } }),
+    );
     expect(inLine.line).toBe("m");
   });
 
