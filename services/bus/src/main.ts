@@ -15,13 +15,11 @@ const INPROC_SUB_ENDPOINT = "inproc://aixcl-bus-subscribers";
 
 await runService({
   log: serviceLog("bus"),
-  load: () => ({ bus: loadMessageBusConfig(), consumer: loadConsumerConfig() }),
+  // MESSAGE_BUS_KEYS_DIR is the broker's folder; the consumer, subscribing inside the process, uses no keys.
+  load: () => ({ bus: loadMessageBusConfig(), consumer: loadConsumerConfig({ ...process.env, MESSAGE_BUS_KEYS_DIR: "" }) }),
   start: async ({ bus, consumer }) => {
     const broker = await startBroker(bus, serviceLog("broker"), { inprocSubEndpoint: INPROC_SUB_ENDPOINT });
-    const logConsumer = await startConsumer(
-      { ...consumer, bus: { ...consumer.bus, keys_dir: "" } },
-      { log: serviceLog("log-consumer", consumer.log_level), busEndpoint: INPROC_SUB_ENDPOINT },
-    ).catch(async (error: unknown) => {
+    const logConsumer = await startConsumer(consumer, { log: serviceLog("log-consumer", consumer.log_level), busEndpoint: INPROC_SUB_ENDPOINT }).catch(async (error: unknown) => {
       await broker.close();
       throw error;
     });

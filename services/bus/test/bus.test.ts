@@ -1,13 +1,15 @@
 /**
  * The broker and the consumer in one process (dist/main.js): publishers reach Loki through it, the consumer
- * follows the broker's port wherever it bound, and SIGTERM stops both cleanly.
+ * subscribes inside the process (inproc), also when the bus requires CURVE, and SIGTERM stops both cleanly.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Publisher } from "zeromq";
-import { freePort, logMessage, queryAll, repoRoot, startLoki, until } from "@aixcl/testkit";
+import { createLogger, loadClientKeys } from "@aixcl/client-logger";
+import { generateKeys, stackKeyDirs } from "@aixcl/service-runtime";
+import { freePort, logMessage, queryAll, repoRoot, startLoki, tempDir, until } from "@aixcl/testkit";
 
 const busMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -21,51 +23,60 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** Starts dist/main.js on a free publisher port and any free subscriber port; its JSON log lines are collected. */
+async function startBus(lokiUrl: string, env: Record<string, string> = {}) {
+  const pubPort = await freePort();
+  const child = spawn(process.execPath, [busMain], {
+    env: {
+      ...process.env,
+      MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
+      LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
+      MESSAGE_BUS_HOST: "127.0.0.1",
+      MESSAGE_BUS_PUB_PORT: String(pubPort),
+      // Any free port: nothing of the consumer may depend on where the subscriber side bound.
+      MESSAGE_BUS_SUB_PORT: "0",
+      MESSAGE_BUS_METRICS_PORT: "0",
+      LOG_CONSUMER_OPS_PORT: "0",
+      LOG_CONSUMER_SPOOL_DIR: "",
+      LOG_CONSUMER_BATCH_MAX_WAIT: "100ms",
+      LOKI_URL: lokiUrl,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buffer = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
+      lines.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    if (stderr.trim() !== "") console.error(stderr);
+  });
+  await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+  return { child, lines, exited, pubEndpoint: `tcp://127.0.0.1:${pubPort}` };
+}
+
 describe("services/bus: broker and log consumer in one process", () => {
   it("delivers a published line to Loki through its own broker, and stops cleanly on SIGTERM", async () => {
     const loki = await startLoki();
     cleanups.push(() => loki.stop());
-    const pubPort = await freePort();
-    const child = spawn(process.execPath, [busMain], {
-      env: {
-        ...process.env,
-        MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
-        LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
-        MESSAGE_BUS_HOST: "127.0.0.1",
-        MESSAGE_BUS_PUB_PORT: String(pubPort),
-        // Any free port: the consumer must subscribe where the broker bound, not to the configured 0.
-        MESSAGE_BUS_SUB_PORT: "0",
-        MESSAGE_BUS_METRICS_PORT: "0",
-        LOG_CONSUMER_OPS_PORT: "0",
-        LOG_CONSUMER_SPOOL_DIR: "",
-        LOG_CONSUMER_BATCH_MAX_WAIT: "100ms",
-        LOKI_URL: loki.url,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const lines: Record<string, unknown>[] = [];
-    let buffer = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString("utf8");
-      for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-        lines.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    cleanups.push(() => {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      if (stderr.trim() !== "") console.error(stderr);
-    });
-    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    const { child, lines, exited, pubEndpoint } = await startBus(loki.url);
     const subEndpoint = String(lines.find((l) => l.msg === "broker started")?.subEndpoint);
     expect(subEndpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
+    // Its consumer subscribes inside the process, not over the port other subscribers use.
+    expect(lines.find((l) => l.msg === "log consumer started")).toMatchObject({ bus: "inproc://aixcl-bus-subscribers" });
 
     const pub = new Publisher({ linger: 0 });
     cleanups.push(() => pub.close());
-    pub.connect(`tcp://127.0.0.1:${pubPort}`);
+    pub.connect(pubEndpoint);
     // A PUB socket drops what it sends before it has heard the broker's subscriptions: send until one arrives.
     const delivered = async () => (await queryAll(loki.url, '{service="bus-test"}')).some(([, line]) => line.startsWith("one process, one line"));
     for (let tries = 0; !(await delivered()) && tries < 100; tries++) {
@@ -80,5 +91,26 @@ describe("services/bus: broker and log consumer in one process", () => {
     const messages = lines.map((l) => l.msg);
     expect(messages).toContain("broker stopped");
     expect(messages.indexOf("broker stopped")).toBeLessThan(messages.indexOf("flushed everything before stopping"));
+  });
+
+  it("with CURVE on (the broker's keys only): a listed client's lines reach Loki, an unlisted publisher's never", async () => {
+    const loki = await startLoki();
+    cleanups.push(() => loki.stop());
+    const keys = tempDir("bus-keys");
+    generateKeys(keys, ["app"]);
+    const { pubEndpoint } = await startBus(loki.url, { MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker });
+
+    const stranger = new Publisher({ linger: 0 });
+    cleanups.push(() => stranger.close());
+    stranger.connect(pubEndpoint);
+    const log = createLogger({ subsystem: "bus-curve", module: "main", endpoint: pubEndpoint, curve: loadClientKeys(stackKeyDirs(keys).client("app"), "app") });
+    for (let n = 0; n < 20; n++) {
+      log.info(`listed ${n}`);
+      await stranger.send(logMessage("aixcl", "bus-curve", "main", `unlisted ${n}`));
+    }
+    await log.close();
+    const got = async () => (await queryAll(loki.url, '{service="bus-curve"}')).map(([, line]) => line.split(" ").slice(0, 2).join(" "));
+    for (let tries = 0; (await got()).length < 20 && tries < 100; tries++) await new Promise((r) => setTimeout(r, 200));
+    expect((await got()).sort()).toEqual(Array.from({ length: 20 }, (_, n) => `listed ${n}`).sort());
   });
 });
