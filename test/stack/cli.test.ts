@@ -922,6 +922,24 @@ describe("start --one-process and --two-processes (the broker and the consumer i
     expect(again.stderr).not.toContain("Switching");
   });
 
+  it("the bus ports held by the other layout's container are no reason to refuse the switch; held by anything else, they are", async () => {
+    const server = createServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as AddressInfo).port;
+    try {
+      withEnv(`BROKER_PUB_PORT=${port}\n`);
+      const holder = { FAKE_DOCKER_PS: ONE_HEALTHY, FAKE_DOCKER_PUBLISHER: "c0ffeebroker aixcl-logging-broker-1" };
+      const ours = aixcl(["start", "--one-process"], { ...holder, FAKE_DOCKER_CONTAINERS: "broker log-consumer" });
+      expect(ours.status, ours.stderr).toBe(0);
+      expect(ours.stderr).toContain("Switching to one process for the bus");
+      const other = aixcl(["start", "--one-process"], holder);
+      expect(other.status).toBe(1);
+      expect(other.stderr).toContain(`127.0.0.1:${port} (BROKER_PUB_PORT, bus) is in use by container aixcl-logging-broker-1`);
+    } finally {
+      server.close();
+    }
+  });
+
   it("with AIXCL_BUS_HOST (someone else's bus) the stack's own bus goes, whichever layout ran it", () => {
     withEnv("AIXCL_BUS_HOST=host.docker.internal\n");
     const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_CONTAINERS: "bus log-consumer" });
