@@ -15,7 +15,9 @@ const INPROC_SUB_ENDPOINT = "inproc://aixcl-bus-subscribers";
 
 await runService({
   log: serviceLog("bus"),
-  load: () => ({ bus: loadMessageBusConfig(), consumer: loadConsumerConfig() }),
+  // MESSAGE_BUS_KEYS_DIR names the broker's keys (the compose bus service mounts only those): the consumer, which
+  // subscribes in-process, must not look for a client key pair of its own there, which would refuse the start.
+  load: () => ({ bus: loadMessageBusConfig(), consumer: loadConsumerConfig({ ...process.env, MESSAGE_BUS_KEYS_DIR: undefined }) }),
   start: async ({ bus, consumer }) => {
     const broker = await startBroker(bus, serviceLog("broker"), { inprocSubEndpoint: INPROC_SUB_ENDPOINT });
     const logConsumer = await startConsumer(

@@ -1,13 +1,15 @@
 /**
  * The broker and the consumer in one process (dist/main.js): publishers reach Loki through it, the consumer
- * follows the broker's port wherever it bound, and SIGTERM stops both cleanly.
+ * follows the broker's port wherever it bound, SIGTERM stops both cleanly, and with the broker's CURVE keys (all the
+ * compose bus service mounts) it starts and reloads the allow-list on SIGHUP.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Publisher } from "zeromq";
-import { freePort, logMessage, queryAll, repoRoot, startLoki, until } from "@aixcl/testkit";
+import { generateKeys, stackKeyDirs } from "@aixcl/service-runtime";
+import { freePort, logMessage, queryAll, repoRoot, startLoki, tempDir, until } from "@aixcl/testkit";
 
 const busMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -21,44 +23,49 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** Runs dist/main.js with the shipped config files and `env`; its JSON log lines are collected as they come. */
+function spawnBus(env: Record<string, string>) {
+  const child = spawn(process.execPath, [busMain], {
+    env: {
+      ...process.env,
+      MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
+      LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
+      MESSAGE_BUS_HOST: "127.0.0.1",
+      // Any free port: the consumer must subscribe where the broker bound, not to the configured 0.
+      MESSAGE_BUS_SUB_PORT: "0",
+      MESSAGE_BUS_METRICS_PORT: "0",
+      LOG_CONSUMER_OPS_PORT: "0",
+      LOG_CONSUMER_SPOOL_DIR: "",
+      LOG_CONSUMER_BATCH_MAX_WAIT: "100ms",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buffer = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
+      lines.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    if (stderr.trim() !== "") console.error(stderr);
+  });
+  return { child, lines, exited };
+}
+
 describe("services/bus: broker and log consumer in one process", () => {
   it("delivers a published line to Loki through its own broker, and stops cleanly on SIGTERM", async () => {
     const loki = await startLoki();
     cleanups.push(() => loki.stop());
     const pubPort = await freePort();
-    const child = spawn(process.execPath, [busMain], {
-      env: {
-        ...process.env,
-        MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
-        LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
-        MESSAGE_BUS_HOST: "127.0.0.1",
-        MESSAGE_BUS_PUB_PORT: String(pubPort),
-        // Any free port: the consumer must subscribe where the broker bound, not to the configured 0.
-        MESSAGE_BUS_SUB_PORT: "0",
-        MESSAGE_BUS_METRICS_PORT: "0",
-        LOG_CONSUMER_OPS_PORT: "0",
-        LOG_CONSUMER_SPOOL_DIR: "",
-        LOG_CONSUMER_BATCH_MAX_WAIT: "100ms",
-        LOKI_URL: loki.url,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const lines: Record<string, unknown>[] = [];
-    let buffer = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString("utf8");
-      for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-        lines.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    cleanups.push(() => {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      if (stderr.trim() !== "") console.error(stderr);
-    });
+    const { child, lines, exited } = spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), LOKI_URL: loki.url });
     await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
     const subEndpoint = String(lines.find((l) => l.msg === "broker started")?.subEndpoint);
     expect(subEndpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
@@ -80,5 +87,22 @@ describe("services/bus: broker and log consumer in one process", () => {
     const messages = lines.map((l) => l.msg);
     expect(messages).toContain("broker stopped");
     expect(messages.indexOf("broker stopped")).toBeLessThan(messages.indexOf("flushed everything before stopping"));
+  });
+
+  it("starts with the broker's CURVE keys alone (the consumer inside has none), and reloads the allow-list on SIGHUP", async () => {
+    const keys = tempDir("bus-keys");
+    // As `./aixcl keys` makes them: the broker's pair and an allow-list with a client (an empty one is refused).
+    generateKeys(keys, ["cli"]);
+    const { child, lines, exited } = spawnBus({
+      MESSAGE_BUS_PUB_PORT: String(await freePort()),
+      MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker,
+      LOKI_URL: `http://127.0.0.1:${await freePort()}`,
+      LOG_CONSUMER_FLUSH_DEADLINE: "1s",
+    });
+    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    child.kill("SIGHUP");
+    await until("the allow list reloaded", () => lines.some((l) => l.msg === "allow list reloaded"), 10_000);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
   });
 });
