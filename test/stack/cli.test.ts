@@ -58,6 +58,11 @@ function aixcl(args: string[], env: Record<string, string> = {}, options: { inpu
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls };
 }
 
+/** The profiles ./aixcl passes for each layout of the bus (AIXCL_BUS_PROCESSES, AIXCL_BUS_HOST). */
+const TWO_PROCESSES = ["--profile", "bus", "--profile", "consumer"];
+const ONE_PROCESS = ["--profile", "bus-one"];
+const EXTERNAL_BUS = ["--profile", "consumer"];
+
 const upCall = (r: Result) => composeCalls(r).find((c) => c[0] === "up");
 /** The name ./aixcl gave its one-off cli container (`compose run --name`). */
 const oneOff = (r: Result) => {
@@ -67,9 +72,9 @@ const oneOff = (r: Result) => {
 
 /**
  * The compose subcommand and its arguments of each `docker compose` call, after the global options: the project
- * aixcl-logging and, unless .env names another bus (AIXCL_BUS_HOST), the profile of the stack's own broker.
+ * aixcl-logging and the profiles of the bus' layout: by default the stack's own broker and the log consumer.
  */
-function composeCalls(r: Result, profiles: string[] = ["--profile", "bus"]): string[][] {
+function composeCalls(r: Result, profiles: string[] = TWO_PROCESSES): string[][] {
   const global = ["compose", "--project-name", "aixcl-logging", "--project-directory", dir, "--file", join(dir, "docker-compose.yml"), ...profiles];
   return r.calls
     .filter((c) => c[0] === "compose" && c[1] === "--project-name")
@@ -191,7 +196,7 @@ describe("help and unknown commands", () => {
 
   it.each([
     [["help", "me"], "help takes no arguments"],
-    [["start", "now"], "start: unknown option 'now' (options: --ha, --single)"],
+    [["start", "now"], "start: unknown option 'now' (options: --ha, --single, --one-process, --two-processes)"],
     [["stop", "loki"], "stop takes no arguments"],
     [["status", "-v"], "status takes no arguments"],
     [["restart", "loki", "grafana"], "restart takes at most one service"],
@@ -461,7 +466,7 @@ describe("start", () => {
       const ps = ALL_HEALTHY.replace("broker running healthy\n", "");
       const r = aixcl(["start"], { FAKE_DOCKER_PS: ps });
       expect(r.status, r.stderr).toBe(0);
-      expect(composeCalls(r, []).map((c) => c[0])).toEqual(["ps", "config", "up", "ps"]);
+      expect(composeCalls(r, EXTERNAL_BUS).map((c) => c[0])).toEqual(["ps", "config", "up", "ps"]);
       expect(r.stderr).not.toMatch(/broker +(running|not-created)/);
     } finally {
       server.close();
@@ -720,7 +725,7 @@ describe("clean", () => {
     started();
     const r = aixcl(["clean", "--yes"]);
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "tools", "down", "--remove-orphans"]]);
+    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "consumer", "--profile", "bus-one", "--profile", "tools", "down", "--remove-orphans"]]);
     expect(r.stderr).toContain("logs, metrics and dashboards are kept; add --volumes to delete them too");
   });
 
@@ -728,7 +733,7 @@ describe("clean", () => {
     started();
     const r = aixcl(["clean", "--volumes", "-y"]);
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
+    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "consumer", "--profile", "bus-one", "--profile", "tools", "down", "--remove-orphans", "--volumes"]]);
     expect(r.stderr).toContain("and ALL DATA: the logs in Loki, Prometheus' metrics, Grafana's users and settings, Alertmanager's silences");
     expect(existsSync(join(dir, ".env"))).toBe(true);
   });
@@ -736,7 +741,7 @@ describe("clean", () => {
   it("works without .env (nothing to interpolate the password from)", () => {
     const r = aixcl(["clean", "--yes"]);
     expect(r.status).toBe(0);
-    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "tools", "down", "--remove-orphans"]]);
+    expect(composeCalls(r)).toEqual([["--profile", "bus", "--profile", "consumer", "--profile", "bus-one", "--profile", "tools", "down", "--remove-orphans"]]);
   });
 
   const hasScript = spawnSync("script", ["--version"]).status === 0;
@@ -762,15 +767,27 @@ describe("clean", () => {
 });
 
 describe("./aixcl and docker-compose.yml agree", () => {
-  it("the services ./aixcl waits for are exactly the compose services that `up` starts", () => {
-    const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, { profiles?: string[] }> };
-    // Profile bus is the stack's own broker, which ./aixcl enables unless .env names another bus.
-    const started = Object.entries(compose.services)
-      .filter(([, s]) => !s.profiles?.length || s.profiles.includes("bus"))
-      .map(([name]) => name);
+  const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, { profiles?: string[] }> };
+  /** The services `up` starts with these profiles (those without a profile, and those of a profile given). */
+  const startedWith = (profiles: string[]) =>
+    Object.entries(compose.services)
+      .filter(([, s]) => !s.profiles?.length || s.profiles.some((p) => profiles.includes(p)))
+      .map(([name]) => name)
+      .sort();
+  const profilesOf = (flags: string[]) => flags.filter((f) => f !== "--profile");
+
+  it("the services ./aixcl waits for are exactly the compose services that `up` starts, in each layout of the bus", () => {
     const script = readFileSync(join(root, "aixcl"), "utf8");
     const listed = /^SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ");
-    expect(listed?.sort()).toEqual(started.sort());
+    expect(listed?.sort()).toEqual(startedWith(profilesOf(TWO_PROCESSES)));
+    // What `start` waits for with one process, and with someone else's bus, against what compose starts then.
+    const waited = (env: string) => {
+      writeFileSync(join(dir, ".env"), `GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\n${env}`);
+      const r = aixcl(["start"], { FAKE_DOCKER_PS: "" });
+      return (/Not healthy after 4s:(.*)/.exec(r.stderr)?.[1] ?? "").trim().split(" ").sort();
+    };
+    expect(waited("AIXCL_BUS_PROCESSES=one\n")).toEqual(startedWith(profilesOf(ONE_PROCESS)));
+    expect(waited("AIXCL_BUS_HOST=host.docker.internal\n")).toEqual(startedWith(profilesOf(EXTERNAL_BUS)));
   });
 });
 
@@ -845,5 +862,163 @@ describe("start --ha and --single (the HA profile)", () => {
     const script = readFileSync(join(root, "aixcl"), "utf8");
     expect(/^HA_SERVICES="([^"]+)"$/m.exec(script)?.[1]?.split(" ").sort()).toEqual(Object.keys(ha.services).filter((n) => n !== "loki").sort());
     expect(/^HA_VOLUMES="([^"]+)"$/m.exec(script)?.[1]?.split(" ").sort()).toEqual(Object.keys(ha.volumes).sort());
+  });
+});
+
+describe("start --one-process and --two-processes (the broker and the consumer in one process, or two)", () => {
+  const ONE_HEALTHY = ALL_HEALTHY.replace("broker running healthy\nlog-consumer running healthy", "bus running healthy");
+  const envLine = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(readFileSync(join(dir, ".env"), "utf8"))?.[1];
+  const withEnv = (extra = "") => writeFileSync(join(dir, ".env"), `GRAFANA_ADMIN_PASSWORD=Zq8s7d6f5g4h3j2k\n${extra}`, { mode: 0o600 });
+
+  it("--one-process keeps the choice in .env, starts profile bus-one only and waits for the bus; a plain start keeps it", () => {
+    const r = aixcl(["start", "--one-process"], { FAKE_DOCKER_PS: ONE_HEALTHY });
+    expect(r.status, r.stderr).toBe(0);
+    expect(envLine("AIXCL_BUS_PROCESSES")).toBe("one");
+    // composeCalls checks every call's global options: the one-process profile, neither bus nor consumer.
+    expect(composeCalls(r, ONE_PROCESS).map((c) => c[0])).toContain("up");
+    expect(r.stderr).toMatch(/bus {11}running, healthy/);
+    expect(r.stderr).not.toMatch(/(broker|log-consumer) +(running|not-created)/);
+    expect(r.stderr).toMatch(/Bus +tcp:\/\/127\.0\.0\.1:5555 \(publish\), :5556 \(subscribe\), http:\/\/127\.0\.0\.1:9464\/metrics; consumer http:\/\/127\.0\.0\.1:9465\/metrics/);
+    // The bus not healthy fails the start.
+    const notHealthy = aixcl(["start"], { FAKE_DOCKER_PS: ONE_HEALTHY.replace("bus running healthy", "bus running starting") });
+    expect(notHealthy.status).toBe(1);
+    expect(notHealthy.stderr).toMatch(/Not healthy after 4s: bus/);
+    expect(composeCalls(notHealthy, ONE_PROCESS).length).toBeGreaterThan(0);
+  });
+
+  it("--two-processes switches back: .env says two, profiles bus and consumer, broker and log-consumer waited for", () => {
+    aixcl(["start", "--one-process"], { FAKE_DOCKER_PS: ONE_HEALTHY });
+    const r = aixcl(["start", "--two-processes"], { FAKE_DOCKER_PS: ALL_HEALTHY });
+    expect(r.status, r.stderr).toBe(0);
+    expect(envLine("AIXCL_BUS_PROCESSES")).toBe("two");
+    expect(composeCalls(r, TWO_PROCESSES).map((c) => c[0])).toContain("up");
+    expect(r.stderr).toMatch(/broker {8}running, healthy/);
+    expect(r.stderr).toMatch(/log-consumer {2}running, healthy/);
+  });
+
+  it("switching stops the other layout's containers first (broker before consumer), removes them, says so, then starts", () => {
+    const one = aixcl(["start", "--one-process"], { FAKE_DOCKER_PS: ONE_HEALTHY, FAKE_DOCKER_CONTAINERS: "loki broker log-consumer" });
+    expect(one.status, one.stderr).toBe(0);
+    const all = ["--profile", "bus", "--profile", "consumer", "--profile", "bus-one"];
+    const calls = composeCalls(one, ONE_PROCESS);
+    const at = (call: string[]) => calls.findIndex((c) => c.join(" ") === call.join(" "));
+    expect(at([...all, "stop", "broker"])).toBeGreaterThanOrEqual(0);
+    expect(at([...all, "stop", "log-consumer"])).toBeGreaterThan(at([...all, "stop", "broker"]));
+    expect(at([...all, "rm", "--force", "broker", "log-consumer"])).toBeGreaterThan(at([...all, "stop", "log-consumer"]));
+    expect(at(["up", "--detach", "--build", "--remove-orphans"])).toBeGreaterThan(at([...all, "rm", "--force", "broker", "log-consumer"]));
+    expect(one.stderr).toContain("Switching to one process for the bus: stopping and removing broker log-consumer");
+
+    const two = aixcl(["start", "--two-processes"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_CONTAINERS: "loki bus" });
+    expect(two.status, two.stderr).toBe(0);
+    expect(composeCalls(two, TWO_PROCESSES).filter((c) => c.includes("stop") || c.includes("rm"))).toEqual([
+      [...all, "stop", "bus"],
+      [...all, "rm", "--force", "bus"],
+    ]);
+    expect(two.stderr).toContain("Switching to two processes for the bus: stopping and removing bus");
+
+    // Nothing to switch: nothing stopped or removed, nothing said.
+    const again = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_CONTAINERS: "loki broker log-consumer" });
+    expect(composeCalls(again).filter((c) => c.includes("stop") || c.includes("rm"))).toEqual([]);
+    expect(again.stderr).not.toContain("Switching");
+  });
+
+  it("the bus ports held by the other layout's container are no reason to refuse the switch; held by anything else, they are", async () => {
+    const server = createServer().listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as AddressInfo).port;
+    try {
+      withEnv(`BROKER_PUB_PORT=${port}\n`);
+      const holder = { FAKE_DOCKER_PS: ONE_HEALTHY, FAKE_DOCKER_PUBLISHER: "c0ffeebroker aixcl-logging-broker-1" };
+      const ours = aixcl(["start", "--one-process"], { ...holder, FAKE_DOCKER_CONTAINERS: "broker log-consumer" });
+      expect(ours.status, ours.stderr).toBe(0);
+      expect(ours.stderr).toContain("Switching to one process for the bus");
+      const other = aixcl(["start", "--one-process"], holder);
+      expect(other.status).toBe(1);
+      expect(other.stderr).toContain(`127.0.0.1:${port} (BROKER_PUB_PORT, bus) is in use by container aixcl-logging-broker-1`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("with AIXCL_BUS_HOST (someone else's bus) the stack's own bus goes, whichever layout ran it", () => {
+    withEnv("AIXCL_BUS_HOST=host.docker.internal\n");
+    const r = aixcl(["start"], { FAKE_DOCKER_PS: ALL_HEALTHY, FAKE_DOCKER_CONTAINERS: "bus log-consumer" });
+    expect(r.status, r.stderr).toBe(0);
+    const all = ["--profile", "bus", "--profile", "consumer", "--profile", "bus-one"];
+    expect(composeCalls(r, EXTERNAL_BUS).filter((c) => c.includes("stop") || c.includes("rm"))).toEqual([
+      [...all, "stop", "bus"],
+      [...all, "rm", "--force", "bus"],
+    ]);
+    expect(r.stderr).toContain("AIXCL_BUS_HOST is set: stopping and removing the stack's own bus: bus.");
+  });
+
+  it("refuses one process with someone else's bus, a flag the environment contradicts, and an unknown value", () => {
+    withEnv("AIXCL_BUS_HOST=host.docker.internal\n");
+    const external = aixcl(["start", "--one-process"], { FAKE_DOCKER_PS: ONE_HEALTHY });
+    expect(external.status).toBe(1);
+    expect(external.stderr).toContain("start --one-process, but AIXCL_BUS_HOST in");
+    expect(external.stderr).toContain("names someone else's bus");
+    expect(envLine("AIXCL_BUS_PROCESSES")).toBeUndefined();
+    expect(external.calls.some((c) => c.includes("up"))).toBe(false);
+    withEnv("AIXCL_BUS_HOST=host.docker.internal\nAIXCL_BUS_PROCESSES=one\n");
+    const inEnv = aixcl(["start"], { FAKE_DOCKER_PS: ONE_HEALTHY });
+    expect(inEnv.status).toBe(1);
+    expect(inEnv.stderr).toContain("AIXCL_BUS_PROCESSES=one, but AIXCL_BUS_HOST names someone else's bus");
+    expect(inEnv.calls.some((c) => c.includes("up"))).toBe(false);
+
+    withEnv();
+    const contradicted = aixcl(["start", "--one-process"], { AIXCL_BUS_PROCESSES: "two" });
+    expect(contradicted.status).toBe(1);
+    expect(contradicted.stderr).toContain("start --one-process, but AIXCL_BUS_PROCESSES=two is set in your environment, which wins over .env: unset it.");
+    expect(envLine("AIXCL_BUS_PROCESSES")).toBeUndefined();
+    const unknown = aixcl(["start"], { AIXCL_BUS_PROCESSES: "three" });
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain("AIXCL_BUS_PROCESSES is 'three': it must be one or two (or empty: two).");
+    expect(unknown.calls.some((c) => c.includes("up"))).toBe(false);
+  });
+
+  it("keys: register reloads the bus' allow-list (SIGHUP to bus), revoke restarts the bus and waits for it", () => {
+    withEnv("AIXCL_BUS_PROCESSES=one\n");
+    mkdirSync(join(dir, "keys", "broker"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, "keys", "broker", "broker.secret"), "s", { mode: 0o600 });
+    const running = { FAKE_DOCKER_RUNNING: "loki\nbus", FAKE_DOCKER_PS: "bus running healthy" };
+    const register = aixcl(["keys", "register", "laptop", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"], running);
+    expect(register.status, register.stderr).toBe(0);
+    const calls = composeCalls(register, ONE_PROCESS);
+    expect(calls.filter((c) => c[0] === "kill")).toEqual([["kill", "--signal", "SIGHUP", "bus"]]);
+    expect(calls.filter((c) => c[0] === "restart")).toEqual([]);
+    expect(register.stderr).toContain("The broker reloaded its allow-list");
+
+    const revoke = aixcl(["keys", "revoke", "laptop"], running);
+    expect(revoke.status, revoke.stderr).toBe(0);
+    expect(composeCalls(revoke, ONE_PROCESS).filter((c) => c[0] === "restart" || c[0] === "kill")).toEqual([["restart", "bus"]]);
+    expect(revoke.stderr).toContain("Restarting the bus (broker and consumer in one process) so that it cuts off the revoked client now.");
+    expect(revoke.stderr).toMatch(/bus {11}running, healthy/);
+
+    // A broker container left running from the other layout is not the one to signal.
+    const stale = aixcl(["keys", "register", "laptop", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"], { FAKE_DOCKER_RUNNING: "loki\nbroker" });
+    expect(composeCalls(stale, ONE_PROCESS).filter((c) => c[0] === "kill")).toEqual([]);
+    expect(stale.stderr).toContain("The broker is not running");
+  });
+
+  it("status, logs, restart and clean name the bus: broker and log-consumer lead to it", () => {
+    withEnv("AIXCL_BUS_PROCESSES=one\n");
+    const status = aixcl(["status"], { FAKE_DOCKER_PS: ONE_HEALTHY });
+    expect(status.status, status.stderr).toBe(0);
+    const lines = status.stdout.trim().split("\n");
+    expect(lines).toHaveLength(7);
+    expect(lines[6]).toMatch(/^bus\s+running\s+healthy\s+tcp:\/\/127\.0\.0\.1:5555 \(publish\)/);
+    for (const name of ["broker", "log-consumer", "bus"]) {
+      const logs = aixcl(["logs", name]);
+      expect(logs.status, logs.stderr).toBe(0);
+      expect(composeCalls(logs, ONE_PROCESS)).toEqual([["logs", "--tail", "200", "bus"]]);
+      const restart = aixcl(["restart", name], { FAKE_DOCKER_PS: ONE_HEALTHY });
+      expect(restart.status, restart.stderr).toBe(0);
+      expect(composeCalls(restart, ONE_PROCESS)[0]).toEqual(["restart", "bus"]);
+    }
+    const stop = aixcl(["stop"]);
+    expect(composeCalls(stop, ONE_PROCESS)).toEqual([["stop"]]);
+    const clean = aixcl(["clean", "--yes"]);
+    expect(composeCalls(clean, ONE_PROCESS)).toEqual([["--profile", "bus", "--profile", "consumer", "--profile", "bus-one", "--profile", "tools", "down", "--remove-orphans"]]);
   });
 });

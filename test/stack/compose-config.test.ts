@@ -38,10 +38,11 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     execFileSync(goFound, ["build", "-o", bin, "."], { cwd: join(root, "test/stack/compose-config"), stdio: "pipe", timeout: 600_000 });
   }, 600_000);
 
-  function load(envText: string, composeFile = join(root, "docker-compose.yml")) {
+  /** Every profile unless `profiles` names some: then the services compose enables with them. */
+  function load(envText: string, composeFile = join(root, "docker-compose.yml"), profiles?: string[]) {
     const envFile = join(dir, "test.env");
     writeFileSync(envFile, envText);
-    const r = spawnSync(bin, [composeFile, root, envFile], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(bin, [composeFile, root, envFile, ...(profiles ? [profiles.join(",")] : [])], { encoding: "utf8", timeout: 60_000 });
     return { status: r.status, stderr: r.stderr, project: r.status === 0 ? (JSON.parse(r.stdout) as Resolved) : undefined };
   }
 
@@ -55,9 +56,9 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     expect(r.status).toBe(0);
     const project = r.project as Resolved;
     expect(project.name).toBe("aixcl");
-    expect(Object.keys(project.services).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
+    expect(Object.keys(project.services).sort()).toEqual(["alertmanager", "broker", "bus", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
     const ports = Object.values(project.services).flatMap((s) => s.ports ?? []);
-    expect(ports).toHaveLength(9);
+    expect(ports).toHaveLength(13);
     for (const p of ports) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
     // The password is nowhere in the resolved project (docker inspect would show an environment variable): Grafana
     // reads the file ./aixcl start writes from .env.
@@ -68,6 +69,7 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     // Each service sees its own key folder only.
     const keys = (service: string) => project.services[service]?.volumes?.filter((v) => v.target === "/keys").map((v) => [v.source, v.read_only]);
     expect(keys("broker")).toEqual([[join(root, "keys/broker"), true]]);
+    expect(keys("bus")).toEqual([[join(root, "keys/broker"), true]]);
     expect(keys("log-consumer")).toEqual([[join(root, "keys/clients/log-consumer"), true]]);
     expect(keys("cli")).toEqual([[join(root, "keys/clients/cli"), true]]);
     const socket = project.services.promtail?.volumes?.find((v) => v.target === "/var/run/docker.sock");
@@ -90,7 +92,8 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     const ports = r.project?.services.broker?.ports ?? [];
     expect(ports.map((p) => [p.host_ip, p.target])).toEqual([["192.168.1.20", 5555], ["192.168.1.20", 5556], ["127.0.0.1", 9464]]);
     // Every other service stays on 127.0.0.1.
-    const others = Object.entries(r.project?.services ?? {}).filter(([name]) => name !== "broker").flatMap(([, s]) => s.ports ?? []);
+    expect((r.project?.services.bus?.ports ?? []).map((p) => [p.host_ip, p.target])).toEqual([["192.168.1.20", 5555], ["192.168.1.20", 5556], ["127.0.0.1", 9464], ["127.0.0.1", 9465]]);
+    const others = Object.entries(r.project?.services ?? {}).filter(([name]) => name !== "broker" && name !== "bus").flatMap(([, s]) => s.ports ?? []);
     for (const p of others) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
   });
 
@@ -128,7 +131,33 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
     expect(project.secrets?.loki_password?.file).toBe(join(root, ".secrets/loki_password"));
     expect(project.secrets?.loki_bearer_token?.file).toBe(join(root, ".secrets/loki_bearer_token"));
     const holders = Object.entries(project.services).filter(([, s]) => s.secrets?.some((x) => x.source.startsWith("loki_"))).map(([name]) => name);
-    expect(holders).toEqual(["log-consumer"]);
+    expect(holders.sort()).toEqual(["bus", "log-consumer"]);
+    // The bus resolves the consumer's Loki settings the same way.
+    const bus = load(`${dotEnv()}\nAIXCL_LOKI_URL=https://logs.example.net\nAIXCL_LOKI_USERNAME=edge-1\nAIXCL_LOKI_PASSWORD=pa55-Xq7\n`).project?.services.bus;
+    expect(bus?.environment).toMatchObject({ LOKI_URL: "https://logs.example.net", LOKI_USERNAME: "edge-1", LOKI_PASSWORD_FILE: "/run/secrets/loki_password", LOKI_BEARER_TOKEN_FILE: "" });
+  });
+
+  describe.each([
+    ["two processes (the default)", ["bus", "consumer"], ["broker", "log-consumer"]],
+    ["one process", ["bus-one"], ["bus"]],
+    ["someone else's bus (AIXCL_BUS_HOST)", ["consumer"], ["log-consumer"]],
+  ])("the bus' layout: %s, the profiles ./aixcl passes", (_, profiles, bus) => {
+    it("loads with the cli beside it (its dependencies of other layouts are not required), and runs the bus' services of this layout only", () => {
+      const r = load(dotEnv(), join(root, "docker-compose.yml"), [...profiles, "tools"]);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(Object.keys(r.project?.services ?? {}).sort()).toEqual(["alertmanager", ...bus, "cli", "grafana", "loki", "prometheus", "promtail"].sort());
+    });
+
+    it("one consumer on the spool, one broker on the backlog, and every port on 127.0.0.1 once", () => {
+      const project = load(dotEnv(), join(root, "docker-compose.yml"), profiles).project as Resolved;
+      const on = (volume: string) => Object.entries(project.services).filter(([, s]) => s.volumes?.some((v) => v.source === volume)).map(([name]) => name);
+      expect(on("log-consumer-spool")).toEqual([bus.at(-1)]);
+      expect(on("broker-backlog")).toEqual(bus.includes("log-consumer") && bus.length === 1 ? [] : [bus[0]]);
+      const ports = Object.values(project.services).flatMap((s) => s.ports ?? []);
+      expect(new Set(ports.map((p) => p.published)).size).toBe(ports.length);
+      for (const p of ports) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
+    });
   });
 
   // Without .env (./aixcl keys, clean) nothing needs the password: it is in a file only `up` of Grafana reads.
@@ -157,7 +186,7 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
       const project = r.project as Resolved;
-      expect(Object.keys(project.services).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "loki-1", "loki-2", "loki-3", "prometheus", "promtail", "s3"]);
+      expect(Object.keys(project.services).sort()).toEqual(["alertmanager", "broker", "bus", "cli", "grafana", "log-consumer", "loki", "loki-1", "loki-2", "loki-3", "prometheus", "promtail", "s3"]);
       const gateway = project.services.loki!;
       expect(gateway.image).toMatch(/^nginx:\d+\.\d+\.\d+/);
       // !override and !reset took: none of the single instance's mounts or command is left on the gateway.
@@ -166,7 +195,7 @@ describe.skipIf(skip !== undefined)("docker-compose.yml as Docker Compose loads 
       expect(gateway.ports).toEqual([expect.objectContaining({ host_ip: "127.0.0.1", target: 3100, published: "3100" })]);
       for (const name of ["loki-1", "loki-2", "loki-3", "s3"]) expect(project.services[name]?.ports ?? []).toEqual([]);
       const ports = Object.values(project.services).flatMap((s) => s.ports ?? []);
-      expect(ports).toHaveLength(9);
+      expect(ports).toHaveLength(13);
       for (const p of ports) expect(p.host_ip, JSON.stringify(p)).toBe("127.0.0.1");
     });
 

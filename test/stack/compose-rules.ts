@@ -7,7 +7,15 @@ export type Doc = Record<string, unknown>;
 type Service = Record<string, unknown>;
 
 /** Services built from this repository: they get the full hardening (non-root, read-only, no capabilities). */
-export const OWN_SERVICES = ["broker", "log-consumer", "cli"];
+export const OWN_SERVICES = ["broker", "log-consumer", "bus", "cli"];
+/** The services that run a broker, and so publish the bus ports and mount the broker's keys: bus runs it in-process. */
+const BROKERS = ["broker", "bus"];
+/**
+ * The profiles ./aixcl passes for each layout of the bus (test/stack/cli.test.ts checks that it does): the broker and
+ * the consumer apart (the default), both in one process (AIXCL_BUS_PROCESSES=one), the consumer alone on someone
+ * else's bus (AIXCL_BUS_HOST). Profile tools (the one-off cli) may join any of them.
+ */
+export const LAYOUTS: Record<string, string[]> = { "two processes": ["bus", "consumer"], "one process": ["bus-one"], "external bus": ["consumer"] };
 /** The only capability a service may add back: Promtail reading other users' files in /var/log. */
 const ALLOWED_CAP_ADD = ["DAC_READ_SEARCH"];
 
@@ -76,7 +84,7 @@ function portProblems(name: string, service: Service): string[] {
       // The host port may come from .env (${GRAFANA_PORT:-3000}); the address never does, but for the bus ports.
       const match = /^(127\.0\.0\.1|\$\{[A-Z0-9_]+:-[0-9.]+\}):(\d+|\$\{[A-Z0-9_]+:-\d+\}):(\d+)(\/(tcp|udp))?$/.exec(String(p));
       const address = match?.[1];
-      const busPort = name === "broker" && BUS_PORTS.includes(match?.[3] ?? "");
+      const busPort = BROKERS.includes(name) && BUS_PORTS.includes(match?.[3] ?? "");
       if (address === undefined || (address !== "127.0.0.1" && !(busPort && address === BUS_BIND))) {
         problems.push(`${name}: port "${p}" must be published as 127.0.0.1:<host port>:<container port>${busPort ? ` (or ${BUS_BIND}:...)` : ""}`);
       }
@@ -177,7 +185,7 @@ function grafanaProblems(all: Record<string, Service>, doc: Doc): string[] {
  * client's secret.
  */
 function keyMountProblems(name: string, service: Service): string[] {
-  const own = name === "broker" ? "./keys/broker" : `./keys/clients/${environment(service).MESSAGE_BUS_CLIENT_NAME ?? "<MESSAGE_BUS_CLIENT_NAME>"}`;
+  const own = BROKERS.includes(name) ? "./keys/broker" : `./keys/clients/${environment(service).MESSAGE_BUS_CLIENT_NAME ?? "<MESSAGE_BUS_CLIENT_NAME>"}`;
   const source = (m: Mount) => m.source.replace(/\/$/, "");
   return mounts(service)
     .filter((m) => source(m) === "./keys" || source(m).startsWith("./keys/"))
@@ -206,12 +214,35 @@ export function composeProblems(doc: Doc): string[] {
     if (service.mem_limit === undefined && asRecord(asRecord(asRecord(service.deploy).resources).limits).memory === undefined) {
       problems.push(`${name}: needs a memory limit (mem_limit)`);
     }
-    // Long-running: no profile, or profile bus (the stack's own broker, on unless .env names another bus).
-    const longRunning = asList(service.profiles).every((p) => p === "bus");
+    // Long-running: no profile, or a profile of a layout of the bus; not the one-off tools.
+    const longRunning = asList(service.profiles).every((p) => Object.values(LAYOUTS).flat().includes(String(p)));
     if (longRunning && !["unless-stopped", "always"].includes(String(service.restart))) {
       problems.push(`${name}: needs restart: unless-stopped`);
     }
   }
-  problems.push(...grafanaProblems(all, doc));
+  problems.push(...grafanaProblems(all, doc), ...layoutProblems(all));
+  return problems;
+}
+
+/**
+ * In each layout of the bus, a named volume is mounted by one service at most (two consumers on one spool would wait
+ * on its lock, two brokers on one backlog likewise), and a host port is published by one service at most (the second
+ * container would not start).
+ */
+function layoutProblems(all: Record<string, Service>): string[] {
+  const problems: string[] = [];
+  for (const [layout, profiles] of Object.entries(LAYOUTS)) {
+    const running = Object.entries(all).filter(([, s]) => {
+      const own = asList(s.profiles).map(String);
+      return own.length === 0 || own.some((p) => profiles.includes(p));
+    });
+    const users = new Map<string, string[]>();
+    for (const [name, service] of running) {
+      const volumes = mounts(service).filter((m) => !m.bind && m.source !== "").map((m) => `volume ${m.source}`);
+      const ports = asList(service.ports).map((p) => `host port ${String(p).split(":").slice(0, -1).join(":")}`);
+      for (const key of [...volumes, ...ports]) users.set(key, [...(users.get(key) ?? []), name]);
+    }
+    for (const [key, names] of users) if (names.length > 1) problems.push(`${layout} (profiles ${profiles.join(", ")}): ${key} is used by ${names.join(" and ")}; one service at most`);
+  }
   return problems;
 }

@@ -49,10 +49,10 @@ describe("docker-compose.yml follows the stack's rules", () => {
     expect(composeProblems(withS3Port)).toContain('s3: port "7070:7070" must be published as 127.0.0.1:<host port>:<container port>');
   });
 
-  it("runs the seven services under the project name aixcl-logging, plus the on-demand cli", () => {
+  it("runs the seven services under the project name aixcl-logging, the one-process bus in the stead of two, plus the on-demand cli", () => {
     const doc = compose();
     expect(doc.name).toBe("aixcl-logging");
-    expect(Object.keys(services(doc)).sort()).toEqual(["alertmanager", "broker", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
+    expect(Object.keys(services(doc)).sort()).toEqual(["alertmanager", "broker", "bus", "cli", "grafana", "log-consumer", "loki", "prometheus", "promtail"]);
   });
 
   describe("each rule catches what it is for", () => {
@@ -95,6 +95,18 @@ describe("docker-compose.yml follows the stack's rules", () => {
       ["alertmanager", "healthcheck", undefined, "alertmanager: needs a healthcheck"],
       ["alertmanager", "security_opt", undefined, "alertmanager: security_opt must include no-new-privileges:true"],
       ["alertmanager", "mem_limit", undefined, "alertmanager: needs a memory limit"],
+      ["bus", "ports", ["${AIXCL_BUS_BIND:-127.0.0.1}:${CONSUMER_METRICS_PORT:-9465}:9465"], "bus: port"],
+      ["bus", "ports", ["0.0.0.0:5556:5556"], "bus: port"],
+      ["bus", "user", undefined, "bus: must run as a non-root user"],
+      ["bus", "read_only", false, "bus: must have read_only: true"],
+      ["bus", "mem_limit", undefined, "bus: needs a memory limit"],
+      ["bus", "restart", "no", "bus: needs restart: unless-stopped"],
+      ["bus", "pull_policy", "never", "bus: built image aixcl-log-consumer:local needs pull_policy: build"],
+      // A layout that would run two consumers on one spool, or two brokers on one backlog and one set of ports.
+      ["log-consumer", "profiles", undefined, "one process (profiles bus-one): volume log-consumer-spool is used by log-consumer and bus; one service at most"],
+      ["bus", "profiles", ["bus-one", "consumer"], "two processes (profiles bus, consumer): volume log-consumer-spool is used by log-consumer and bus; one service at most"],
+      ["bus", "profiles", ["bus-one", "bus"], "two processes (profiles bus, consumer): host port ${AIXCL_BUS_BIND:-127.0.0.1}:${BROKER_PUB_PORT:-5555} is used by broker and bus"],
+      ["broker", "profiles", ["bus", "bus-one"], "one process (profiles bus-one): volume broker-backlog is used by broker and bus"],
     ])("%s.%s = %j", (name, key, value, problem) => {
       const found = composeProblems(withChange(name, key, value));
       expect(found.some((p) => p.startsWith(problem))).toBe(true);
@@ -131,6 +143,8 @@ describe("docker-compose.yml follows the stack's rules", () => {
       ["log-consumer", "./keys/broker:/keys:ro", "log-consumer: mounts ./keys/broker; a service may mount only its own key folder, read-only (./keys/clients/log-consumer:...:ro)"],
       ["cli", "./keys/clients/log-consumer:/keys:ro", "cli: mounts ./keys/clients/log-consumer"],
       ["cli", "./keys/clients/cli:/keys", "cli: mounts ./keys/clients/cli"],
+      ["bus", "./keys:/keys:ro", "bus: mounts ./keys; a service may mount only its own key folder, read-only (./keys/broker:...:ro)"],
+      ["bus", "./keys/clients/log-consumer:/keys:ro", "bus: mounts ./keys/clients/log-consumer; a service may mount only its own key folder, read-only (./keys/broker:...:ro)"],
     ])("%s mounting %s", (name, volume, problem) => {
       const doc = compose();
       const s = services(doc)[name] as Record<string, unknown>;
@@ -155,7 +169,8 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
         else expect(existsSync(join(root, m.source)), `${name} mounts ${m.source}`).toBe(true);
       }
     }
-    expect(keyed.sort()).toEqual(keyMounts.sort());
+    // The bus mounts the broker's folder too.
+    expect([...new Set(keyed)].sort()).toEqual(keyMounts.sort());
   });
 
   it("every named volume is declared, and data lives on the six named volumes", () => {
@@ -316,13 +331,34 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     expect(read(".env.example")).toMatch(/^AIXCL_BUS_BIND=127\.0\.0\.1$/m);
   });
 
+  it("the one-process bus: the broker's and the consumer's ports, both /readyz in its health, reached by both names, `npm run bus`'s node options", () => {
+    const bus = svc("bus");
+    expect(bus.ports).toEqual([...(svc("broker").ports as string[]), ...(svc("log-consumer").ports as string[])]);
+    expect(bus.networks).toEqual({ aixcl: { aliases: ["broker", "log-consumer"] } });
+    const health = (bus.healthcheck as { test: string[] }).test.join(" ");
+    for (const port of ["9464", "9465"]) expect(health).toContain(port);
+    expect(health).toMatch(/every\(\(r\) => r\.ok\)/);
+    // The consumer's image, built as log-consumer builds it, running services/bus with the options `npm run bus` has.
+    expect(bus.image).toBe(svc("log-consumer").image);
+    expect(bus.build).toEqual(svc("log-consumer").build);
+    const script = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts.bus ?? "";
+    expect(["tsc -b &&", ...(bus.command as string[])].join(" ")).toBe(script);
+    const dockerfile = read("services/log-consumer/Dockerfile");
+    expect(dockerfile).toMatch(/^COPY --from=build \/src\/services\/bus\/dist services\/bus\/dist$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/src\/services\/broker\/dist services\/broker\/dist$/m);
+    // The broker's and the consumer's settings, but no client name: the consumer inside needs no keys.
+    expect(environment(bus)).toEqual({ ...environment(svc("broker")), ...environment(svc("log-consumer")), MESSAGE_BUS_HOST: "0.0.0.0", MESSAGE_BUS_SUB_PORT: undefined, MESSAGE_BUS_CLIENT_NAME: undefined } as unknown as Record<string, string>);
+    expect(bus.stop_grace_period).toBe(svc("log-consumer").stop_grace_period);
+  });
+
   it("the consumer's remote Loki credentials are secrets of the consumer alone, never values in the environment", () => {
     const doc = compose();
     const granted = Object.entries(services(doc))
       .filter(([, s]) => Array.isArray(s.secrets) && (s.secrets as string[]).some((x) => String(x).startsWith("loki_")))
       .map(([name]) => name);
-    expect(granted).toEqual(["log-consumer"]);
+    expect(granted).toEqual(["log-consumer", "bus"]);
     expect(svc("log-consumer").secrets).toEqual(["loki_password", "loki_bearer_token"]);
+    expect(svc("bus").secrets).toEqual(["loki_password", "loki_bearer_token"]);
     const secrets = doc.secrets as Record<string, { file: string }>;
     expect(secrets.loki_password?.file).toBe("./.secrets/loki_password");
     expect(secrets.loki_bearer_token?.file).toBe("./.secrets/loki_bearer_token");
@@ -335,8 +371,9 @@ describe("docker-compose.yml agrees with the files it mounts", () => {
     // Compose only tests whether .env sets the password or token (${X:+...}): their values are never interpolated.
     const code = composeText.replace(/^\s*#.*$/gm, "");
     const uses = [...code.matchAll(/\$\{(AIXCL_LOKI_PASSWORD|AIXCL_LOKI_BEARER_TOKEN)(\W[^}]*)\}/g)].map((m) => m[2]);
-    expect(uses).toEqual([":+/run/secrets/loki_password", ":+/run/secrets/loki_bearer_token"]);
+    expect(uses).toEqual([":+/run/secrets/loki_password", ":+/run/secrets/loki_bearer_token", ":+/run/secrets/loki_password", ":+/run/secrets/loki_bearer_token"]);
     expect(Object.keys(env).filter((k) => /^LOKI_(PASSWORD|BEARER_TOKEN)$/.test(k))).toEqual([]);
+    expect(environment(svc("bus"))).toMatchObject({ LOKI_URL: env.LOKI_URL, LOKI_PASSWORD_FILE: env.LOKI_PASSWORD_FILE, LOKI_BEARER_TOKEN_FILE: env.LOKI_BEARER_TOKEN_FILE });
   });
 
   it(".env.example documents every variable docker-compose.yml reads, and holds no password", () => {
@@ -407,16 +444,16 @@ describe("the Dockerfiles", () => {
   it("our services keep their data on named volumes whose mount points their images create writable by any uid", () => {
     // They run as the host user's uid (AIXCL_UID), and a new named volume takes the mount point's owner and mode
     // from the image: without 1777 there, the service could not write its own volume.
-    const dataDirs: Record<string, [volume: string, variable: string]> = {
-      broker: ["broker-backlog", "MESSAGE_BUS_BACKLOG_DIR"],
-      "log-consumer": ["log-consumer-spool", "LOG_CONSUMER_SPOOL_DIR"],
-    };
+    const backlog: [volume: string, variable: string] = ["broker-backlog", "MESSAGE_BUS_BACKLOG_DIR"];
+    const spool: [volume: string, variable: string] = ["log-consumer-spool", "LOG_CONSUMER_SPOOL_DIR"];
+    // The bus mounts the two services' own volumes, so a switch between the layouts keeps what they hold.
+    const dataDirs: Record<string, [volume: string, variable: string][]> = { broker: [backlog], "log-consumer": [spool], bus: [backlog, spool] };
     for (const [name, service] of Object.entries(services(compose()))) {
       if (!service.build) continue;
       const named = mounts(service).filter((m) => !m.bind && m.source !== "");
-      expect(named.map((m) => m.source), `${name}'s named volumes`).toEqual(dataDirs[name] ? [dataDirs[name][0]] : []);
+      expect(named.map((m) => m.source), `${name}'s named volumes`).toEqual((dataDirs[name] ?? []).map(([volume]) => volume));
     }
-    for (const [name, [volume, variable]] of Object.entries(dataDirs)) {
+    for (const [name, [volume, variable]] of Object.entries(dataDirs).flatMap(([n, dirs]) => dirs.map((d) => [n, d] as const))) {
       const service = svc(name);
       expect(String(service.user)).toMatch(/^\$\{AIXCL_UID/);
       const mount = mounts(service).find((m) => m.source === volume);

@@ -11,10 +11,11 @@ import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { freePort, tempDir } from "@aixcl/testkit";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const distBuilt = ["packages/wire", "packages/client-logger", "packages/service-runtime", "packages/cli", "services/broker", "services/log-consumer"].every((p) => existsSync(join(root, p, "dist")));
+const distBuilt = ["packages/wire", "packages/client-logger", "packages/service-runtime", "packages/cli", "services/broker", "services/log-consumer", "services/bus"].every((p) => existsSync(join(root, p, "dist")));
 if (!distBuilt && process.env.CI === "true") throw new Error("CI=true and the workspaces are not built: npm test runs tsc -b first");
 if (!distBuilt) console.warn("SKIPPED test/stack/dockerfile-runtime.test.ts: run `npm run build` first (the final stages copy tsc output)");
 
@@ -128,7 +129,7 @@ describe.skipIf(!distBuilt)("the images' final stages contain what the services 
     for (const dev of ["typescript", "vitest", "protobufjs"]) expect(existsSync(join(app, "node_modules", dev)), dev).toBe(false);
   });
 
-  it("log-consumer and cli: both start from services/log-consumer/Dockerfile's runtime files", { timeout: 300_000 }, async () => {
+  it("log-consumer, cli and bus: all start from services/log-consumer/Dockerfile's runtime files", { timeout: 300_000 }, async () => {
     const { app, cmd } = assemble("services/log-consumer/Dockerfile");
     expect(cmd).toEqual(["node", "--max-old-space-size=128", "--max-semi-space-size=4", "services/log-consumer/dist/main.js"]);
     const ops = await freePort();
@@ -155,6 +156,28 @@ describe.skipIf(!distBuilt)("the images' final stages contain what the services 
     // Loading it loads zeromq and undici from the image's node_modules; then it fails for the right reason.
     expect(await busTest.exited).toBe(1);
     expect(busTest.output()).toContain("is not ready (GET /ready)");
+
+    // The compose `bus` service's command (the broker and the consumer in one process), from the same files.
+    const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, { command?: string[] }> };
+    const busCmd = compose.services.bus?.command ?? [];
+    expect(busCmd.at(-1)).toBe("services/bus/dist/main.js");
+    const [brokerMetrics, busOps] = [await freePort(), await freePort()];
+    const bus = start(busCmd, app, {
+      MESSAGE_BUS_HOST: "127.0.0.1",
+      MESSAGE_BUS_PUB_PORT: String(await freePort()),
+      MESSAGE_BUS_SUB_PORT: String(await freePort()),
+      MESSAGE_BUS_METRICS_PORT: String(brokerMetrics),
+      LOKI_URL: `http://127.0.0.1:${await freePort()}`,
+      LOG_CONSUMER_OPS_PORT: String(busOps),
+      LOG_CONSUMER_FLUSH_DEADLINE: "1s",
+    });
+    try {
+      await waitHttp(`http://127.0.0.1:${brokerMetrics}/readyz`, 20_000, bus);
+      await waitHttp(`http://127.0.0.1:${busOps}/healthz`, 20_000, bus);
+    } finally {
+      bus.child.kill("SIGTERM");
+    }
+    expect(await bus.exited, bus.output()).toBe(0);
     for (const dev of ["typescript", "vitest", "protobufjs"]) expect(existsSync(join(app, "node_modules", dev)), dev).toBe(false);
   });
 });

@@ -181,4 +181,28 @@ describe("our services: node fetch of /readyz", () => {
       await handle.stop();
     }
   });
+
+  it.skipIf(loki.skip !== undefined)("bus: exits 0 only when both its broker's and its consumer's /readyz answer 200", async () => {
+    const handle = await startLoki();
+    const good = await startShippedConsumer(broker.subEndpoint, handle.url, silent);
+    const bad = await startShippedConsumer(broker.subEndpoint, `http://127.0.0.1:${await freePort()}`, silent);
+    const gone = await startTestBroker({}, silent);
+    await gone.close();
+    /** The bus' healthcheck with the broker's port 9464 and the consumer's 9465 replaced by these processes'. */
+    const bus = (brokerPort: number, consumer: { opsUrl: string }) => {
+      const argv = healthcheck("bus", 9464, brokerPort);
+      const both = argv.map((a) => a.replaceAll("127.0.0.1:9465", `127.0.0.1:${new URL(consumer.opsUrl).port}`));
+      expect(both, "the bus' healthcheck addresses 127.0.0.1:9465").not.toEqual(argv);
+      return [process.execPath, ...both.slice(1)];
+    };
+    try {
+      expect((await eventually(bus(broker.ops.port, good), 10_000)).code).toBe(0);
+      expect((await exec(bus(broker.ops.port, bad))).code).not.toBe(0);
+      expect((await exec(bus(gone.ops.port, good))).code).not.toBe(0);
+    } finally {
+      await good.stop();
+      await bad.stop();
+      await handle.stop();
+    }
+  });
 });

@@ -15,7 +15,8 @@ const INPROC_SUB_ENDPOINT = "inproc://aixcl-bus-subscribers";
 
 await runService({
   log: serviceLog("bus"),
-  // MESSAGE_BUS_KEYS_DIR is the broker's folder; the consumer, subscribing inside the process, uses no keys.
+  // MESSAGE_BUS_KEYS_DIR names the broker's keys (the compose bus service mounts only those): the consumer, which
+  // subscribes in-process, must not look for a client key pair of its own there, which would refuse the start.
   load: () => ({ bus: loadMessageBusConfig(), consumer: loadConsumerConfig({ ...process.env, MESSAGE_BUS_KEYS_DIR: "" }) }),
   start: async ({ bus, consumer }) => {
     const broker = await startBroker(bus, serviceLog("broker"), { inprocSubEndpoint: INPROC_SUB_ENDPOINT });

@@ -1,6 +1,7 @@
 /**
  * The broker and the consumer in one process (dist/main.js): publishers reach Loki through it, the consumer
- * subscribes inside the process (inproc), also when the bus requires CURVE, and SIGTERM stops both cleanly.
+ * subscribes inside the process (inproc), SIGTERM stops both cleanly, and with the broker's CURVE keys (all the
+ * compose bus service mounts) it starts, admits only listed publishers and reloads the allow-list on SIGHUP.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -23,23 +24,20 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Starts dist/main.js on a free publisher port and any free subscriber port; its JSON log lines are collected. */
-async function startBus(lokiUrl: string, env: Record<string, string> = {}) {
-  const pubPort = await freePort();
+/** Runs dist/main.js with the shipped config files and `env`; its JSON log lines are collected as they come. */
+function spawnBus(env: Record<string, string>) {
   const child = spawn(process.execPath, [busMain], {
     env: {
       ...process.env,
       MESSAGE_BUS_CONFIG: `${repoRoot}config/message_bus.yaml`,
       LOG_CONSUMER_CONFIG: `${repoRoot}config/log_consumer.yaml`,
       MESSAGE_BUS_HOST: "127.0.0.1",
-      MESSAGE_BUS_PUB_PORT: String(pubPort),
-      // Any free port: nothing of the consumer may depend on where the subscriber side bound.
+      // Any free port: the consumer must subscribe where the broker bound, not to the configured 0.
       MESSAGE_BUS_SUB_PORT: "0",
       MESSAGE_BUS_METRICS_PORT: "0",
       LOG_CONSUMER_OPS_PORT: "0",
       LOG_CONSUMER_SPOOL_DIR: "",
       LOG_CONSUMER_BATCH_MAX_WAIT: "100ms",
-      LOKI_URL: lokiUrl,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -60,15 +58,16 @@ async function startBus(lokiUrl: string, env: Record<string, string> = {}) {
     if (child.exitCode === null) child.kill("SIGKILL");
     if (stderr.trim() !== "") console.error(stderr);
   });
-  await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
-  return { child, lines, exited, pubEndpoint: `tcp://127.0.0.1:${pubPort}` };
+  return { child, lines, exited };
 }
 
 describe("services/bus: broker and log consumer in one process", () => {
   it("delivers a published line to Loki through its own broker, and stops cleanly on SIGTERM", async () => {
     const loki = await startLoki();
     cleanups.push(() => loki.stop());
-    const { child, lines, exited, pubEndpoint } = await startBus(loki.url);
+    const pubPort = await freePort();
+    const { child, lines, exited } = spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), LOKI_URL: loki.url });
+    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
     const subEndpoint = String(lines.find((l) => l.msg === "broker started")?.subEndpoint);
     expect(subEndpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
     // Its consumer subscribes inside the process, not over the port other subscribers use.
@@ -76,7 +75,7 @@ describe("services/bus: broker and log consumer in one process", () => {
 
     const pub = new Publisher({ linger: 0 });
     cleanups.push(() => pub.close());
-    pub.connect(pubEndpoint);
+    pub.connect(`tcp://127.0.0.1:${pubPort}`);
     // A PUB socket drops what it sends before it has heard the broker's subscriptions: send until one arrives.
     const delivered = async () => (await queryAll(loki.url, '{service="bus-test"}')).some(([, line]) => line.startsWith("one process, one line"));
     for (let tries = 0; !(await delivered()) && tries < 100; tries++) {
@@ -93,17 +92,36 @@ describe("services/bus: broker and log consumer in one process", () => {
     expect(messages.indexOf("broker stopped")).toBeLessThan(messages.indexOf("flushed everything before stopping"));
   });
 
-  it("with CURVE on (the broker's keys only): a listed client's lines reach Loki, an unlisted publisher's never", async () => {
+  it("starts with the broker's CURVE keys alone (the consumer inside has none), and reloads the allow-list on SIGHUP", async () => {
+    const keys = tempDir("bus-keys");
+    // As `./aixcl keys` makes them: the broker's pair and an allow-list with a client (an empty one is refused).
+    generateKeys(keys, ["cli"]);
+    const { child, lines, exited } = spawnBus({
+      MESSAGE_BUS_PUB_PORT: String(await freePort()),
+      MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker,
+      LOKI_URL: `http://127.0.0.1:${await freePort()}`,
+      LOG_CONSUMER_FLUSH_DEADLINE: "1s",
+    });
+    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    child.kill("SIGHUP");
+    await until("the allow list reloaded", () => lines.some((l) => l.msg === "allow list reloaded"), 10_000);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+
+  it("with CURVE on, its consumer gets a listed client's lines into Loki; an unlisted publisher's never arrive", async () => {
     const loki = await startLoki();
     cleanups.push(() => loki.stop());
     const keys = tempDir("bus-keys");
     generateKeys(keys, ["app"]);
-    const { pubEndpoint } = await startBus(loki.url, { MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker });
-
+    const pubPort = await freePort();
+    const { lines } = spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker, LOKI_URL: loki.url });
+    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    const endpoint = `tcp://127.0.0.1:${pubPort}`;
     const stranger = new Publisher({ linger: 0 });
     cleanups.push(() => stranger.close());
-    stranger.connect(pubEndpoint);
-    const log = createLogger({ subsystem: "bus-curve", module: "main", endpoint: pubEndpoint, curve: loadClientKeys(stackKeyDirs(keys).client("app"), "app") });
+    stranger.connect(endpoint);
+    const log = createLogger({ subsystem: "bus-curve", module: "main", endpoint, curve: loadClientKeys(stackKeyDirs(keys).client("app"), "app") });
     for (let n = 0; n < 20; n++) {
       log.info(`listed ${n}`);
       await stranger.send(logMessage("aixcl", "bus-curve", "main", `unlisted ${n}`));

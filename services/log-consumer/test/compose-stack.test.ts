@@ -32,8 +32,8 @@ function mounts(s: Service) {
 }
 
 describe("the compose stack and the log consumer", () => {
-  it("puts the spool on the log-consumer-spool volume, inside the consumer's read-only root filesystem", () => {
-    const consumer = service("log-consumer");
+  it.each(["log-consumer", "bus"])("%s puts the spool on the log-consumer-spool volume, inside its read-only root filesystem", (name) => {
+    const consumer = service(name);
     const dir = consumer.environment?.LOG_CONSUMER_SPOOL_DIR ?? "";
     expect(posix.isAbsolute(dir), `LOG_CONSUMER_SPOOL_DIR ${dir}`).toBe(true);
     const volume = mounts(consumer).find((m) => m.source === "log-consumer-spool");
@@ -61,7 +61,8 @@ describe("the compose stack and the log consumer", () => {
   it("mounts only its own folder of ./keys read-only where MESSAGE_BUS_KEYS_DIR says, for the broker and every bus client, with the names ./aixcl keys creates", () => {
     const clients = ["log-consumer", "cli"].map((name) => service(name).environment?.MESSAGE_BUS_CLIENT_NAME);
     expect(clients).toEqual([...STACK_KEY_CLIENTS]);
-    const folders: Record<string, string> = { broker: "./keys/broker", "log-consumer": "./keys/clients/log-consumer", cli: "./keys/clients/cli" };
+    // The bus runs the broker and a consumer that subscribes in-process (inproc://), with no keys of its own.
+    const folders: Record<string, string> = { broker: "./keys/broker", bus: "./keys/broker", "log-consumer": "./keys/clients/log-consumer", cli: "./keys/clients/cli" };
     for (const [name, source] of Object.entries(folders)) {
       const s = service(name);
       const keysDir = s.environment?.MESSAGE_BUS_KEYS_DIR;
