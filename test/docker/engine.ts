@@ -102,3 +102,24 @@ export function killServiceProcess(service: string): number {
   process.kill(pid, "SIGKILL");
   return pid;
 }
+
+/**
+ * Why a Docker-tier file cannot run here (no engine, the stack's project already exists, the stack's images cannot
+ * be had), or undefined. In CI (CI=true) a reason is an error: there the tier must run.
+ */
+export function tierProblem(tier: string, repoRoot: string): string | undefined {
+  const fail = (message: string, inCi: string, here = message): string => {
+    if (process.env.CI === "true") throw new Error(`Docker tier (${tier}): ${message}${inCi}`);
+    return here;
+  };
+  const problem = engineProblem();
+  if (problem) return fail(problem, "; in CI the engine must be there (.ci/run starts it: scripts/docker-engine.sh)");
+  const running = projectContainers();
+  if (running.length > 0) {
+    const message = `the logging stack's project ${PROJECT} already exists here (${running.join(", ")}); this tier would replace it`;
+    return fail(message, "", `${message}: remove it with ./aixcl clean first`);
+  }
+  const images = imagesProblem(repoRoot);
+  if (images) return fail(images, "; in CI .ci/standin-images.sh builds them");
+  return undefined;
+}

@@ -29,8 +29,8 @@ import { queryAll, queryInstant, repoRoot } from "@aixcl/testkit";
 import { countSeqs, missing, runCleanups, type SteadySource } from "../../services/log-consumer/test/processes.js";
 import { Checkout, currentUser, type Run } from "./checkout.js";
 import { collect, describeLoss, LOKI, RATE, startSources, type SourceKind, type SourceResult } from "./load.js";
-import { container, docker, engineProblem, health, imagesProblem, PROJECT, projectContainers, projectVolumes, unhealthyReport } from "./engine.js";
-import { orderedScenario } from "./scenario.js";
+import { container, docker, health, PROJECT, projectContainers, projectVolumes, tierProblem, unhealthyReport } from "./engine.js";
+import { orderedScenario, until } from "./scenario.js";
 
 const CI = process.env.CI === "true";
 const SERVICES = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"];
@@ -42,23 +42,8 @@ const CONTAINER_RATE = 2000;
 const DOWN_MS = 15_000;
 const PROBE_INTERVAL_MS = 250;
 
-function skipReason(): string | undefined {
-  const problem = engineProblem();
-  if (problem) {
-    if (CI) throw new Error(`Docker tier (HA): ${problem}; in CI the engine must be there (.ci/run starts it: scripts/docker-engine.sh)`);
-    return problem;
-  }
-  const running = projectContainers();
-  if (running.length > 0) {
-    const message = `the logging stack's project ${PROJECT} already exists here (${running.join(", ")}); this tier would replace it`;
-    if (CI) throw new Error(`Docker tier (HA): ${message}`);
-    return `${message}: remove it with ./aixcl clean first`;
-  }
-  const images = imagesProblem(repoRoot);
-  if (images) {
-    if (CI) throw new Error(`Docker tier (HA): ${images}; in CI .ci/standin-images.sh builds them`);
-    return images;
-  }
+/** The HA profile's own images (gateway, store, the copy helper), which the stack's image check does not cover. */
+function haImagesProblem(): string | undefined {
   for (const image of ["nginx:1.30.6-alpine", "versity/versitygw:v1.8.0", "debian:bookworm-slim"]) {
     if (spawnSync("docker", ["image", "inspect", image], { stdio: "ignore" }).status === 0) continue;
     const pull = spawnSync("docker", ["pull", "--quiet", image], { encoding: "utf8", timeout: 120_000 });
@@ -71,16 +56,8 @@ function skipReason(): string | undefined {
   return undefined;
 }
 
-const skip = skipReason();
+const skip = tierProblem("HA", repoRoot) ?? haImagesProblem();
 if (skip) console.warn(`[skipped] Docker tier, HA profile: ${skip}`);
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000, explain?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `\n${explain()}` : ""}`);
-    await sleep(250);
-  }
-}
 
 const exists = (service: string) => spawnSync("docker", ["inspect", container(service)], { stdio: "ignore" }).status === 0;
 const healthy = (services: readonly string[]) => services.every((s) => exists(s) && health(s) === "running/healthy");

@@ -15,32 +15,18 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkingProxy, queryInstant, repoRoot, testCertificates } from "@aixcl/testkit";
 import { Checkout, currentUser } from "./checkout.js";
-import { container, docker, engineProblem, imagesProblem, PROJECT, projectContainers } from "./engine.js";
+import { container, docker, projectContainers, tierProblem } from "./engine.js";
 import { LOKI } from "./load.js";
-import { orderedScenario } from "./scenario.js";
+import { orderedScenario, until } from "./scenario.js";
 
-const CI = process.env.CI === "true";
 const BROKER_METRICS = "http://127.0.0.1:9464";
 
-function skipReason(): string | undefined {
-  const reason = engineProblem() ?? (projectContainers().length > 0 ? `the stack's project ${PROJECT} already runs here` : undefined) ?? imagesProblem(repoRoot);
-  if (reason && CI) throw new Error(`Docker tier (across hosts): ${reason}`);
-  return reason;
-}
-const skip = skipReason();
+const skip = tierProblem("across hosts", repoRoot);
 if (skip) console.warn(`[skipped] Docker tier, across hosts: ${skip}`);
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
 const count = async (logql: string) => (await queryInstant(LOKI, `sum(count_over_time(${logql}[1h]))`))[0]?.value ?? 0;
 
 /** The sum of every sample of a counter on the broker's /metrics (all label values). */

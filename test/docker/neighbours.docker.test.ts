@@ -19,34 +19,28 @@ import { encodeAicoMessage, nowNs } from "@aixcl/wire";
 import { createLogger } from "@aixcl/client-logger";
 import { freePort, metricSample, queryInstant, queryRange, repoRoot } from "@aixcl/testkit";
 import { Checkout, currentUser, type Run } from "./checkout.js";
-import { docker, engineProblem, health, imagesProblem, PROJECT, projectContainers } from "./engine.js";
+import { docker, health, PROJECT, projectContainers, tierProblem } from "./engine.js";
 import { LOKI } from "./load.js";
 import { CHAINED_TRACEBACK } from "../components/traceback.js";
 import { seedQueries } from "../docs/markdown.js";
 import { aixclOutput, NeighbourProject, numbered, pythonImage, removeContainers, runPlain, tracebackProgram } from "./neighbours.js";
-import { orderedScenario } from "./scenario.js";
+import { orderedScenario, until } from "./scenario.js";
 
 const CI = process.env.CI === "true";
 const SERVICES = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"];
 const PROMTAIL = "http://127.0.0.1:9080";
 
 function skipReason(): string | undefined {
-  const problem = engineProblem() ?? (projectContainers().length > 0 ? `the stack's project ${PROJECT} already runs here` : undefined) ?? imagesProblem(repoRoot);
-  const aixcl = problem ? "" : docker(["ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=aixcl"]);
-  const reason = problem ?? (aixcl !== "" ? "a compose project named aixcl (AIXCL's own stack) exists here; this tier makes one of that name" : undefined);
-  if (reason && CI) throw new Error(`Docker tier (neighbours): ${reason}`);
+  const problem = tierProblem("neighbours", repoRoot);
+  if (problem) return problem;
+  if (docker(["ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=aixcl"]) === "") return undefined;
+  const reason = "a compose project named aixcl (AIXCL's own stack) exists here; this tier makes one of that name";
+  if (CI) throw new Error(`Docker tier (neighbours): ${reason}`);
   return reason;
 }
 const skip = skipReason();
 if (skip) console.warn(`[skipped] Docker tier, beside other stacks: ${skip}`);
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
 const entries = async (logql: string) => (await queryRange(LOKI, logql, { limit: 5000 })).flatMap((s) => s.values.map((v) => ({ labels: s.stream, line: v[1], ts: v[0] })));
 const count = async (logql: string) => (await queryInstant(LOKI, `sum(count_over_time(${logql}[1h]))`))[0]?.value ?? 0;
 const allHealthy = (services = SERVICES) => services.every((s) => spawnSync("docker", ["inspect", `${PROJECT}-${s}-1`], { stdio: "ignore" }).status === 0 && health(s) === "running/healthy");

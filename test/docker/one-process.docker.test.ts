@@ -19,30 +19,16 @@ import { curveKeyPair } from "zeromq";
 import { metricSample, repoRoot } from "@aixcl/testkit";
 import { missing, runCleanups } from "../../services/log-consumer/test/processes.js";
 import { Checkout, currentUser } from "./checkout.js";
-import { container, docker, engineProblem, health, imagesProblem, PROJECT, projectContainers, projectVolumes, unhealthyReport } from "./engine.js";
+import { container, docker, health, projectContainers, projectVolumes, tierProblem, unhealthyReport } from "./engine.js";
 import { collect, describeLoss, RATE, settled, startSources } from "./load.js";
-import { orderedScenario } from "./scenario.js";
+import { orderedScenario, until } from "./scenario.js";
 
-const CI = process.env.CI === "true";
 const OTHERS = ["loki", "promtail", "prometheus", "alertmanager", "grafana"];
 const ONE = [...OTHERS, "bus"];
 const TWO = [...OTHERS, "broker", "log-consumer"];
 
-function skipReason(): string | undefined {
-  const reason = engineProblem() ?? (projectContainers().length > 0 ? `the stack's project ${PROJECT} already runs here` : undefined) ?? imagesProblem(repoRoot);
-  if (reason && CI) throw new Error(`Docker tier (one process): ${reason}`);
-  return reason;
-}
-const skip = skipReason();
+const skip = tierProblem("one process", repoRoot);
 if (skip) console.warn(`[skipped] Docker tier, one process: ${skip}`);
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000, explain?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `\n${explain()}` : ""}`);
-    await sleep(500);
-  }
-}
 
 /** A service's container memory now (docker stats --no-stream), in MiB. */
 function memoryMiB(service: string): number {

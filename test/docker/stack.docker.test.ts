@@ -32,10 +32,9 @@ import { missing, runCleanups } from "../../services/log-consumer/test/processes
 import { Checkout, currentUser, testerUser, type AixclUser } from "./checkout.js";
 import { pythonFieldsProgram, pythonNumberedProgram, runNodeTransports, runPython, sendOtlp } from "./clients.js";
 import { ALL_SOURCES, collect, describeLoss, LOKI, RATE, settled, startSources, type SourceKind } from "./load.js";
-import { container, containerLog, docker, engineProblem, health, imagesProblem, killServiceProcess, PROJECT, projectContainers, projectVolumes, restartCount, servicePid, unhealthyReport } from "./engine.js";
-import { orderedScenario } from "./scenario.js";
+import { container, containerLog, docker, health, killServiceProcess, PROJECT, projectContainers, projectVolumes, restartCount, servicePid, tierProblem, unhealthyReport } from "./engine.js";
+import { orderedScenario, until } from "./scenario.js";
 
-const CI = process.env.CI === "true";
 const SERVICES = ["loki", "promtail", "prometheus", "alertmanager", "grafana", "broker", "log-consumer"];
 const ALERTMANAGER = "http://127.0.0.1:9093";
 
@@ -46,27 +45,7 @@ interface FiringAlert {
 }
 const firing = async () => (await (await fetch(`${ALERTMANAGER}/api/v2/alerts?active=true&silenced=false&inhibited=false`)).json()) as FiringAlert[];
 
-function skipReason(): string | undefined {
-  const problem = engineProblem();
-  if (problem) {
-    if (CI) throw new Error(`Docker tier: ${problem}; in CI the engine must be there (.ci/run starts it: scripts/docker-engine.sh)`);
-    return problem;
-  }
-  const running = projectContainers();
-  if (running.length > 0) {
-    const message = `the logging stack's project ${PROJECT} already exists here (${running.join(", ")}); this tier would replace it`;
-    if (CI) throw new Error(`Docker tier: ${message}`);
-    return `${message}: remove it with ./aixcl clean first`;
-  }
-  const images = imagesProblem(repoRoot);
-  if (images) {
-    if (CI) throw new Error(`Docker tier: ${images}; in CI .ci/standin-images.sh builds them`);
-    return images;
-  }
-  return undefined;
-}
-
-const skip = skipReason();
+const skip = tierProblem("stack", repoRoot);
 if (skip) console.warn(`[skipped] Docker tier: ${skip}`);
 
 const users: AixclUser[] = skip ? [] : currentUser().uid === 0 ? [testerUser(), currentUser()] : [currentUser()];
@@ -77,15 +56,6 @@ function healthyAfter(stderr: string): number {
   const m = /All services healthy ([0-9.]+) s after \.\/aixcl start\./.exec(stderr);
   if (!m) throw new Error(`./aixcl start did not print its time to all-healthy:\n${stderr}`);
   return Number(m[1]);
-}
-
-/** Polls `check` until it holds; on timeout the error carries `explain()`'s text, if given. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000, explain?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `\n${explain()}` : ""}`);
-    await sleep(500);
-  }
 }
 
 const allHealthy = () => SERVICES.every((s) => health(s) === "running/healthy");

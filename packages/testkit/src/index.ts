@@ -1,6 +1,7 @@
 export { componentBinary, repoRoot, requireComponent, requireComponents, requiredBinary, runComponent, shippedConfig } from "./components.js";
 export type { ComponentName, ComponentRequirement } from "./components.js";
-export { freePort, printComponentLogsOnFailure, tempDir } from "./process.js";
+export { freePort, printComponentLogsOnFailure, tempDir, watchServiceProcess } from "./process.js";
+export type { WatchedProcess } from "./process.js";
 export { busEntry, entryCount, queryAll, queryInstant, queryRange, startLoki } from "./loki.js";
 export type { LokiHandle, LokiStream, QueryRangeOptions, StartLokiOptions } from "./loki.js";
 export { startLokiHa } from "./loki-ha.js";

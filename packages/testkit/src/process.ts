@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessByStdio } from "node:child_process";
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { afterEach } from "vitest";
 
 /** A free TCP port on 127.0.0.1 (asked from the kernel, then released for the caller to bind). */
@@ -23,6 +24,42 @@ export function freePort(): Promise<number> {
 const tempDirs = new Set<string>();
 
 /** A fresh `aixcl-<prefix>-XXXXXX` dir under the OS temp dir, removed once the test file is done (setup.ts). */
+/** A service's child process as tests watch it (see watchServiceProcess). */
+export interface WatchedProcess {
+  /** Its JSON log lines so far (one object per stdout line, as serviceLog writes them); the array grows. */
+  readonly lines: Record<string, unknown>[];
+  /** Its exit code. */
+  readonly exited: Promise<number | null>;
+  /** SIGKILLs it if it still runs, and prints what it wrote to stderr: for a test's cleanup. */
+  dispose(): void;
+}
+
+/** Watches a service process spawned with piped stdout and stderr; `onLine` sees each JSON log line first. */
+export function watchServiceProcess(child: ChildProcessByStdio<null, Readable, Readable>, onLine: (line: Record<string, unknown>) => void = () => {}): WatchedProcess {
+  const lines: Record<string, unknown>[] = [];
+  let buffer = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
+      const line = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
+      buffer = buffer.slice(nl + 1);
+      onLine(line);
+      lines.push(line);
+    }
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    lines,
+    exited,
+    dispose: () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      if (stderr.trim() !== "") console.error(stderr);
+    },
+  };
+}
+
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), `aixcl-${prefix}-`));
   tempDirs.add(dir);

@@ -10,7 +10,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Publisher } from "zeromq";
 import { createLogger, loadClientKeys } from "@aixcl/client-logger";
 import { generateKeys, stackKeyDirs } from "@aixcl/service-runtime";
-import { freePort, logMessage, queryAll, repoRoot, startLoki, tempDir, until } from "@aixcl/testkit";
+import { freePort, logMessage, queryAll, repoRoot, startLoki, tempDir, until, watchServiceProcess } from "@aixcl/testkit";
 
 const busMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -42,22 +42,8 @@ function spawnBus(env: Record<string, string>) {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const lines: Record<string, unknown>[] = [];
-  let buffer = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString("utf8");
-    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-      lines.push(JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>);
-      buffer = buffer.slice(nl + 1);
-    }
-  });
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-    if (stderr.trim() !== "") console.error(stderr);
-  });
+  const { lines, exited, dispose } = watchServiceProcess(child);
+  cleanups.push(dispose);
   return { child, lines, exited };
 }
 

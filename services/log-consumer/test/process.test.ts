@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { watchServiceProcess } from "@aixcl/testkit";
 import { FaultInjectingReceiver } from "./fault-receiver.js";
 import type { TestBus } from "./support.js";
 import { publishNumbered, seqOf, startTestBus, until, writeConsumerConfig } from "./support.js";
@@ -37,26 +38,12 @@ interface ConsumerProcess {
 /** Runs dist/main.js with `settings` as its config file (and a fresh spool), or with the config file `file`. */
 function runConsumer(settings: Record<string, unknown>, file = writeConsumerConfig(settings)): ConsumerProcess {
   const child = spawn(process.execPath, [mainJs], { env: { ...process.env, LOG_CONSUMER_CONFIG: file }, stdio: ["ignore", "pipe", "pipe"] });
-  const lines: Record<string, unknown>[] = [];
   let resolveOps: (url: string) => void = () => {};
   const opsUrl = new Promise<string>((resolve) => (resolveOps = resolve));
-  let buffer = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString("utf8");
-    for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-      const line = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
-      buffer = buffer.slice(nl + 1);
-      lines.push(line);
-      if (line.msg === "log consumer started") resolveOps(String(line.ops));
-    }
+  const { lines, exited, dispose } = watchServiceProcess(child, (line) => {
+    if (line.msg === "log consumer started") resolveOps(String(line.ops));
   });
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-    if (stderr.trim() !== "") console.error(stderr);
-  });
+  cleanups.push(dispose);
   return { file, lines, exited, opsUrl, kill: (signal) => child.kill(signal), closeStdout: () => child.stdout.destroy() };
 }
 
