@@ -24,8 +24,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Runs dist/main.js with the shipped config files and `env`; its JSON log lines are collected as they come. */
-function spawnBus(env: Record<string, string>) {
+/** Runs dist/main.js with the shipped config files and `env`, until both parts said they started; its JSON log lines are collected as they come. */
+async function spawnBus(env: Record<string, string>) {
   const child = spawn(process.execPath, [busMain], {
     env: {
       ...process.env,
@@ -44,6 +44,7 @@ function spawnBus(env: Record<string, string>) {
   });
   const { lines, exited, dispose } = watchServiceProcess(child);
   cleanups.push(dispose);
+  await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
   return { child, lines, exited };
 }
 
@@ -52,8 +53,7 @@ describe("services/bus: broker and log consumer in one process", () => {
     const loki = await startLoki();
     cleanups.push(() => loki.stop());
     const pubPort = await freePort();
-    const { child, lines, exited } = spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), LOKI_URL: loki.url });
-    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    const { child, lines, exited } = await spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), LOKI_URL: loki.url });
     const subEndpoint = String(lines.find((l) => l.msg === "broker started")?.subEndpoint);
     expect(subEndpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
     // Its consumer subscribes inside the process, not over the port other subscribers use.
@@ -82,13 +82,12 @@ describe("services/bus: broker and log consumer in one process", () => {
     const keys = tempDir("bus-keys");
     // As `./aixcl keys` makes them: the broker's pair and an allow-list with a client (an empty one is refused).
     generateKeys(keys, ["cli"]);
-    const { child, lines, exited } = spawnBus({
+    const { child, lines, exited } = await spawnBus({
       MESSAGE_BUS_PUB_PORT: String(await freePort()),
       MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker,
       LOKI_URL: `http://127.0.0.1:${await freePort()}`,
       LOG_CONSUMER_FLUSH_DEADLINE: "1s",
     });
-    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
     child.kill("SIGHUP");
     await until("the allow list reloaded", () => lines.some((l) => l.msg === "allow list reloaded"), 10_000);
     child.kill("SIGTERM");
@@ -101,8 +100,7 @@ describe("services/bus: broker and log consumer in one process", () => {
     const keys = tempDir("bus-keys");
     generateKeys(keys, ["app"]);
     const pubPort = await freePort();
-    const { lines } = spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker, LOKI_URL: loki.url });
-    await until("both started", () => lines.some((l) => l.msg === "broker started") && lines.some((l) => l.msg === "log consumer started"), 20_000);
+    await spawnBus({ MESSAGE_BUS_PUB_PORT: String(pubPort), MESSAGE_BUS_KEYS_DIR: stackKeyDirs(keys).broker, LOKI_URL: loki.url });
     const endpoint = `tcp://127.0.0.1:${pubPort}`;
     const stranger = new Publisher({ linger: 0 });
     cleanups.push(() => stranger.close());
